@@ -1,0 +1,106 @@
+/* internal.h — declarations shared by the files of libtaskrun, not installed.
+ *
+ * Each section names the file that owns it.  Plugins never see this header.
+ */
+#ifndef TASKRUN_INTERNAL_H
+#define TASKRUN_INTERNAL_H
+
+#include "taskrun/taskrun.h"
+
+#include <string.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+/* ---- options.c --------------------------------------------------------------------- */
+#define TR_CONFIG_ERROR (tr_config_error_quark ())
+GQuark tr_config_error_quark (void);
+typedef enum {
+  TR_CONFIG_ERROR_FILE,
+  TR_CONFIG_ERROR_SYNTAX,
+  TR_CONFIG_ERROR_UNKNOWN_KEY,
+  TR_CONFIG_ERROR_UNKNOWN_SECTION,
+  TR_CONFIG_ERROR_VALUE,
+  TR_CONFIG_ERROR_MISSING,
+  TR_CONFIG_ERROR_PLUGIN,
+  TR_CONFIG_ERROR_UNSUPPORTED,
+} TrConfigErrorCode;
+
+const char *tr_option_type_name (TrOptionType type);
+const TrOption *tr_config_lookup_option (const TrOption *options, const char *key);
+const char *tr_suggest (const char *word, const char *const *candidates);
+char *tr_config_unknown_key_message (const TrOption *options, const char *key);
+const char *tr_config_get_section (const TrConfig *config);
+const TrOption *tr_config_get_options (const TrConfig *config);
+GPtrArray *tr_config_to_pairs (const TrConfig *config);
+void tr_config_print (const TrConfig *config, GString *out);
+gboolean tr_options_check_table (const TrOption *options, GError **error);
+
+/* ---- jobfile.c --------------------------------------------------------------------- */
+typedef struct TrJobFile TrJobFile;
+TrJobFile *tr_jobfile_load (const char *path, GError **error);
+void tr_jobfile_free (TrJobFile *jf);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrJobFile, tr_jobfile_free)
+const char *tr_jobfile_get_path (const TrJobFile *jf);
+const char *tr_jobfile_get_dir (const TrJobFile *jf);
+const char *tr_jobfile_lookup (const TrJobFile *jf, const char *section, const char *key,
+                               guint *line);
+gboolean tr_jobfile_apply_section (const TrJobFile *jf, const char *section, TrConfig *config,
+                                   GError **error);
+gboolean tr_jobfile_check_required (const TrJobFile *jf, const char *section,
+                                    const TrConfig *config, GError **error);
+gboolean tr_jobfile_check_sections (const TrJobFile *jf, const char *const *known,
+                                    GError **error);
+
+typedef struct TrOverride TrOverride;
+TrOverride *tr_override_parse (const char *text, GError **error);
+void tr_override_free (TrOverride *ov);
+const char *tr_override_get_section (const TrOverride *ov);
+gboolean tr_overrides_apply (GPtrArray *overrides, const char *section, TrConfig *config,
+                             GError **error);
+const char *tr_overrides_find (GPtrArray *overrides, const char *section, const char *key);
+gboolean tr_overrides_check_sections (GPtrArray *overrides, const char *const *known,
+                                      GError **error);
+
+/* ---- paths.c ----------------------------------------------------------------------- */
+gboolean tr_paths_in_build_tree (void);
+char *tr_paths_worker_program (void);
+GPtrArray *tr_paths_plugin_dirs (void);
+
+/* ---- loader.c ---------------------------------------------------------------------- */
+#define TR_LOADER_ERROR (tr_loader_error_quark ())
+GQuark tr_loader_error_quark (void);
+typedef enum {
+  TR_LOADER_ERROR_NOT_FOUND,
+  TR_LOADER_ERROR_NOT_LOADABLE,
+  TR_LOADER_ERROR_NO_DESCRIPTOR,
+  TR_LOADER_ERROR_ABI,
+  TR_LOADER_ERROR_INVALID,
+} TrLoaderErrorCode;
+void tr_plugin_list (GString *out);
+void tr_plugin_describe (const TrPluginDesc *desc, GString *out);
+
+/* ---- task.c: the structs behind the opaque plugin-facing types --------------------- */
+struct TrTask {
+  GByteArray *payload;
+  GString *description;
+  guint64 units;
+};
+void tr_task_init (TrTask *task);
+void tr_task_reset (TrTask *task);
+void tr_task_clear (TrTask *task);
+
+struct TrOutput {
+  GByteArray *buf; /* the frame being built; run appends the result payload to it */
+};
+
+/* ---- link-local.c ------------------------------------------------------------------ */
+char *tr_describe_wait_status (int status, gboolean *clean);
+
+/* ---- worker.c ---------------------------------------------------------------------- */
+#define TR_WORKER_ARG "--tr-worker"
+int tr_worker_main (int fd, pid_t parent);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,41 @@
+/* link.h — the worker link: how the parent starts a worker and exchanges frames with it.
+ *
+ * One small interface (spawn, send, receive, close) so that the pool does not care whether
+ * a worker is a forked child on this machine (link-local.c) or, later, an MPI rank on
+ * another host.  Every link exposes a file descriptor that poll() reports readable when
+ * bytes arrive, so the pool's I/O thread can wait on all links and its wake-up fd at once.
+ */
+#ifndef TASKRUN_LINK_H
+#define TASKRUN_LINK_H
+
+#include <glib.h>
+#include <sys/types.h>
+
+typedef struct TrLink TrLink;
+
+typedef struct {
+  const char *name;
+  /* Starts a worker for `slot` (1-based) running `program` in worker mode. */
+  TrLink *(*spawn) (guint slot, const char *program, GError **error);
+  /* Writes what it can without blocking; returns the bytes written, or -1 with errno set
+   * (EAGAIN: try again when writable). */
+  gssize (*send) (TrLink *link, const guint8 *data, gsize len);
+  /* Reads what is there without blocking; 0 at end of stream, -1 with errno set. */
+  gssize (*receive) (TrLink *link, guint8 *buf, gsize len);
+  /* Asks the worker to stop now (SIGKILL for a local process). */
+  void (*kill) (TrLink *link);
+  /* Closes the link, reaps the worker, and frees the link.  Returns how the worker ended
+   * in words ("exited with status 3", "killed by signal 9 (SIGKILL)"), newly allocated,
+   * and sets *clean when it exited with status 0. */
+  char *(*close) (TrLink *link, gboolean *clean);
+} TrLinkClass;
+
+struct TrLink {
+  const TrLinkClass *klass;
+  int fd;   /* poll() this for POLLIN / POLLOUT */
+  pid_t pid;
+};
+
+extern const TrLinkClass tr_link_local;
+
+#endif

@@ -1,0 +1,136 @@
+/* main.c — the taskrun command line.
+ *
+ * Owns: option parsing (GOptionContext), --version, --list-plugins, --describe, and the
+ * hidden worker mode that the pool execs (see link-local.c).  Everything about running a
+ * job is in runner.c.
+ */
+#include "config.h"
+#include "runner.h"
+
+#include <locale.h>
+#include <stdlib.h>
+
+static char *opt_config;
+static int opt_jobs;
+static char **opt_set;
+static gboolean opt_dry_run;
+static char *opt_progress;
+static char *opt_joblog;
+static gboolean opt_resume;
+static gboolean opt_quiet;
+static gboolean opt_verbose;
+static gboolean opt_version;
+static gboolean opt_list_plugins;
+static char *opt_describe;
+
+static const GOptionEntry entries[] = {
+  { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The job file to run", "JOB.ini" },
+  { "jobs", 'j', 0, G_OPTION_ARG_INT, &opt_jobs, "Pool size (overrides workers =)", "N" },
+  { "set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &opt_set,
+    "Override a job file key; paths are relative to the current directory", "SECTION.KEY=VALUE" },
+  { "dry-run", 0, 0, G_OPTION_ARG_NONE, &opt_dry_run,
+    "Check everything, print the resolved configuration and the first tasks, run nothing", NULL },
+  { "progress", 0, 0, G_OPTION_ARG_STRING, &opt_progress,
+    "Progress line on stderr: auto (when a terminal), always, never", "auto|always|never" },
+  { "joblog", 0, 0, G_OPTION_ARG_FILENAME, &opt_joblog, "Write a job log to FILE", "FILE" },
+  { "resume", 0, 0, G_OPTION_ARG_NONE, &opt_resume,
+    "Skip the tasks that already succeeded in the job log", NULL },
+  { "quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet, "No summary", NULL },
+  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "One line per task on stderr", NULL },
+  { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
+  { "list-plugins", 0, 0, G_OPTION_ARG_NONE, &opt_list_plugins,
+    "List the plugins on the plugin path", NULL },
+  { "describe", 0, 0, G_OPTION_ARG_STRING, &opt_describe,
+    "Describe a plugin and its options", "PLUGIN" },
+  { NULL },
+};
+
+static int
+usage_error (GOptionContext *ctx, const char *message)
+{
+  g_printerr ("taskrun: %s\nTry 'taskrun --help' for more information.\n", message);
+  g_option_context_free (ctx);
+  return TR_EXIT_CANNOT_START;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc == 3 && strcmp (argv[1], TR_WORKER_ARG) == 0)
+    return tr_worker_main (3, (pid_t) atol (argv[2]));
+
+  setlocale (LC_ALL, "");
+  GOptionContext *ctx = g_option_context_new ("- run a job file's tasks on a pool of worker processes");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_description (
+      ctx,
+      "Usage: taskrun -c JOB.ini [-j N] [-s SECTION.KEY=VALUE]... [--dry-run]\n"
+      "       taskrun --list-plugins | --describe PLUGIN | --version\n\n"
+      "Exit status: 0 every task succeeded; 1 one or more tasks failed; 2 the job could\n"
+      "not start (usage, job file, plugin); 130/143 interrupted by SIGINT/SIGTERM.\n\n"
+      "Plugins are searched in TASKRUN_PLUGIN_PATH (folders separated by ':'), then in\n"
+      TR_PLUGINDIR " (or beside an uninstalled build).\n");
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return usage_error (ctx, error->message);
+  if (argc > 1)
+    return usage_error (ctx, "unexpected argument (the job file goes after -c)");
+
+  int status = TR_EXIT_OK;
+  if (opt_version) {
+    g_print ("taskrun %s (plugin ABI %d.%d)\n", TR_VERSION, TR_ABI_MAJOR, TR_ABI_MINOR);
+  } else if (opt_list_plugins) {
+    g_autoptr (GString) out = g_string_new (NULL);
+    tr_plugin_list (out);
+    g_print ("%s", out->len ? out->str : "no plugins found on the plugin path\n");
+  } else if (opt_describe) {
+    g_autoptr (TrPlugin) plugin = tr_plugin_load (opt_describe, NULL, &error);
+    if (!plugin) {
+      g_printerr ("taskrun: %s\n", error->message);
+      status = TR_EXIT_CANNOT_START;
+    } else {
+      g_autoptr (GString) out = g_string_new (NULL);
+      tr_plugin_describe (tr_plugin_get_desc (plugin), out);
+      g_print ("%s", out->str);
+    }
+  } else if (!opt_config) {
+    status = usage_error (ctx, "no job file: give one with -c JOB.ini");
+    ctx = NULL;
+  } else if (opt_progress && !g_strv_contains ((const char *const[]) { "auto", "always", "never", NULL },
+                                                opt_progress)) {
+    status = usage_error (ctx, "--progress takes auto, always or never");
+    ctx = NULL;
+  } else if (opt_joblog || opt_resume) {
+    status = usage_error (ctx, "--joblog and --resume are not supported by this version of taskrun");
+    ctx = NULL;
+  } else if (opt_jobs < 0 || opt_jobs > 4096) {
+    status = usage_error (ctx, "-j takes a number of workers from 1 to 4096");
+    ctx = NULL;
+  } else {
+    g_autoptr (GPtrArray) overrides = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_override_free);
+    for (int i = 0; opt_set && opt_set[i]; i++) {
+      TrOverride *ov = tr_override_parse (opt_set[i], &error);
+      if (!ov) {
+        g_printerr ("taskrun: %s\n", error->message);
+        status = TR_EXIT_CANNOT_START;
+        break;
+      }
+      g_ptr_array_add (overrides, ov);
+    }
+    if (status == TR_EXIT_OK) {
+      TrRunOptions run = {
+        .job_file = opt_config, .overrides = overrides, .workers = opt_jobs,
+        .dry_run = opt_dry_run, .quiet = opt_quiet, .verbose = opt_verbose,
+      };
+      status = tr_run (&run);
+    }
+  }
+  if (ctx)
+    g_option_context_free (ctx);
+  g_free (opt_config);
+  g_strfreev (opt_set);
+  g_free (opt_progress);
+  g_free (opt_joblog);
+  g_free (opt_describe);
+  return status;
+}

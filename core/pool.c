@@ -1,0 +1,1082 @@
+/* pool.c — the process pool: a fixed set of reused workers fed by one I/O thread.
+ *
+ * Owns: submission (apply, apply_async, map, stream), the I/O thread that starts workers,
+ * hands them tasks and reads their results, and the hand-over of finished tasks to the
+ * thread that owns the pool.  Also worker death, recycling, terminate and shutdown.
+ *
+ * Threads.  The thread that created the pool (the "main thread") submits tasks and runs
+ * every callback, one at a time.  The I/O thread owns the workers: it polls their links
+ * and an eventfd, writes TASKS frames, reads RESULTS frames, and pushes finished tasks in
+ * batches onto a GAsyncQueue.  The main thread pops those batches whenever it calls into
+ * the pool (wait, join, map, stream).  A slow callback therefore only delays the next
+ * batch's callbacks; the I/O thread keeps every worker fed from what was submitted.
+ *
+ * Flow control.  Submitted tasks go into a mutex-protected queue; the eventfd is written
+ * only when that queue goes from empty to non-empty, and the I/O thread takes the whole
+ * queue at once.  Each worker holds a bounded number of tasks in flight (the depth), sent
+ * in frames of `batch` tasks.  With batch = 0 (auto) the frame size and depth follow the
+ * measured mean run time: one task at a time for long tasks (so no task waits behind a
+ * slow one while a worker idles), up to 4096 per frame for tasks of microseconds.
+ * tr_pool_stream never has more than a fixed window of tasks outstanding, so memory does
+ * not grow with the length of the stream.
+ *
+ * Failure.  A worker whose link reaches end of stream, errors, or sends a frame that is
+ * not valid is closed and reaped; each task it held fails with the cause in words, and a
+ * new worker takes the slot.  A worker that fails before saying HELLO (cannot load the
+ * plugin, worker_init fails, dies at start) is not restarted (nginx's rule for fatal
+ * exits), so a broken plugin cannot cause a fork storm.
+ */
+#include "internal.h"
+#include "link.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define AUTO_BATCH_MAX 4096
+#define AUTO_TARGET_NS 1000000.0  /* aim for about 1 ms of work per frame */
+#define SHUTDOWN_GRACE_US (5 * G_USEC_PER_SEC)
+#define READ_CHUNK 262144
+
+struct TrAsync {
+  gint ref;
+  guint64 id;  /* unique in this pool: matches results to tasks on the wire */
+  guint64 seq; /* what TrResult.seq shows */
+  char *description;
+  GBytes *payload;
+  guint64 units;
+  /* Filled by the I/O thread before the task is handed back. */
+  GBytes *result_bytes;
+  GError *error;
+  guint worker;
+  GPid pid;
+  double seconds;
+  /* Main thread only. */
+  gboolean done;
+  TrResult result;
+  TrResultFunc callback, error_callback;
+  gpointer user_data;
+  TrPool *pool;
+};
+
+typedef enum { W_DEAD, W_STARTING, W_READY, W_RETIRING } WorkerState;
+
+typedef struct {
+  guint slot;
+  TrLink *link;
+  WorkerState state;
+  GQueue inflight; /* TrAsync*, in the order sent */
+  guint64 sent;    /* tasks sent to this process */
+  GByteArray *out;
+  gsize out_off;
+  GByteArray *in;
+  gboolean quit_sent;
+} Worker;
+
+struct TrPool {
+  TrPlugin *plugin;
+  GPtrArray *config_pairs;
+  guint n_workers;
+  guint max_tasks;
+  guint batch;
+  char *program;
+  const TrLinkClass *link_class;
+
+  GThread *io_thread;
+  int wake_fd;
+
+  GMutex lock;
+  GCond cond;
+  GQueue submitted;     /* guarded by lock */
+  gboolean started;     /* guarded: the first workers have all said HELLO or failed */
+  char *start_error;    /* guarded */
+  gboolean terminated;  /* guarded: workers killed after a terminate request */
+
+  gint terminate_req;   /* atomic */
+  gint shutdown_req;    /* atomic */
+  gint stop_feeding;    /* atomic */
+
+  GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
+
+  /* Main thread only. */
+  guint64 next_id;
+  guint64 outstanding;
+  gboolean closed;
+  gboolean joined;
+
+  /* I/O thread only. */
+  Worker *workers;
+  GQueue ready;
+  double ewma_ns;
+  gboolean have_ewma;
+  GPtrArray *completed;
+  char *fatal_error;
+  gboolean io_terminated;
+  guint rr;
+};
+
+/* ---- tasks ------------------------------------------------------------------------- */
+
+static TrAsync *
+async_new (TrPool *pool, guint64 seq, const char *description, GBytes *payload, guint64 units)
+{
+  TrAsync *a = g_new0 (TrAsync, 1);
+  a->ref = 1;
+  a->pool = pool;
+  a->id = ++pool->next_id;
+  a->seq = seq ? seq : a->id;
+  a->description = g_strdup (description ? description : "");
+  a->payload = payload ? g_bytes_ref (payload) : g_bytes_new (NULL, 0);
+  a->units = units;
+  return a;
+}
+
+void
+tr_async_unref (TrAsync *a)
+{
+  if (!a || !g_atomic_int_dec_and_test (&a->ref))
+    return;
+  g_free (a->description);
+  g_bytes_unref (a->payload);
+  if (a->result_bytes)
+    g_bytes_unref (a->result_bytes);
+  g_clear_error (&a->error);
+  g_free (a);
+}
+
+static TrAsync *
+async_ref (TrAsync *a)
+{
+  g_atomic_int_inc (&a->ref);
+  return a;
+}
+
+/* ---- I/O thread -------------------------------------------------------------------- */
+
+static void
+io_complete (TrPool *pool, TrAsync *a)
+{
+  g_ptr_array_add (pool->completed, a);
+}
+
+static void
+io_fail (TrPool *pool, TrAsync *a, TrTaskErrorCode code, const char *message)
+{
+  g_clear_error (&a->error);
+  a->error = g_error_new_literal (TR_TASK_ERROR, code, message);
+  io_complete (pool, a);
+}
+
+static void
+io_flush_completed (TrPool *pool)
+{
+  if (pool->completed->len == 0)
+    return;
+  g_async_queue_push (pool->results, pool->completed);
+  pool->completed = g_ptr_array_new ();
+}
+
+static void
+worker_queue_config (TrPool *pool, Worker *w)
+{
+  gsize at = tr_wire_begin (w->out, TR_MSG_CONFIG);
+  tr_wire_put_str (w->out, tr_plugin_get_path (pool->plugin));
+  tr_wire_put_u32 (w->out, w->slot);
+  tr_wire_put_u32 (w->out, pool->config_pairs->len / 2);
+  for (guint i = 0; i < pool->config_pairs->len; i++)
+    tr_wire_put_str (w->out, g_ptr_array_index (pool->config_pairs, i));
+  tr_wire_end (w->out, at);
+}
+
+static void
+worker_spawn (TrPool *pool, Worker *w)
+{
+  g_autoptr (GError) error = NULL;
+  g_byte_array_set_size (w->out, 0);
+  g_byte_array_set_size (w->in, 0);
+  w->out_off = 0;
+  w->sent = 0;
+  w->quit_sent = FALSE;
+  w->link = pool->link_class->spawn (w->slot, pool->program, &error);
+  if (!w->link) {
+    w->state = W_DEAD;
+    g_free (pool->fatal_error);
+    pool->fatal_error = g_strdup (error->message);
+    return;
+  }
+  w->state = W_STARTING;
+  worker_queue_config (pool, w);
+  g_debug ("worker %u started as pid %d", w->slot, (int) w->link->pid);
+}
+
+/* Closes a worker's link, fails what it held, and restarts it unless told not to.
+ * `why` (may be NULL) is what the parent saw wrong, for a worker it killed itself. */
+static void
+worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
+{
+  if (!w->link)
+    return;
+  pid_t pid = w->link->pid;
+  if (why)
+    w->link->klass->kill (w->link);
+  gboolean clean = FALSE;
+  g_autofree char *how = w->link->klass->close (w->link, &clean);
+  w->link = NULL;
+  WorkerState was = w->state;
+  w->state = W_DEAD;
+
+  g_autofree char *cause = why ? g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, why)
+                               : g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, how);
+  TrAsync *a;
+  while ((a = g_queue_pop_head (&w->inflight)))
+    io_fail (pool, a, code, cause);
+
+  if (was == W_STARTING) {
+    /* Failed before HELLO: fatal, never restarted.  Keep an INIT_FAILED message if one came. */
+    if (!pool->fatal_error)
+      pool->fatal_error = g_strdup_printf ("%s while starting", cause);
+    g_debug ("%s while starting; not restarting it", cause);
+    return;
+  }
+  gboolean retired = w->quit_sent && clean;
+  if (!retired)
+    g_debug ("%s", cause);
+  if (pool->io_terminated || g_atomic_int_get (&pool->shutdown_req))
+    return;
+  worker_spawn (pool, w);
+}
+
+static gboolean
+any_worker_alive (TrPool *pool)
+{
+  for (guint i = 0; i < pool->n_workers; i++)
+    if (pool->workers[i].state != W_DEAD)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+update_ewma (TrPool *pool, double ns)
+{
+  if (!pool->have_ewma) {
+    pool->ewma_ns = ns;
+    pool->have_ewma = TRUE;
+  } else {
+    pool->ewma_ns = 0.9 * pool->ewma_ns + 0.1 * ns;
+  }
+}
+
+/* Handles one RESULTS frame.  FALSE: the frame is not valid for this worker. */
+static gboolean
+handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
+{
+  TrWireReader r;
+  tr_wire_reader_init (&r, body, len);
+  guint32 n = tr_wire_get_u32 (&r);
+  for (guint32 i = 0; i < n; i++) {
+    guint64 id = tr_wire_get_u64 (&r);
+    guint8 failed = tr_wire_get_u8 (&r);
+    guint32 code = tr_wire_get_u32 (&r);
+    guint64 ns = tr_wire_get_u64 (&r);
+    gsize plen;
+    const guint8 *p = tr_wire_get_bytes (&r, &plen);
+    TrAsync *a = g_queue_peek_head (&w->inflight);
+    if (r.bad || !a || a->id != id || failed > 1)
+      return FALSE;
+    g_queue_pop_head (&w->inflight);
+    a->worker = w->slot;
+    a->pid = w->link->pid;
+    a->seconds = ns / 1e9;
+    update_ewma (pool, (double) ns);
+    if (failed) {
+      g_autofree char *msg = g_utf8_make_valid ((const char *) p, plen);
+      a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
+      (void) code;
+    } else {
+      a->result_bytes = g_bytes_new (p, plen);
+    }
+    io_complete (pool, a);
+  }
+  return tr_wire_reader_done (&r);
+}
+
+/* Handles one frame from a worker.  FALSE: protocol violation (the worker is killed). */
+static gboolean
+handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize len)
+{
+  TrWireReader r;
+  switch (type) {
+  case TR_MSG_HELLO:
+    if (w->state != W_STARTING)
+      return FALSE;
+    tr_wire_reader_init (&r, body, len);
+    tr_wire_get_u32 (&r);
+    if (!tr_wire_reader_done (&r))
+      return FALSE;
+    w->state = W_READY;
+    return TRUE;
+  case TR_MSG_INIT_FAILED: {
+    if (w->state != W_STARTING)
+      return FALSE;
+    tr_wire_reader_init (&r, body, len);
+    g_autofree char *msg = tr_wire_get_str (&r);
+    if (!msg)
+      return FALSE;
+    g_free (pool->fatal_error);
+    pool->fatal_error = g_utf8_make_valid (msg, -1);
+    return TRUE; /* the worker exits; its end of stream is handled by the caller */
+  }
+  case TR_MSG_RESULTS:
+    if (w->state != W_READY && w->state != W_RETIRING)
+      return FALSE;
+    return handle_results (pool, w, body, len);
+  default:
+    return FALSE;
+  }
+}
+
+/* Reads what the worker sent and handles every complete frame.  Returns FALSE when the
+ * worker's stream has ended (or failed) and the worker must be reaped; a worker killed
+ * for a malformed frame has already been ended (w->link is NULL). */
+static gboolean
+worker_read (TrPool *pool, Worker *w)
+{
+  for (;;) {
+    gsize have = w->in->len;
+    g_byte_array_set_size (w->in, have + READ_CHUNK);
+    gssize n = w->link->klass->receive (w->link, w->in->data + have, READ_CHUNK);
+    g_byte_array_set_size (w->in, have + (n > 0 ? (gsize) n : 0));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return TRUE;
+    if (n <= 0)
+      return FALSE; /* end of stream or error: what came before was handled already */
+    gsize off = 0;
+    for (;;) {
+      TrMsgType type;
+      const guint8 *body;
+      gsize len, consumed;
+      TrFrameStatus st = tr_wire_next_frame (w->in->data + off, w->in->len - off, &type, &body,
+                                             &len, &consumed);
+      if (st == TR_FRAME_INCOMPLETE)
+        break;
+      if (st == TR_FRAME_BAD || !handle_frame (pool, w, type, body, len)) {
+        worker_end (pool, w, "sent a malformed frame and was killed", TR_TASK_ERROR_PROTOCOL);
+        return FALSE;
+      }
+      off += consumed;
+    }
+    if (off)
+      g_byte_array_remove_range (w->in, 0, off);
+    if ((gsize) n < READ_CHUNK)
+      return TRUE;
+  }
+}
+
+static void
+worker_write (Worker *w)
+{
+  while (w->out_off < w->out->len) {
+    gssize n = w->link->klass->send (w->link, w->out->data + w->out_off, w->out->len - w->out_off);
+    if (n <= 0)
+      break; /* EAGAIN: wait for POLLOUT; an error shows up as POLLHUP/POLLERR */
+    w->out_off += (gsize) n;
+  }
+  if (w->out_off == w->out->len) {
+    g_byte_array_set_size (w->out, 0);
+    w->out_off = 0;
+  } else if (w->out_off > 1 << 20) {
+    g_byte_array_remove_range (w->out, 0, w->out_off);
+    w->out_off = 0;
+  }
+}
+
+static guint
+frame_size (TrPool *pool)
+{
+  if (pool->batch)
+    return pool->batch;
+  if (!pool->have_ewma || pool->ewma_ns >= AUTO_TARGET_NS)
+    return 1;
+  double n = AUTO_TARGET_NS / MAX (pool->ewma_ns, 1.0);
+  return (guint) CLAMP (n, 1.0, (double) AUTO_BATCH_MAX);
+}
+
+static guint
+worker_depth (TrPool *pool, guint fs)
+{
+  if (pool->batch)
+    return 2 * fs;
+  if (!pool->have_ewma || pool->ewma_ns >= 2 * AUTO_TARGET_NS)
+    return 1;
+  return 2 * fs;
+}
+
+static void
+dispatch (TrPool *pool)
+{
+  guint fs = frame_size (pool);
+  guint depth = worker_depth (pool, fs);
+  for (guint k = 0; k < pool->n_workers && !g_queue_is_empty (&pool->ready); k++) {
+    Worker *w = &pool->workers[(pool->rr + k) % pool->n_workers];
+    if (w->state != W_READY)
+      continue;
+    while (!g_queue_is_empty (&pool->ready) && w->inflight.length < depth) {
+      if (pool->max_tasks && w->sent >= pool->max_tasks) {
+        w->state = W_RETIRING;
+        break;
+      }
+      guint n = MIN (fs, depth - w->inflight.length);
+      n = MIN (n, pool->ready.length);
+      if (pool->max_tasks)
+        n = MIN (n, pool->max_tasks - w->sent);
+      gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
+      tr_wire_put_u32 (w->out, n);
+      for (guint i = 0; i < n; i++) {
+        TrAsync *a = g_queue_pop_head (&pool->ready);
+        gsize plen;
+        const guint8 *p = g_bytes_get_data (a->payload, &plen);
+        tr_wire_put_u64 (w->out, a->id);
+        tr_wire_put_bytes (w->out, p, plen);
+        g_queue_push_tail (&w->inflight, a);
+      }
+      tr_wire_end (w->out, at);
+      w->sent += n;
+      if (pool->max_tasks && w->sent >= pool->max_tasks)
+        w->state = W_RETIRING;
+    }
+  }
+  pool->rr++;
+}
+
+static void
+io_terminate (TrPool *pool)
+{
+  pool->io_terminated = TRUE;
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (w->link)
+      worker_end (pool, w, "was stopped: the pool was terminated", TR_TASK_ERROR_TERMINATED);
+  }
+  TrAsync *a;
+  while ((a = g_queue_pop_head (&pool->ready)))
+    io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
+  g_mutex_lock (&pool->lock);
+  pool->terminated = TRUE;
+  g_cond_broadcast (&pool->cond);
+  g_mutex_unlock (&pool->lock);
+}
+
+static void
+take_submitted (TrPool *pool)
+{
+  GQueue got = G_QUEUE_INIT;
+  g_mutex_lock (&pool->lock);
+  got = pool->submitted;
+  g_queue_init (&pool->submitted);
+  g_mutex_unlock (&pool->lock);
+  TrAsync *a;
+  while ((a = g_queue_pop_head (&got))) {
+    if (pool->io_terminated)
+      io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
+    else
+      g_queue_push_tail (&pool->ready, a);
+  }
+}
+
+static void
+check_started (TrPool *pool, gboolean *announced)
+{
+  if (*announced)
+    return;
+  for (guint i = 0; i < pool->n_workers; i++)
+    if (pool->workers[i].state == W_STARTING)
+      return;
+  *announced = TRUE;
+  g_mutex_lock (&pool->lock);
+  pool->started = TRUE;
+  if (!any_worker_alive (pool))
+    pool->start_error = g_strdup (pool->fatal_error ? pool->fatal_error : "no worker could start");
+  g_cond_broadcast (&pool->cond);
+  g_mutex_unlock (&pool->lock);
+}
+
+static gpointer
+io_main (gpointer data)
+{
+  TrPool *pool = data;
+  gboolean announced = FALSE;
+  gint64 shutdown_deadline = 0;
+  struct pollfd *fds = g_new0 (struct pollfd, pool->n_workers + 1);
+  Worker **polled = g_new0 (Worker *, pool->n_workers);
+
+  for (guint i = 0; i < pool->n_workers; i++)
+    worker_spawn (pool, &pool->workers[i]);
+
+  for (;;) {
+    if (g_atomic_int_get (&pool->terminate_req) && !pool->io_terminated)
+      io_terminate (pool);
+    take_submitted (pool);
+    if (announced && !any_worker_alive (pool)) {
+      TrAsync *a;
+      g_autofree char *msg = g_strdup_printf (
+          "no worker is left to run it: %s", pool->fatal_error ? pool->fatal_error : "all failed");
+      while ((a = g_queue_pop_head (&pool->ready)))
+        io_fail (pool, a, TR_TASK_ERROR_NO_WORKER, msg);
+    }
+    dispatch (pool);
+
+    gboolean shutting_down = g_atomic_int_get (&pool->shutdown_req);
+    if (shutting_down && !shutdown_deadline)
+      shutdown_deadline = g_get_monotonic_time () + SHUTDOWN_GRACE_US;
+    for (guint i = 0; i < pool->n_workers; i++) {
+      Worker *w = &pool->workers[i];
+      gboolean idle = w->inflight.length == 0 && g_queue_is_empty (&pool->ready);
+      if (w->link && !w->quit_sent &&
+          ((w->state == W_RETIRING && w->inflight.length == 0) ||
+           (shutting_down && idle && w->state != W_STARTING))) {
+        gsize at = tr_wire_begin (w->out, TR_MSG_QUIT);
+        tr_wire_end (w->out, at);
+        w->quit_sent = TRUE;
+      }
+      if (w->link && w->out->len > w->out_off)
+        worker_write (w);
+    }
+    io_flush_completed (pool);
+    check_started (pool, &announced);
+
+    if (shutting_down && !any_worker_alive (pool))
+      break;
+    if (shutting_down && g_get_monotonic_time () > shutdown_deadline) {
+      for (guint i = 0; i < pool->n_workers; i++)
+        if (pool->workers[i].link)
+          worker_end (pool, &pool->workers[i], "did not exit after the pool was closed and was killed",
+                      TR_TASK_ERROR_TERMINATED);
+      io_flush_completed (pool);
+      break;
+    }
+
+    nfds_t nfds = 0;
+    fds[nfds++] = (struct pollfd) { .fd = pool->wake_fd, .events = POLLIN };
+    guint np = 0;
+    for (guint i = 0; i < pool->n_workers; i++) {
+      Worker *w = &pool->workers[i];
+      if (!w->link)
+        continue;
+      short ev = POLLIN;
+      if (w->out->len > w->out_off)
+        ev |= POLLOUT;
+      fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
+      polled[np++] = w;
+    }
+    int timeout = -1;
+    if (shutting_down)
+      timeout = 100;
+    int r = poll (fds, nfds, timeout);
+    if (r < 0 && errno != EINTR)
+      g_error ("taskrun: poll failed: %s", g_strerror (errno));
+    if (r <= 0)
+      continue;
+    if (fds[0].revents & POLLIN) {
+      guint64 v;
+      if (read (pool->wake_fd, &v, sizeof v) < 0) {
+        /* EAGAIN: already drained */
+      }
+    }
+    for (guint j = 0; j < np; j++) {
+      Worker *w = polled[j];
+      short re = fds[j + 1].revents;
+      if (!w->link || re == 0)
+        continue;
+      if (re & POLLOUT)
+        worker_write (w);
+      if (re & (POLLIN | POLLHUP | POLLERR)) {
+        if (!worker_read (pool, w) && w->link)
+          worker_end (pool, w, NULL, TR_TASK_ERROR_WORKER_DIED);
+      }
+    }
+  }
+  io_flush_completed (pool);
+  g_free (fds);
+  g_free (polled);
+  g_mutex_lock (&pool->lock);
+  pool->started = TRUE;
+  pool->terminated = TRUE;
+  g_cond_broadcast (&pool->cond);
+  g_mutex_unlock (&pool->lock);
+  return NULL;
+}
+
+/* ---- main thread ------------------------------------------------------------------- */
+
+static void
+wake_io (TrPool *pool)
+{
+  guint64 one = 1;
+  if (write (pool->wake_fd, &one, sizeof one) < 0) {
+    /* EAGAIN: the counter is already non-zero, the thread will wake */
+  }
+}
+
+static void
+submit_queue (TrPool *pool, GQueue *q)
+{
+  if (g_queue_is_empty (q))
+    return;
+  pool->outstanding += q->length;
+  g_mutex_lock (&pool->lock);
+  gboolean was_empty = g_queue_is_empty (&pool->submitted);
+  while (!g_queue_is_empty (q))
+    g_queue_push_tail (&pool->submitted, g_queue_pop_head (q));
+  g_mutex_unlock (&pool->lock);
+  if (was_empty)
+    wake_io (pool);
+}
+
+static void
+deliver (TrPool *pool, TrAsync *a)
+{
+  gsize len = 0;
+  const guint8 *data = a->result_bytes ? g_bytes_get_data (a->result_bytes, &len) : NULL;
+  a->result = (TrResult) {
+    .seq = a->seq,
+    .description = a->description,
+    .data = data,
+    .len = len,
+    .error = a->error,
+    .worker = a->worker,
+    .worker_pid = a->pid,
+    .seconds = a->seconds,
+    .units = a->units,
+  };
+  a->done = TRUE;
+  pool->outstanding--;
+  TrResultFunc cb = a->error ? a->error_callback : a->callback;
+  if (cb)
+    cb (&a->result, a->user_data);
+  tr_async_unref (a);
+}
+
+/* Handles one batch of finished tasks.  timeout_us < 0: wait as long as it takes. */
+static gboolean
+pump (TrPool *pool, gint64 timeout_us)
+{
+  GPtrArray *batch;
+  if (timeout_us < 0)
+    batch = g_async_queue_pop (pool->results);
+  else if (timeout_us == 0)
+    batch = g_async_queue_try_pop (pool->results);
+  else
+    batch = g_async_queue_timeout_pop (pool->results, (guint64) timeout_us);
+  if (!batch)
+    return FALSE;
+  for (guint i = 0; i < batch->len; i++)
+    deliver (pool, g_ptr_array_index (batch, i));
+  g_ptr_array_unref (batch);
+  return TRUE;
+}
+
+TrPool *
+tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
+             GError **error)
+{
+  TrPoolOptions defaults = { 0 };
+  if (!options)
+    options = &defaults;
+  TrPool *pool = g_new0 (TrPool, 1);
+  pool->plugin = plugin;
+  pool->config_pairs = config ? tr_config_to_pairs (config) : g_ptr_array_new ();
+  pool->n_workers = options->workers ? options->workers : g_get_num_processors ();
+  pool->max_tasks = options->max_tasks_per_worker;
+  pool->batch = options->batch;
+  pool->program = options->worker_program ? g_strdup (options->worker_program)
+                                          : tr_paths_worker_program ();
+  pool->link_class = &tr_link_local;
+  g_mutex_init (&pool->lock);
+  g_cond_init (&pool->cond);
+  g_queue_init (&pool->submitted);
+  g_queue_init (&pool->ready);
+  pool->results = g_async_queue_new ();
+  pool->completed = g_ptr_array_new ();
+  pool->workers = g_new0 (Worker, pool->n_workers);
+  for (guint i = 0; i < pool->n_workers; i++) {
+    pool->workers[i].slot = i + 1;
+    pool->workers[i].out = g_byte_array_new ();
+    pool->workers[i].in = g_byte_array_new ();
+    g_queue_init (&pool->workers[i].inflight);
+  }
+  pool->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+  if (!g_file_test (pool->program, G_FILE_TEST_IS_EXECUTABLE)) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER,
+                 "the worker program %s is missing or not executable", pool->program);
+    tr_pool_free (pool);
+    return NULL;
+  }
+  pool->io_thread = g_thread_try_new ("taskrun-io", io_main, pool, error);
+  if (!pool->io_thread) {
+    tr_pool_free (pool);
+    return NULL;
+  }
+  g_mutex_lock (&pool->lock);
+  while (!pool->started)
+    g_cond_wait (&pool->cond, &pool->lock);
+  char *start_error = g_steal_pointer (&pool->start_error);
+  g_mutex_unlock (&pool->lock);
+  if (start_error) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER, "no worker could start: %s",
+                 start_error);
+    g_free (start_error);
+    tr_pool_free (pool);
+    return NULL;
+  }
+  return pool;
+}
+
+guint
+tr_pool_get_workers (TrPool *pool)
+{
+  return pool->n_workers;
+}
+
+static TrAsync *
+submit_one (TrPool *pool, guint64 seq, const char *description, GBytes *payload, guint64 units,
+            TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
+{
+  TrAsync *a = async_new (pool, seq, description, payload, units);
+  a->callback = callback;
+  a->error_callback = error_callback;
+  a->user_data = user_data;
+  if (pool->closed || pool->joined) {
+    a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED,
+                                    "the pool is closed: no more tasks can be submitted");
+    pool->outstanding++;
+    GPtrArray *one = g_ptr_array_new ();
+    g_ptr_array_add (one, a);
+    g_async_queue_push (pool->results, one);
+    return a;
+  }
+  GQueue q = G_QUEUE_INIT;
+  g_queue_push_tail (&q, a);
+  submit_queue (pool, &q);
+  return a;
+}
+
+TrAsync *
+tr_pool_apply_async (TrPool *pool, const char *description, GBytes *payload,
+                     TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
+{
+  TrAsync *a = submit_one (pool, 0, description, payload, 1, callback, error_callback, user_data);
+  return async_ref (a);
+}
+
+gboolean
+tr_async_ready (TrAsync *a)
+{
+  while (!a->done && pump (a->pool, 0))
+    ;
+  return a->done;
+}
+
+gboolean
+tr_async_wait (TrAsync *a, gint64 timeout_us)
+{
+  if (timeout_us < 0) {
+    while (!a->done)
+      pump (a->pool, -1);
+    return TRUE;
+  }
+  gint64 deadline = g_get_monotonic_time () + timeout_us;
+  while (!a->done) {
+    gint64 left = deadline - g_get_monotonic_time ();
+    if (left <= 0)
+      return tr_async_ready (a);
+    pump (a->pool, left);
+  }
+  return TRUE;
+}
+
+GBytes *
+tr_async_get (TrAsync *a, GError **error)
+{
+  tr_async_wait (a, -1);
+  if (a->error) {
+    g_propagate_error (error, g_error_copy (a->error));
+    return NULL;
+  }
+  return g_bytes_ref (a->result_bytes);
+}
+
+const TrResult *
+tr_async_peek_result (TrAsync *a)
+{
+  return a->done ? &a->result : NULL;
+}
+
+GBytes *
+tr_pool_apply (TrPool *pool, const char *description, GBytes *payload, GError **error)
+{
+  g_autoptr (TrAsync) a = tr_pool_apply_async (pool, description, payload, NULL, NULL, NULL);
+  return tr_async_get (a, error);
+}
+
+GPtrArray *
+tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
+{
+  g_autoptr (GPtrArray) asyncs = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_async_unref);
+  for (guint i = 0; i < payloads->len; i++) {
+    g_autofree char *desc = g_strdup_printf ("item %u", i);
+    TrAsync *a = submit_one (pool, i + 1, desc, g_ptr_array_index (payloads, i), 1, NULL, NULL,
+                             NULL);
+    g_ptr_array_add (asyncs, async_ref (a));
+  }
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  const GError *first = NULL;
+  for (guint i = 0; i < asyncs->len; i++) {
+    TrAsync *a = g_ptr_array_index (asyncs, i);
+    tr_async_wait (a, -1);
+    if (a->error && !first)
+      first = a->error;
+    if (!first)
+      g_ptr_array_add (out, g_bytes_ref (a->result_bytes));
+  }
+  if (first) {
+    g_propagate_error (error, g_error_copy (first));
+    g_ptr_array_unref (out);
+    return NULL;
+  }
+  return out;
+}
+
+/* ---- streaming --------------------------------------------------------------------- */
+
+typedef struct {
+  TrPool *pool;
+  TrResultFunc on_result;
+  gpointer user_data;
+  gboolean ordered;
+  guint64 next_seq;    /* ordered: the next seq to hand to on_result */
+  GHashTable *held;    /* ordered: seq -> TrAsync* that came early */
+  guint64 in_window;
+  TrStats *stats;
+  GHashTable *pids;
+} Stream;
+
+static void
+stream_count (Stream *s, const TrResult *r)
+{
+  if (!r->error) {
+    s->stats->succeeded++;
+    s->stats->units_done += r->units;
+  } else if (g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED)) {
+    s->stats->not_run++;
+  } else {
+    s->stats->failed++;
+  }
+  if (r->worker_pid)
+    g_hash_table_add (s->pids, GINT_TO_POINTER (r->worker_pid));
+}
+
+static void
+stream_on_result (const TrResult *r, gpointer data)
+{
+  Stream *s = data;
+  s->in_window--;
+  stream_count (s, r);
+  if (!s->ordered) {
+    if (s->on_result)
+      s->on_result (r, s->user_data);
+    return;
+  }
+  if (r->seq != s->next_seq) {
+    TrAsync *a = (TrAsync *) ((char *) r - offsetof (TrAsync, result));
+    g_hash_table_insert (s->held, &a->seq, async_ref (a));
+    return;
+  }
+  if (s->on_result)
+    s->on_result (r, s->user_data);
+  s->next_seq++;
+  TrAsync *a;
+  while ((a = g_hash_table_lookup (s->held, &s->next_seq))) {
+    g_hash_table_steal (s->held, &s->next_seq);
+    if (s->on_result)
+      s->on_result (&a->result, s->user_data);
+    s->next_seq++;
+    tr_async_unref (a);
+  }
+}
+
+void
+tr_pool_stop_feeding (TrPool *pool)
+{
+  g_atomic_int_set (&pool->stop_feeding, 1);
+}
+
+gboolean
+tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
+                gpointer user_data, gboolean ordered, TrStats *stats, GError **error)
+{
+  TrStats local = { 0 };
+  if (!stats)
+    stats = &local;
+  memset (stats, 0, sizeof *stats);
+  stats->workers = pool->n_workers;
+  Stream s = {
+    .pool = pool, .on_result = on_result, .user_data = user_data, .ordered = ordered,
+    .next_seq = 1, .stats = stats,
+    .held = g_hash_table_new (g_int64_hash, g_int64_equal),
+    .pids = g_hash_table_new (NULL, NULL),
+  };
+  guint64 window = (guint64) pool->n_workers * (pool->batch ? 4 * pool->batch : 2 * AUTO_BATCH_MAX) + 64;
+  gint64 t0 = g_get_monotonic_time ();
+  gboolean gen_done = pool->closed, stopping = FALSE;
+  GError *gen_error = NULL;
+  TrTask task;
+  tr_task_init (&task);
+  GQueue batch = G_QUEUE_INIT;
+  gint64 batch_since = 0;
+
+  for (;;) {
+    guint pulled = 0;
+    while (!gen_done && !stopping && s.in_window < window) {
+      if (g_atomic_int_get (&pool->stop_feeding)) {
+        stopping = TRUE;
+        break;
+      }
+      tr_task_reset (&task);
+      TrNext next = generator (user_data, &task, &gen_error);
+      if (next != TR_NEXT_TASK) {
+        gen_done = TRUE;
+        if (next == TR_NEXT_ERROR && !gen_error)
+          gen_error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
+                                           "the task generator failed (no reason given)");
+        break;
+      }
+      GBytes *payload = g_bytes_new (task.payload->data, task.payload->len);
+      TrAsync *a = async_new (pool, ++stats->total, task.description->str, payload, task.units);
+      g_bytes_unref (payload);
+      a->callback = a->error_callback = stream_on_result;
+      a->user_data = &s;
+      if (g_queue_is_empty (&batch))
+        batch_since = g_get_monotonic_time ();
+      g_queue_push_tail (&batch, a);
+      s.in_window++;
+      /* Hand tasks over in groups, but never sit on them: a slow generator (a directory
+       * walk) must not keep idle workers waiting. */
+      if (batch.length >= 256 || g_get_monotonic_time () - batch_since > 1000)
+        submit_queue (pool, &batch);
+      if (++pulled % 1024 == 0) {
+        submit_queue (pool, &batch);
+        while (pump (pool, 0))
+          ;
+      }
+    }
+    submit_queue (pool, &batch);
+    if (g_atomic_int_get (&pool->stop_feeding))
+      stopping = TRUE;
+    if (s.in_window == 0 && (gen_done || stopping))
+      break;
+    pump (pool, 100 * 1000);
+  }
+
+  tr_task_clear (&task);
+  stats->seconds = (g_get_monotonic_time () - t0) / 1e6;
+  stats->distinct_pids = g_hash_table_size (s.pids);
+  g_hash_table_unref (s.pids);
+  g_hash_table_unref (s.held);
+  if (gen_error) {
+    g_propagate_error (error, gen_error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- close, join, terminate, free ---------------------------------------------------- */
+
+void
+tr_pool_close (TrPool *pool)
+{
+  pool->closed = TRUE;
+}
+
+static void
+stop_io_thread (TrPool *pool)
+{
+  if (!pool->io_thread)
+    return;
+  g_atomic_int_set (&pool->shutdown_req, 1);
+  wake_io (pool);
+  g_thread_join (pool->io_thread);
+  pool->io_thread = NULL;
+}
+
+void
+tr_pool_join (TrPool *pool)
+{
+  while (pool->outstanding > 0)
+    pump (pool, -1);
+  if (pool->closed && !pool->joined) {
+    stop_io_thread (pool);
+    pool->joined = TRUE;
+    while (pool->outstanding > 0 && pump (pool, 0))
+      ;
+  }
+}
+
+void
+tr_pool_terminate (TrPool *pool)
+{
+  if (!pool->io_thread)
+    return;
+  g_atomic_int_set (&pool->terminate_req, 1);
+  wake_io (pool);
+  g_mutex_lock (&pool->lock);
+  while (!pool->terminated)
+    g_cond_wait (&pool->cond, &pool->lock);
+  g_mutex_unlock (&pool->lock);
+}
+
+void
+tr_pool_free (TrPool *pool)
+{
+  if (!pool)
+    return;
+  if (pool->io_thread) {
+    if (pool->outstanding > 0)
+      tr_pool_terminate (pool);
+    stop_io_thread (pool);
+  }
+  GPtrArray *batch;
+  while ((batch = g_async_queue_try_pop (pool->results))) {
+    for (guint i = 0; i < batch->len; i++)
+      tr_async_unref (g_ptr_array_index (batch, i));
+    g_ptr_array_unref (batch);
+  }
+  g_async_queue_unref (pool->results);
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (w->link) {
+      gboolean clean;
+      w->link->klass->kill (w->link);
+      g_free (w->link->klass->close (w->link, &clean));
+    }
+    g_queue_clear_full (&w->inflight, (GDestroyNotify) tr_async_unref);
+    g_byte_array_unref (w->out);
+    g_byte_array_unref (w->in);
+  }
+  g_queue_clear_full (&pool->submitted, (GDestroyNotify) tr_async_unref);
+  g_queue_clear_full (&pool->ready, (GDestroyNotify) tr_async_unref);
+  g_ptr_array_unref (pool->completed);
+  g_free (pool->workers);
+  g_free (pool->fatal_error);
+  g_free (pool->start_error);
+  g_free (pool->program);
+  g_ptr_array_unref (pool->config_pairs);
+  if (pool->wake_fd >= 0)
+    close (pool->wake_fd);
+  g_mutex_clear (&pool->lock);
+  g_cond_clear (&pool->cond);
+  g_free (pool);
+}

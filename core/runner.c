@@ -1,0 +1,373 @@
+/* runner.c — one run of a job file, from reading it to the exit status.
+ *
+ * Owns: the [taskrun] keys and their meaning, the order of the checks (job file, core
+ * keys, plugin load, plugin section, unknown sections, configure) so that nothing runs
+ * unless all pass, --dry-run, the TrJob object the plugin's parent hooks talk to, the
+ * per-task lines of -v and failures, the summary, the exit status, and the first and
+ * second SIGINT/SIGTERM.
+ * Does not own: the pool (pool.c), the file format (jobfile.c), option parsing (options.c).
+ */
+#include "runner.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static const char *const on_failure_choices[] = { "continue", "stop", NULL };
+static const char *const backend_choices[] = { "local", "mpi", NULL };
+
+/* The [taskrun] section, declared with the same table type plugins use. */
+static const TrOption core_options[] = {
+  { .name = "plugin", .type = TR_OPTION_STRING, .required = TRUE,
+    .help = "the task plugin: a name found on the plugin path, or a path to a .so" },
+  { .name = "workers", .type = TR_OPTION_INT, .min = 1, .max = 4096,
+    .help = "pool size; default: the number of online CPUs" },
+  { .name = "task_timeout", .type = TR_OPTION_DOUBLE, .default_value = "0", .min = 0, .max = 1e9,
+    .help = "seconds a task may run before it is killed; 0: no limit" },
+  { .name = "retries", .type = TR_OPTION_INT, .default_value = "0", .min = 0, .max = 1000,
+    .help = "how many more times a failed task is run" },
+  { .name = "on_failure", .type = TR_OPTION_ENUM, .default_value = "continue",
+    .choices = on_failure_choices,
+    .help = "after a task fails for good: continue, or stop handing out tasks" },
+  { .name = "max_tasks_per_worker", .type = TR_OPTION_INT, .default_value = "0", .min = 0,
+    .max = G_MAXUINT32, .help = "replace a worker after this many tasks; 0: never" },
+  { .name = "ordered", .type = TR_OPTION_BOOL, .default_value = "no",
+    .help = "hand results to the plugin in the order the tasks were made" },
+  { .name = "batch", .type = TR_OPTION_STRING, .default_value = "auto",
+    .help = "tasks per message to a worker: auto, or a number from 1 to 65536" },
+  { .name = "joblog", .type = TR_OPTION_PATH,
+    .help = "write a GNU parallel style job log to this file" },
+  { .name = "backend", .type = TR_OPTION_ENUM, .default_value = "local",
+    .choices = backend_choices, .help = "where workers run: local processes, or MPI ranks" },
+  { .name = NULL },
+};
+
+const TrOption *
+tr_runner_core_options (void)
+{
+  return core_options;
+}
+
+struct TrJob {
+  TrRunOptions *opts;
+  const TrPluginDesc *desc;
+  gpointer state;
+  guint workers;
+  guint64 total_units;
+  gboolean total_final;
+  char *stop_reason;
+  TrPool *pool;
+};
+
+void
+tr_job_set_total_units (TrJob *job, guint64 total, gboolean final)
+{
+  job->total_units = total;
+  job->total_final = final;
+}
+
+void
+tr_job_stop (TrJob *job, const char *reason)
+{
+  if (job->stop_reason)
+    return;
+  job->stop_reason = g_strdup (reason ? reason : "the plugin stopped the job");
+  g_printerr ("taskrun: stopping: %s\n", job->stop_reason);
+  if (job->pool)
+    tr_pool_stop_feeding (job->pool);
+}
+
+guint
+tr_job_get_workers (TrJob *job)
+{
+  return job->workers;
+}
+
+/* ---- signals ---------------------------------------------------------------------- */
+
+static volatile sig_atomic_t signal_count;
+static volatile sig_atomic_t signal_first;
+static TrPool *volatile signal_pool;
+
+static void
+on_signal (int sig)
+{
+  if (signal_count++ == 0) {
+    signal_first = sig;
+    if (signal_pool)
+      tr_pool_stop_feeding (signal_pool);
+  }
+}
+
+static void
+install_signals (void)
+{
+  struct sigaction sa = { .sa_handler = on_signal };
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+}
+
+/* ---- the run ----------------------------------------------------------------------- */
+
+typedef struct {
+  TrJob *job;
+  TrRunOptions *opts;
+  gboolean killed_now;
+} RunCtx;
+
+static TrNext
+run_generator (gpointer data, TrTask *task, GError **error)
+{
+  RunCtx *ctx = data;
+  if (signal_count > 1 && !ctx->killed_now) {
+    ctx->killed_now = TRUE;
+    tr_pool_terminate (ctx->job->pool);
+  }
+  return ctx->job->desc->next_task (ctx->job->state, task, error);
+}
+
+static void
+run_on_result (const TrResult *r, gpointer data)
+{
+  RunCtx *ctx = data;
+  if (signal_count > 1 && !ctx->killed_now) {
+    ctx->killed_now = TRUE;
+    tr_pool_terminate (ctx->job->pool);
+  }
+  if (r->error) {
+    if (!g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED) || ctx->opts->verbose)
+      g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) failed: %s\n", r->seq,
+                  r->description, r->error->message);
+  } else if (ctx->opts->verbose) {
+    g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s\n",
+                r->seq, r->description, r->worker, (int) r->worker_pid, r->seconds);
+  }
+  if (ctx->job->desc->result)
+    ctx->job->desc->result (ctx->job->state, r);
+}
+
+static gboolean
+parse_batch (const char *text, guint *batch)
+{
+  if (g_strcmp0 (text, "auto") == 0) {
+    *batch = 0;
+    return TRUE;
+  }
+  guint64 n;
+  if (!g_ascii_string_to_unsigned (text, 10, 1, 65536, &n, NULL))
+    return FALSE;
+  *batch = (guint) n;
+  return TRUE;
+}
+
+/* Where a [taskrun] key was set: "-s taskrun.KEY=..." or "FILE:LINE". */
+static char *
+where (const TrJobFile *jf, GPtrArray *overrides, const char *key)
+{
+  const char *ov = tr_overrides_find (overrides, "taskrun", key);
+  if (ov)
+    return g_strdup_printf ("-s %s", ov);
+  guint line = 0;
+  if (tr_jobfile_lookup (jf, "taskrun", key, &line))
+    return g_strdup_printf ("%s:%u", tr_jobfile_get_path (jf), line);
+  return g_strdup (tr_jobfile_get_path (jf));
+}
+
+static gboolean
+refuse_unsupported (const TrJobFile *jf, GPtrArray *overrides, const TrConfig *core)
+{
+  const char *key = NULL;
+  if (tr_config_get_double (core, "task_timeout") > 0)
+    key = "task_timeout";
+  else if (tr_config_get_int (core, "retries") > 0)
+    key = "retries";
+  else if (tr_config_is_set (core, "joblog"))
+    key = "joblog";
+  else if (strcmp (tr_config_get_string (core, "on_failure"), "continue") != 0)
+    key = "on_failure";
+  if (key) {
+    g_autofree char *at = where (jf, overrides, key);
+    g_printerr ("taskrun: %s: [taskrun] '%s' is not supported by this version of taskrun\n", at,
+                key);
+    return TRUE;
+  }
+  if (strcmp (tr_config_get_string (core, "backend"), "local") != 0) {
+    g_autofree char *at = where (jf, overrides, "backend");
+    g_printerr ("taskrun: %s: [taskrun] backend 'mpi': this taskrun was built without MPI "
+                "support\n", at);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+static void
+print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const char *plugin_path)
+{
+  g_autoptr (GString) out = g_string_new (NULL);
+  g_string_append_printf (out, "; plugin file: %s\n", plugin_path);
+  tr_config_print (core, out);
+  g_string_append (out, "\n");
+  tr_config_print (pcfg, out);
+  g_string_append (out, "\n; first tasks:\n");
+  TrTask task;
+  tr_task_init (&task);
+  guint shown = 0;
+  for (; shown < 5; shown++) {
+    tr_task_reset (&task);
+    g_autoptr (GError) e = NULL;
+    TrNext n = job->desc->next_task (job->state, &task, &e);
+    if (n == TR_NEXT_ERROR) {
+      g_string_append_printf (out, "; the generator failed: %s\n", e ? e->message : "?");
+      break;
+    }
+    if (n == TR_NEXT_END)
+      break;
+    g_string_append_printf (out, ";   %u: %s\n", shown + 1, task.description->str);
+  }
+  if (shown == 0)
+    g_string_append (out, ";   (none)\n");
+  tr_task_clear (&task);
+  fputs (out->str, stdout);
+}
+
+int
+tr_run (TrRunOptions *opts)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrJobFile) jf = tr_jobfile_load (opts->job_file, &error);
+  if (!jf) {
+    g_printerr ("taskrun: %s\n", error->message);
+    return TR_EXIT_CANNOT_START;
+  }
+
+  /* [taskrun] */
+  g_autoptr (TrConfig) core = tr_config_new (core_options, "taskrun");
+  if (!tr_jobfile_apply_section (jf, "taskrun", core, &error) ||
+      !tr_overrides_apply (opts->overrides, "taskrun", core, &error) ||
+      !tr_jobfile_check_required (jf, "taskrun", core, &error)) {
+    g_printerr ("taskrun: %s\n", error->message);
+    return TR_EXIT_CANNOT_START;
+  }
+  guint batch = 0;
+  if (!parse_batch (tr_config_get_string (core, "batch"), &batch)) {
+    g_autofree char *at = where (jf, opts->overrides, "batch");
+    g_printerr ("taskrun: %s: [taskrun] string 'batch': '%s' is neither auto nor a number from 1 "
+                "to 65536\n", at, tr_config_get_string (core, "batch"));
+    return TR_EXIT_CANNOT_START;
+  }
+  if (refuse_unsupported (jf, opts->overrides, core))
+    return TR_EXIT_CANNOT_START;
+
+  /* The plugin: a path in the job file is relative to the job file's folder, one given
+   * with -s to the current directory. */
+  const char *plugin_name = tr_config_get_string (core, "plugin");
+  guint plugin_line = 0;
+  const char *in_file = tr_jobfile_lookup (jf, "taskrun", "plugin", &plugin_line);
+  gboolean from_file = in_file && strcmp (in_file, plugin_name) == 0;
+  g_autoptr (TrPlugin) plugin =
+      tr_plugin_load (plugin_name, from_file ? tr_jobfile_get_dir (jf) : NULL, &error);
+  if (!plugin) {
+    if (from_file)
+      g_printerr ("taskrun: %s:%u: [taskrun] plugin: %s\n", tr_jobfile_get_path (jf), plugin_line,
+                  error->message);
+    else
+      g_printerr ("taskrun: -s taskrun.plugin: %s\n", error->message);
+    return TR_EXIT_CANNOT_START;
+  }
+  const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
+
+  const char *known[] = { "taskrun", desc->name, NULL };
+  g_autoptr (TrConfig) pcfg = tr_config_new (desc->options, desc->name);
+  if (!tr_jobfile_check_sections (jf, known, &error) ||
+      !tr_overrides_check_sections (opts->overrides, known, &error) ||
+      !tr_jobfile_apply_section (jf, desc->name, pcfg, &error) ||
+      !tr_overrides_apply (opts->overrides, desc->name, pcfg, &error) ||
+      !tr_jobfile_check_required (jf, desc->name, pcfg, &error)) {
+    g_printerr ("taskrun: %s\n", error->message);
+    return TR_EXIT_CANNOT_START;
+  }
+
+  TrJob job = { .opts = opts, .desc = desc };
+  job.workers = opts->workers > 0 ? (guint) opts->workers
+                : tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
+                                                     : g_get_num_processors ();
+  if (desc->configure && !desc->configure (&job, pcfg, &job.state, &error)) {
+    g_printerr ("taskrun: %s: [%s] the plugin rejected the configuration: %s\n",
+                tr_jobfile_get_path (jf), desc->name,
+                error ? error->message : "(no reason given)");
+    return TR_EXIT_CANNOT_START;
+  }
+
+  int status = TR_EXIT_OK;
+  g_autoptr (GString) summary = g_string_new (NULL);
+  if (opts->dry_run) {
+    g_autofree char *workers = g_strdup_printf ("%u", job.workers);
+    tr_config_set (core, "workers", workers, NULL, NULL);
+    print_dry_run (&job, core, pcfg, tr_plugin_get_path (plugin));
+    goto done;
+  }
+
+  TrPoolOptions popts = {
+    .workers = job.workers,
+    .max_tasks_per_worker = (guint) tr_config_get_int (core, "max_tasks_per_worker"),
+    .batch = batch,
+  };
+  install_signals ();
+  TrPool *pool = tr_pool_new (plugin, pcfg, &popts, &error);
+  if (!pool) {
+    g_printerr ("taskrun: %s\n", error->message);
+    status = TR_EXIT_CANNOT_START;
+    goto done;
+  }
+  job.pool = pool;
+  signal_pool = pool;
+  if (signal_count)
+    tr_pool_stop_feeding (pool);
+
+  RunCtx ctx = { .job = &job, .opts = opts };
+  TrStats stats = { 0 };
+  gboolean gen_ok = tr_pool_stream (pool, run_generator, run_on_result, &ctx,
+                                    tr_config_get_bool (core, "ordered"), &stats, &error);
+  signal_pool = NULL;
+  tr_pool_close (pool);
+  tr_pool_join (pool);
+  tr_pool_free (pool);
+  job.pool = NULL;
+
+  if (!gen_ok) {
+    g_printerr ("taskrun: [%s] the task generator failed: %s\n", desc->name, error->message);
+    g_clear_error (&error);
+    status = TR_EXIT_FAILED;
+  }
+  if (stats.failed || stats.not_run || job.stop_reason)
+    status = TR_EXIT_FAILED;
+
+  if (desc->finish && !desc->finish (job.state, &stats, summary, &error)) {
+    g_printerr ("taskrun: [%s] %s\n", desc->name, error ? error->message : "the job failed");
+    g_clear_error (&error);
+    status = TR_EXIT_FAILED;
+  }
+  if (!opts->quiet) {
+    double rate = stats.seconds > 0 ? stats.succeeded / stats.seconds : 0;
+    g_printerr ("taskrun: %" G_GUINT64_FORMAT " tasks: %" G_GUINT64_FORMAT " succeeded, %"
+                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run; %u workers (%u processes "
+                "ran tasks); %.3f s, %.1f tasks/s\n",
+                stats.total, stats.succeeded, stats.failed, stats.not_run, stats.workers,
+                stats.distinct_pids, stats.seconds, rate);
+    if (summary->len) {
+      g_auto (GStrv) lines = g_strsplit (summary->str, "\n", -1);
+      for (int i = 0; lines[i]; i++)
+        if (*lines[i])
+          g_printerr ("taskrun: %s: %s\n", desc->name, lines[i]);
+    }
+  }
+  if (signal_count)
+    status = signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT;
+
+done:
+  if (desc->destroy)
+    desc->destroy (job.state);
+  g_free (job.stop_reason);
+  return status;
+}

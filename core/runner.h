@@ -1,0 +1,27 @@
+/* runner.h — running one job file (runner.c) and the exit statuses of taskrun. */
+#ifndef TASKRUN_RUNNER_H
+#define TASKRUN_RUNNER_H
+
+#include "internal.h"
+
+typedef enum {
+  TR_EXIT_OK = 0,           /* every task succeeded */
+  TR_EXIT_FAILED = 1,       /* one or more tasks failed; the rest ran */
+  TR_EXIT_CANNOT_START = 2, /* usage, job file, plugin load or configuration: nothing ran */
+  TR_EXIT_SIGINT = 130,
+  TR_EXIT_SIGTERM = 143,
+} TrExitStatus;
+
+typedef struct {
+  const char *job_file;
+  GPtrArray *overrides; /* TrOverride* from -s */
+  int workers;          /* -j; 0: not given */
+  gboolean dry_run;
+  gboolean quiet;
+  gboolean verbose;
+} TrRunOptions;
+
+const TrOption *tr_runner_core_options (void);
+int tr_run (TrRunOptions *opts);
+
+#endif

@@ -1,0 +1,76 @@
+/* task.c — the small plugin-facing objects: TrTask (a task being produced by a
+ * generator) and TrOutput (where a worker's run hook writes its result).
+ *
+ * Owns: their functions, which plugins call.  A TrTask is reused for every call of the
+ * generator, so producing a task allocates nothing once its buffers have grown.
+ * Does not own: what happens to a task after the generator returns (pool.c).
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+
+G_DEFINE_QUARK (tr-task-error-quark, tr_task_error)
+
+void
+tr_task_init (TrTask *task)
+{
+  task->payload = g_byte_array_new ();
+  task->description = g_string_new (NULL);
+  task->units = 1;
+}
+
+void
+tr_task_reset (TrTask *task)
+{
+  g_byte_array_set_size (task->payload, 0);
+  g_string_truncate (task->description, 0);
+  task->units = 1;
+}
+
+void
+tr_task_clear (TrTask *task)
+{
+  g_byte_array_unref (task->payload);
+  g_string_free (task->description, TRUE);
+}
+
+void
+tr_task_set_payload (TrTask *task, const void *data, gsize len)
+{
+  g_byte_array_set_size (task->payload, 0);
+  tr_task_append_payload (task, data, len);
+}
+
+void
+tr_task_append_payload (TrTask *task, const void *data, gsize len)
+{
+  if (len)
+    g_byte_array_append (task->payload, data, len);
+}
+
+void
+tr_task_set_description (TrTask *task, const char *format, ...)
+{
+  va_list ap;
+  va_start (ap, format);
+  g_string_vprintf (task->description, format, ap);
+  va_end (ap);
+  /* One line: a description goes into logs and the tab-separated job log. */
+  for (gsize i = 0; i < task->description->len; i++)
+    if (task->description->str[i] == '\n' || task->description->str[i] == '\t' ||
+        task->description->str[i] == '\r')
+      task->description->str[i] = ' ';
+}
+
+void
+tr_task_set_units (TrTask *task, guint64 units)
+{
+  task->units = units;
+}
+
+void
+tr_output_append (TrOutput *output, const void *data, gsize len)
+{
+  if (len)
+    g_byte_array_append (output->buf, data, len);
+}

@@ -1,0 +1,339 @@
+/* taskrun.h — the one public header of taskrun.
+ *
+ * It has two halves, both with the tr_/Tr/TR_ prefix:
+ *
+ *  1. The plugin ABI.  A task plugin is a shared object that exports one constant
+ *     descriptor, TrPluginDesc, named `tr_plugin_descriptor` (use TR_PLUGIN_DEFINE).  The
+ *     descriptor carries the ABI version it was built for, the plugin's name and option
+ *     table, and its hooks.  Some hooks run in the parent process (configure, next_task,
+ *     result, finish, destroy), the others in each worker process (worker_init, run,
+ *     worker_fini).  The two sides never share memory: a task travels from next_task to run
+ *     as a byte payload, and its result travels back from run to result as bytes.
+ *
+ *  2. The pool API of libtaskrun, which the taskrun command and the tests use: a fixed
+ *     set of reused worker processes with blocking, asynchronous, ordered and streaming
+ *     submission, in the spirit of Python's multiprocessing.Pool.
+ *
+ * Plugins only need the first half, and need nothing but this header and GLib: the
+ * functions a plugin calls (tr_config_*, tr_task_*, tr_output_*, tr_job_*) are provided
+ * by the process that loads it.
+ */
+#ifndef TASKRUN_H
+#define TASKRUN_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* ---------------------------------------------------------------------------------------
+ * ABI version
+ *
+ * A plugin records the version it was compiled against.  The loader accepts a plugin whose
+ * major version equals TR_ABI_MAJOR and whose minor version is at most TR_ABI_MINOR, and
+ * refuses any other with a message naming both versions.
+ * ------------------------------------------------------------------------------------- */
+#define TR_ABI_MAJOR 1
+#define TR_ABI_MINOR 0
+
+/* The name of the symbol every plugin exports. */
+#define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
+
+/* ---------------------------------------------------------------------------------------
+ * Options
+ *
+ * A plugin declares its options in a table (Fluent Bit's config map is the model).  The
+ * core reads them from the plugin's own section of the job file (named after the plugin),
+ * applies -s overrides, checks types, ranges and required keys, and only then calls the
+ * plugin's configure hook.  `taskrun --describe NAME` prints the table.
+ * ------------------------------------------------------------------------------------- */
+typedef enum {
+  TR_OPTION_STRING, /* any text */
+  TR_OPTION_INT,    /* a signed 64-bit integer, decimal */
+  TR_OPTION_DOUBLE, /* a decimal number, fractions allowed */
+  TR_OPTION_BOOL,   /* yes/no, true/false, on/off, 1/0 */
+  TR_OPTION_PATH,   /* a file name; relative ones are made absolute (see README) */
+  TR_OPTION_ENUM,   /* one of `choices` */
+  TR_OPTION_SIZE,   /* a byte count: 4096, 64K, 64M, 1G (powers of 1024) */
+} TrOptionType;
+
+typedef struct {
+  const char *name;               /* key in the job file: lower case, digits, '_' */
+  TrOptionType type;
+  const char *default_value;      /* as it would be written in a job file; NULL: none */
+  gboolean required;              /* a job file must set it (default_value is ignored) */
+  const char *help;               /* one line, shown by --describe */
+  const char *const *choices;     /* TR_OPTION_ENUM: NULL-terminated allowed values */
+  double min, max;                /* INT, DOUBLE, SIZE: inclusive bounds; min == max: none */
+} TrOption;
+
+/* The validated options of one section.  Every declared option can be read: unset ones
+ * hold their default, and options without a default read as NULL / 0 / FALSE. */
+typedef struct TrConfig TrConfig;
+
+const char *tr_config_get_string (const TrConfig *config, const char *name); /* STRING, PATH, ENUM */
+gint64 tr_config_get_int (const TrConfig *config, const char *name);        /* INT, SIZE */
+double tr_config_get_double (const TrConfig *config, const char *name);
+gboolean tr_config_get_bool (const TrConfig *config, const char *name);
+/* TRUE when the job file or the command line set the option (not only its default). */
+gboolean tr_config_is_set (const TrConfig *config, const char *name);
+
+/* ---------------------------------------------------------------------------------------
+ * Parent-side types
+ * ------------------------------------------------------------------------------------- */
+
+/* The task being produced by next_task.  The core reuses one TrTask for every call and
+ * clears it before each; the plugin fills it in. */
+typedef struct TrTask TrTask;
+
+/* The bytes the worker's run hook will receive.  Copied; may be called more than once to
+ * append. */
+void tr_task_set_payload (TrTask *task, const void *data, gsize len);
+void tr_task_append_payload (TrTask *task, const void *data, gsize len);
+/* A short human description for logs and the job log: a path, a range.  One line. */
+void tr_task_set_description (TrTask *task, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* How much of the job this task is, in the plugin's progress unit (bytes for copy).
+ * Default 1. */
+void tr_task_set_units (TrTask *task, guint64 units);
+
+/* What next_task says. */
+typedef enum {
+  TR_NEXT_TASK,  /* the TrTask holds a task */
+  TR_NEXT_END,   /* the stream has ended; next_task is not called again */
+  TR_NEXT_ERROR, /* the generator failed: the GError says why; the job stops feeding */
+} TrNext;
+
+/* One finished task, as the parent sees it. */
+typedef struct {
+  guint64 seq;              /* 1, 2, 3 ... in the order next_task produced the tasks */
+  const char *description;  /* as set by tr_task_set_description ("" if none) */
+  const guint8 *data;       /* the result payload written by run; NULL on error */
+  gsize len;
+  const GError *error;      /* NULL on success; otherwise why the task failed */
+  guint worker;             /* the worker slot that ran it, 1 .. workers; 0 if none did */
+  GPid worker_pid;          /* that worker's process id; 0 if none */
+  double seconds;           /* time spent in run, measured in the worker */
+  guint64 units;            /* the task's units, as set by tr_task_set_units */
+} TrResult;
+
+/* The running job, as a plugin's parent-side hooks see it. */
+typedef struct TrJob TrJob;
+
+/* Tell the core the total size of the job in progress units, when the plugin knows it
+ * (final = TRUE) or has a running estimate (final = FALSE, e.g. while a walk goes on). */
+void tr_job_set_total_units (TrJob *job, guint64 total, gboolean final);
+/* Stop handing out new tasks (e.g. the destination disk is full); running tasks finish,
+ * and the job ends with exit status 1.  `reason` is printed once. */
+void tr_job_stop (TrJob *job, const char *reason);
+/* The number of workers of the pool. */
+guint tr_job_get_workers (TrJob *job);
+
+/* Counts at the end of a run, given to finish. */
+typedef struct {
+  guint64 total;      /* tasks produced by the generator */
+  guint64 succeeded;
+  guint64 failed;     /* failed in their last attempt */
+  guint64 not_run;    /* produced but never finished (stop, interrupt) */
+  guint64 units_done; /* units of succeeded tasks */
+  double seconds;     /* wall time of the run */
+  guint workers;
+  guint distinct_pids; /* how many worker processes ran at least one task */
+} TrStats;
+
+/* ---------------------------------------------------------------------------------------
+ * Worker-side types
+ * ------------------------------------------------------------------------------------- */
+
+/* Where run writes a task's result payload. */
+typedef struct TrOutput TrOutput;
+void tr_output_append (TrOutput *output, const void *data, gsize len);
+
+/* The error domain for task failures reported by the core. */
+#define TR_TASK_ERROR (tr_task_error_quark ())
+GQuark tr_task_error_quark (void);
+typedef enum {
+  TR_TASK_ERROR_FAILED,      /* run returned FALSE; the message is the plugin's */
+  TR_TASK_ERROR_WORKER_DIED, /* the worker exited or was killed while holding the task */
+  TR_TASK_ERROR_TIMEOUT,     /* task_timeout passed */
+  TR_TASK_ERROR_TERMINATED,  /* the pool was terminated while the task ran */
+  TR_TASK_ERROR_CANCELLED,   /* never started: the pool was closed or terminated first */
+  TR_TASK_ERROR_NO_WORKER,   /* no worker could start */
+  TR_TASK_ERROR_PROTOCOL,    /* the worker sent something that is not a valid frame */
+} TrTaskErrorCode;
+
+/* ---------------------------------------------------------------------------------------
+ * The descriptor
+ * ------------------------------------------------------------------------------------- */
+
+/* Plugin flags. */
+typedef enum {
+  TR_PLUGIN_FLAG_NONE = 0,
+  /* The same job file always yields the same tasks in the same order, so a job log can
+   * be used to resume an interrupted run (--resume). */
+  TR_PLUGIN_FLAG_DETERMINISTIC = 1 << 0,
+} TrPluginFlags;
+
+typedef struct TrPluginDesc {
+  /* Filled in by TR_PLUGIN_DEFINE; the loader reads these two before anything else. */
+  guint32 abi_major;
+  guint32 abi_minor;
+
+  const char *name;        /* as in `plugin = NAME` and the job file section: [NAME] */
+  const char *version;     /* the plugin's own version */
+  const char *description; /* one line */
+  const char *license;     /* e.g. "MIT" */
+  const TrOption *options; /* terminated by an entry whose name is NULL; may be NULL */
+  guint32 flags;           /* TrPluginFlags */
+  const char *unit_name;   /* progress unit, e.g. "bytes"; NULL: "tasks" */
+
+  /* ---- Parent hooks: all run on the main thread, one at a time, never concurrently. */
+
+  /* Called once with the validated options.  Store what you need in *state.  Return FALSE
+   * with an error to reject the configuration (the job exits 2, nothing runs).  `job`
+   * stays valid until destroy.  Optional. */
+  gboolean (*configure) (TrJob *job, const TrConfig *config, gpointer *state, GError **error);
+  /* The generator: fill `task` and return TR_NEXT_TASK, or return TR_NEXT_END.  It is
+   * called only as far as the core's bounded in-flight window needs, so it may produce
+   * millions of tasks without holding them.  Required. */
+  TrNext (*next_task) (gpointer state, TrTask *task, GError **error);
+  /* Called once per finished task, success or failure.  Keep it quick: while it runs no
+   * other result is handled (workers keep working on what they hold).  Optional. */
+  void (*result) (gpointer state, const TrResult *result);
+  /* Called once after the last result.  Append the plugin's own summary lines to
+   * `summary` (the core prints them with its own, unless -q).  Return FALSE with an error
+   * to make the job fail (exit 1).  Optional. */
+  gboolean (*finish) (gpointer state, const TrStats *stats, GString *summary, GError **error);
+  /* Frees *state.  Called exactly once when configure succeeded.  Optional. */
+  void (*destroy) (gpointer state);
+
+  /* ---- Worker hooks: run in each worker process (never in the parent). */
+
+  /* Called once when the worker starts, with the same validated options.  Return FALSE to
+   * report that this worker cannot run tasks; such a worker is not restarted.  Optional. */
+  gboolean (*worker_init) (const TrConfig *config, gpointer *worker_state, GError **error);
+  /* Runs one task: read the payload, append the result to `output`, return TRUE; or set
+   * `error` and return FALSE to fail this task only.  Required. */
+  gboolean (*run) (gpointer worker_state, const guint8 *payload, gsize len, TrOutput *output,
+                   GError **error);
+  /* Called when the worker is retired or the pool ends.  Optional. */
+  void (*worker_fini) (gpointer worker_state);
+} TrPluginDesc;
+
+/* Define the plugin's descriptor:
+ *
+ *   TR_PLUGIN_DEFINE (
+ *     .name = "wordcount", .version = "1.0", .description = "...", .license = "MIT",
+ *     .options = wordcount_options, .next_task = wc_next, .run = wc_run);
+ */
+#define TR_PLUGIN_DEFINE(...)                                                            \
+  G_MODULE_EXPORT const TrPluginDesc tr_plugin_descriptor = {                            \
+    .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR, __VA_ARGS__ }
+
+#ifndef G_MODULE_EXPORT
+#define G_MODULE_EXPORT __attribute__ ((visibility ("default")))
+#endif
+
+/* =======================================================================================
+ * libtaskrun: the pool
+ * ===================================================================================== */
+
+/* A loaded plugin. */
+typedef struct TrPlugin TrPlugin;
+
+/* Loads `name_or_path`: a name searched on the plugin path (TASKRUN_PLUGIN_PATH, then the
+ * plugins built beside an uninstalled taskrun, or the installed plugin directory), or a
+ * path to a .so (containing '/' or ending in ".so"), relative to `base_dir` (NULL: the
+ * current directory). */
+TrPlugin *tr_plugin_load (const char *name_or_path, const char *base_dir, GError **error);
+const TrPluginDesc *tr_plugin_get_desc (const TrPlugin *plugin);
+const char *tr_plugin_get_path (const TrPlugin *plugin);
+void tr_plugin_free (TrPlugin *plugin);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrPlugin, tr_plugin_free)
+
+/* A set of options for one plugin, built from key = value strings. */
+TrConfig *tr_config_new (const TrOption *options, const char *section);
+/* Parses and stores `value` for `key`; relative paths are resolved against base_dir
+ * (NULL: the current directory).  Fails for unknown keys and malformed values. */
+gboolean tr_config_set (TrConfig *config, const char *key, const char *value,
+                        const char *base_dir, GError **error);
+/* Fails naming the first required option that is not set. */
+gboolean tr_config_check_required (const TrConfig *config, GError **error);
+void tr_config_free (TrConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrConfig, tr_config_free)
+
+typedef struct {
+  guint workers;              /* pool size; 0: the number of online CPUs */
+  guint max_tasks_per_worker; /* retire a worker after this many tasks; 0: never */
+  guint batch;                /* tasks per message; 0: automatic */
+  const char *worker_program; /* NULL: the taskrun binary that matches this library */
+} TrPoolOptions;
+
+typedef struct TrPool TrPool;
+
+/* Starts the workers: each loads the plugin and runs its worker_init with `config`.
+ * Returns when every worker is ready.  Fails when no worker could start, with the
+ * worker's own message. */
+TrPool *tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
+                     GError **error);
+guint tr_pool_get_workers (TrPool *pool);
+
+/* Callbacks run on the thread that calls into the pool (wait, join, map, apply, stream),
+ * one at a time. */
+typedef void (*TrResultFunc) (const TrResult *result, gpointer user_data);
+
+/* Runs one task and waits for it.  Returns its result payload, or NULL with the error. */
+GBytes *tr_pool_apply (TrPool *pool, const char *description, GBytes *payload, GError **error);
+
+/* A task submitted with apply_async. */
+typedef struct TrAsync TrAsync;
+/* Submits one task and returns at once.  `callback` runs on success, `error_callback` on
+ * failure (either may be NULL), from whichever pool call next handles results. */
+TrAsync *tr_pool_apply_async (TrPool *pool, const char *description, GBytes *payload,
+                              TrResultFunc callback, TrResultFunc error_callback,
+                              gpointer user_data);
+/* Handles pending results without blocking, then tells whether this task is done. */
+gboolean tr_async_ready (TrAsync *async);
+/* Waits up to timeout_us microseconds (negative: forever), handling results meanwhile.
+ * Returns TRUE when the task is done. */
+gboolean tr_async_wait (TrAsync *async, gint64 timeout_us);
+/* The result payload (a new reference), or NULL with the error.  Waits if needed. */
+GBytes *tr_async_get (TrAsync *async, GError **error);
+/* The finished task's details; NULL until it is done.  Owned by async. */
+const TrResult *tr_async_peek_result (TrAsync *async);
+void tr_async_unref (TrAsync *async);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrAsync, tr_async_unref)
+
+/* Runs every payload (GBytes) and returns their results in the same order, as a
+ * GPtrArray of GBytes, once all are done.  If any task fails, returns NULL and the first
+ * failure's error (in order), after all tasks have ended. */
+GPtrArray *tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error);
+
+/* A generator for tr_pool_stream: the same contract as TrPluginDesc.next_task. */
+typedef TrNext (*TrGeneratorFunc) (gpointer user_data, TrTask *task, GError **error);
+
+/* Pulls tasks from `generator` and runs them, never holding more than a bounded window
+ * of tasks; `on_result` runs once per task (in completion order, or in generator order
+ * when `ordered`).  Returns when the generator has ended and every task has finished, or
+ * feeding was stopped (tr_pool_stop_feeding, a generator error) and running ones ended.
+ * `stats` (may be NULL) receives the counts.  Returns FALSE only on a generator error. */
+gboolean tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
+                         gpointer user_data, gboolean ordered, TrStats *stats, GError **error);
+
+/* Asks a running tr_pool_stream to stop pulling new tasks.  Safe from any thread and
+ * from a signal handler. */
+void tr_pool_stop_feeding (TrPool *pool);
+
+/* No more submissions. */
+void tr_pool_close (TrPool *pool);
+/* Waits until every submitted task has finished and its callbacks have run (and, after
+ * tr_pool_close, until the workers have exited). */
+void tr_pool_join (TrPool *pool);
+/* Stops the workers now: tasks not yet finished fail with TR_TASK_ERROR_TERMINATED and
+ * their error callbacks run during the next join. */
+void tr_pool_terminate (TrPool *pool);
+/* Terminates if still running, then frees the pool. */
+void tr_pool_free (TrPool *pool);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrPool, tr_pool_free)
+
+G_END_DECLS
+
+#endif /* TASKRUN_H */

@@ -1,0 +1,177 @@
+/* wire.c — the length-prefixed frames between the parent and its workers.
+ *
+ * Owns: the byte layout of frames and of the values inside them (little-endian integers,
+ * byte strings as u32 length + bytes), and the framing rule: a frame whose header claims
+ * more than TR_WIRE_MAX_BODY, or whose type is unknown, is bad, and a reader never trusts
+ * a length it has not checked against what it holds.  A worker that sends a bad frame is
+ * treated as crashed by pool.c.
+ * Does not own: moving the bytes (link-local.c), what each message means (pool.c,
+ * worker.c).  The same frames will travel over other links (MPI) unchanged.
+ */
+#include "wire.h"
+
+#include <string.h>
+
+static void
+put_le (GByteArray *buf, guint64 v, guint n)
+{
+  guint8 b[8];
+  for (guint i = 0; i < n; i++)
+    b[i] = (guint8) (v >> (8 * i));
+  g_byte_array_append (buf, b, n);
+}
+
+static guint64
+get_le (const guint8 *p, guint n)
+{
+  guint64 v = 0;
+  for (guint i = 0; i < n; i++)
+    v |= (guint64) p[i] << (8 * i);
+  return v;
+}
+
+gsize
+tr_wire_begin (GByteArray *buf, TrMsgType type)
+{
+  gsize start = buf->len;
+  put_le (buf, 0, 4);
+  tr_wire_put_u8 (buf, (guint8) type);
+  return start;
+}
+
+void
+tr_wire_patch_u32 (GByteArray *buf, gsize at, guint32 v)
+{
+  for (guint i = 0; i < 4; i++)
+    buf->data[at + i] = (guint8) (v >> (8 * i));
+}
+
+void
+tr_wire_end (GByteArray *buf, gsize start)
+{
+  gsize body = buf->len - start - TR_WIRE_HEADER;
+  g_assert (body <= TR_WIRE_MAX_BODY);
+  tr_wire_patch_u32 (buf, start, (guint32) body);
+}
+
+void
+tr_wire_put_u8 (GByteArray *buf, guint8 v)
+{
+  g_byte_array_append (buf, &v, 1);
+}
+
+void
+tr_wire_put_u32 (GByteArray *buf, guint32 v)
+{
+  put_le (buf, v, 4);
+}
+
+void
+tr_wire_put_u64 (GByteArray *buf, guint64 v)
+{
+  put_le (buf, v, 8);
+}
+
+void
+tr_wire_put_bytes (GByteArray *buf, const void *data, gsize len)
+{
+  g_assert (len <= TR_WIRE_MAX_BODY);
+  put_le (buf, len, 4);
+  if (len)
+    g_byte_array_append (buf, data, len);
+}
+
+void
+tr_wire_put_str (GByteArray *buf, const char *s)
+{
+  tr_wire_put_bytes (buf, s, s ? strlen (s) : 0);
+}
+
+void
+tr_wire_reader_init (TrWireReader *r, const guint8 *body, gsize len)
+{
+  r->p = body;
+  r->end = body + len;
+  r->bad = FALSE;
+}
+
+static const guint8 *
+take (TrWireReader *r, gsize n)
+{
+  if (r->bad || (gsize) (r->end - r->p) < n) {
+    r->bad = TRUE;
+    return NULL;
+  }
+  const guint8 *at = r->p;
+  r->p += n;
+  return at;
+}
+
+guint8
+tr_wire_get_u8 (TrWireReader *r)
+{
+  const guint8 *p = take (r, 1);
+  return p ? *p : 0;
+}
+
+guint32
+tr_wire_get_u32 (TrWireReader *r)
+{
+  const guint8 *p = take (r, 4);
+  return p ? (guint32) get_le (p, 4) : 0;
+}
+
+guint64
+tr_wire_get_u64 (TrWireReader *r)
+{
+  const guint8 *p = take (r, 8);
+  return p ? get_le (p, 8) : 0;
+}
+
+const guint8 *
+tr_wire_get_bytes (TrWireReader *r, gsize *len)
+{
+  gsize n = tr_wire_get_u32 (r);
+  const guint8 *p = take (r, n);
+  *len = p ? n : 0;
+  return p;
+}
+
+char *
+tr_wire_get_str (TrWireReader *r)
+{
+  gsize n;
+  const guint8 *p = tr_wire_get_bytes (r, &n);
+  if (r->bad)
+    return NULL;
+  if (memchr (p, '\0', n)) {
+    r->bad = TRUE;
+    return NULL;
+  }
+  return g_strndup ((const char *) p, n);
+}
+
+gboolean
+tr_wire_reader_done (const TrWireReader *r)
+{
+  return !r->bad && r->p == r->end;
+}
+
+TrFrameStatus
+tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type, const guint8 **body,
+                    gsize *body_len, gsize *consumed)
+{
+  if (len < TR_WIRE_HEADER)
+    return TR_FRAME_INCOMPLETE;
+  guint64 n = get_le (buf, 4);
+  guint8 t = buf[4];
+  if (n > TR_WIRE_MAX_BODY || t < TR_MSG_CONFIG || t > TR_MSG_LAST)
+    return TR_FRAME_BAD;
+  if (len - TR_WIRE_HEADER < n)
+    return TR_FRAME_INCOMPLETE;
+  *type = (TrMsgType) t;
+  *body = buf + TR_WIRE_HEADER;
+  *body_len = (gsize) n;
+  *consumed = TR_WIRE_HEADER + (gsize) n;
+  return TR_FRAME_OK;
+}

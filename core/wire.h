@@ -1,0 +1,54 @@
+/* wire.h — the frames that travel between the parent and its workers (see wire.c). */
+#ifndef TASKRUN_WIRE_H
+#define TASKRUN_WIRE_H
+
+#include <glib.h>
+
+#define TR_WIRE_HEADER 5u                 /* u32 body length, u8 type */
+#define TR_WIRE_MAX_BODY (64u << 20)      /* no frame body is larger: 64 MiB */
+
+typedef enum {
+  TR_MSG_CONFIG = 1,  /* P->W  str plugin path, u32 slot, u32 n, n x (str key, str value) */
+  TR_MSG_HELLO,       /* W->P  u32 pid: worker_init succeeded */
+  TR_MSG_INIT_FAILED, /* W->P  str message */
+  TR_MSG_TASKS,       /* P->W  u32 n, n x (u64 seq, bytes payload) */
+  TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 ok, u32 code, u64 nanoseconds, bytes) */
+  TR_MSG_QUIT,        /* P->W  (empty) finish and exit */
+  TR_MSG_LAST = TR_MSG_QUIT,
+} TrMsgType;
+
+/* Writing: frames are appended to a GByteArray. */
+gsize tr_wire_begin (GByteArray *buf, TrMsgType type);
+void tr_wire_end (GByteArray *buf, gsize start);
+void tr_wire_put_u8 (GByteArray *buf, guint8 v);
+void tr_wire_put_u32 (GByteArray *buf, guint32 v);
+void tr_wire_put_u64 (GByteArray *buf, guint64 v);
+void tr_wire_put_bytes (GByteArray *buf, const void *data, gsize len);
+void tr_wire_put_str (GByteArray *buf, const char *s);
+void tr_wire_patch_u32 (GByteArray *buf, gsize at, guint32 v);
+
+/* Reading one frame body.  Any read past the end sets `bad` and returns zeros. */
+typedef struct {
+  const guint8 *p, *end;
+  gboolean bad;
+} TrWireReader;
+
+void tr_wire_reader_init (TrWireReader *r, const guint8 *body, gsize len);
+guint8 tr_wire_get_u8 (TrWireReader *r);
+guint32 tr_wire_get_u32 (TrWireReader *r);
+guint64 tr_wire_get_u64 (TrWireReader *r);
+const guint8 *tr_wire_get_bytes (TrWireReader *r, gsize *len);
+char *tr_wire_get_str (TrWireReader *r); /* newly allocated, NUL-terminated; NULL if bad */
+gboolean tr_wire_reader_done (const TrWireReader *r); /* consumed exactly, nothing bad */
+
+typedef enum {
+  TR_FRAME_INCOMPLETE, /* need more bytes */
+  TR_FRAME_OK,
+  TR_FRAME_BAD,        /* unknown type or a length over TR_WIRE_MAX_BODY */
+} TrFrameStatus;
+
+/* Looks for one complete frame at the start of buf. */
+TrFrameStatus tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type,
+                                  const guint8 **body, gsize *body_len, gsize *consumed);
+
+#endif

@@ -1,0 +1,253 @@
+/* worker.c — the worker process: read tasks, run them, write results.
+ *
+ * Owns: the worker side of the protocol.  A worker is the taskrun binary started in its
+ * hidden worker mode (see link-local.c for why it is exec'd).  It reads one CONFIG frame
+ * (plugin path, slot, validated options), loads the plugin, runs worker_init, and answers
+ * HELLO or INIT_FAILED.  Then it loops: read whatever the parent sent, run every task of
+ * every complete TASKS frame, and append one RESULTS frame per TASKS frame to its output.
+ * Output is written when no further complete frame is waiting, or when a millisecond has
+ * passed since the last write, so tiny tasks share system calls and slow ones report as
+ * soon as each finishes.  QUIT or the end of the stream ends the worker.
+ *
+ * A worker never decides anything about failures: a task's error travels back as a
+ * result, and if the worker dies the parent sees the socket close and reaps it.
+ * Does not own: scheduling, retries, timeouts (pool.c).
+ */
+#include "internal.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+typedef struct {
+  int fd;
+  GByteArray *in;
+  gsize in_off;
+  GByteArray *out;
+} WorkerIo;
+
+/* Blocks until the whole output buffer is written. */
+static gboolean
+flush_out (WorkerIo *io)
+{
+  gsize off = 0;
+  while (off < io->out->len) {
+    ssize_t n = write (io->fd, io->out->data + off, io->out->len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return FALSE;
+    off += (gsize) n;
+  }
+  g_byte_array_set_size (io->out, 0);
+  return TRUE;
+}
+
+/* Blocks until at least one more byte arrives; FALSE at end of stream. */
+static gboolean
+read_more (WorkerIo *io)
+{
+  if (io->in_off > 0) {
+    g_byte_array_remove_range (io->in, 0, io->in_off);
+    io->in_off = 0;
+  }
+  gsize have = io->in->len;
+  g_byte_array_set_size (io->in, have + 65536);
+  ssize_t n;
+  do
+    n = read (io->fd, io->in->data + have, 65536);
+  while (n < 0 && errno == EINTR);
+  g_byte_array_set_size (io->in, have + (n > 0 ? (gsize) n : 0));
+  return n > 0;
+}
+
+/* Waits for the next complete frame.  FALSE at end of stream or on a bad frame. */
+static gboolean
+next_frame (WorkerIo *io, TrMsgType *type, const guint8 **body, gsize *len, gboolean flush_first)
+{
+  for (;;) {
+    gsize consumed;
+    TrFrameStatus st = tr_wire_next_frame (io->in->data + io->in_off, io->in->len - io->in_off,
+                                           type, body, len, &consumed);
+    if (st == TR_FRAME_OK) {
+      io->in_off += consumed;
+      return TRUE;
+    }
+    if (st == TR_FRAME_BAD)
+      return FALSE;
+    if (flush_first && io->out->len && !flush_out (io))
+      return FALSE;
+    if (!read_more (io))
+      return FALSE;
+  }
+}
+
+static void
+send_init_failed (WorkerIo *io, const char *message)
+{
+  gsize at = tr_wire_begin (io->out, TR_MSG_INIT_FAILED);
+  tr_wire_put_str (io->out, message);
+  tr_wire_end (io->out, at);
+  flush_out (io);
+}
+
+/* Runs the tasks of one TASKS frame, appending one RESULTS frame. */
+static gboolean
+run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8 *body,
+           gsize len)
+{
+  TrWireReader r;
+  tr_wire_reader_init (&r, body, len);
+  guint32 n = tr_wire_get_u32 (&r);
+  gsize frame = tr_wire_begin (io->out, TR_MSG_RESULTS);
+  tr_wire_put_u32 (io->out, n);
+  TrOutput output = { .buf = io->out };
+  for (guint32 i = 0; i < n; i++) {
+    guint64 seq = tr_wire_get_u64 (&r);
+    gsize plen;
+    const guint8 *payload = tr_wire_get_bytes (&r, &plen);
+    if (r.bad)
+      return FALSE;
+    tr_wire_put_u64 (io->out, seq);
+    gsize status_at = io->out->len;
+    tr_wire_put_u8 (io->out, 1);
+    tr_wire_put_u32 (io->out, 0);
+    tr_wire_put_u64 (io->out, 0);
+    gsize len_at = io->out->len;
+    tr_wire_put_u32 (io->out, 0);
+    GError *error = NULL;
+    gint64 t0 = g_get_monotonic_time ();
+    gboolean ok = desc->run (wstate, payload, plen, &output, &error);
+    guint64 ns = (guint64) (g_get_monotonic_time () - t0) * 1000;
+    if (!ok) {
+      g_byte_array_set_size (io->out, len_at);
+      const char *msg = error ? error->message : "the task failed (the plugin gave no reason)";
+      tr_wire_put_str (io->out, msg);
+      tr_wire_patch_u32 (io->out, status_at + 1, error ? (guint32) error->code : 0);
+      g_clear_error (&error);
+    } else {
+      if (error) /* a plugin that returns TRUE and sets an error: keep the success */
+        g_clear_error (&error);
+      gsize rlen = io->out->len - len_at - 4;
+      if (rlen > TR_WIRE_MAX_BODY / 2) {
+        g_byte_array_set_size (io->out, len_at);
+        tr_wire_put_str (io->out, "the task's result is larger than 32 MiB");
+        ok = FALSE;
+      } else {
+        tr_wire_patch_u32 (io->out, len_at, (guint32) rlen);
+      }
+    }
+    io->out->data[status_at] = ok ? 0 : 1;
+    for (guint b = 0; b < 8; b++)
+      io->out->data[status_at + 5 + b] = (guint8) (ns >> (8 * b));
+  }
+  if (!tr_wire_reader_done (&r))
+    return FALSE;
+  tr_wire_end (io->out, frame);
+  return TRUE;
+}
+
+int
+tr_worker_main (int fd, pid_t parent)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (parent > 0 && getppid () != parent)
+    return 70;
+  signal (SIGINT, SIG_IGN);
+  signal (SIGPIPE, SIG_IGN);
+
+  WorkerIo io = { .fd = fd, .in = g_byte_array_new (), .out = g_byte_array_new () };
+  TrMsgType type;
+  const guint8 *body;
+  gsize len;
+  int status = 0;
+  g_autoptr (TrPlugin) plugin = NULL;
+  g_autoptr (TrConfig) config = NULL;
+  gpointer wstate = NULL;
+  gboolean inited = FALSE;
+
+  if (!next_frame (&io, &type, &body, &len, FALSE) || type != TR_MSG_CONFIG) {
+    status = 71;
+    goto out;
+  }
+  {
+    TrWireReader r;
+    tr_wire_reader_init (&r, body, len);
+    g_autofree char *path = tr_wire_get_str (&r);
+    tr_wire_get_u32 (&r); /* slot: for logs */
+    guint32 n = tr_wire_get_u32 (&r);
+    if (r.bad) {
+      status = 71;
+      goto out;
+    }
+    g_autoptr (GError) error = NULL;
+    plugin = tr_plugin_load (path, NULL, &error);
+    if (!plugin) {
+      send_init_failed (&io, error->message);
+      status = 3;
+      goto out;
+    }
+    const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
+    config = tr_config_new (desc->options, desc->name);
+    for (guint32 i = 0; i < n; i++) {
+      g_autofree char *key = tr_wire_get_str (&r);
+      g_autofree char *value = tr_wire_get_str (&r);
+      if (r.bad) {
+        status = 71;
+        goto out;
+      }
+      if (!tr_config_set (config, key, value, NULL, &error)) {
+        send_init_failed (&io, error->message);
+        status = 3;
+        goto out;
+      }
+    }
+    if (desc->worker_init && !desc->worker_init (config, &wstate, &error)) {
+      g_autofree char *msg = g_strdup_printf (
+          "%s: worker_init failed: %s", desc->name,
+          error ? error->message : "(the plugin gave no reason)");
+      send_init_failed (&io, msg);
+      status = 3;
+      goto out;
+    }
+    inited = TRUE;
+    gsize at = tr_wire_begin (io.out, TR_MSG_HELLO);
+    tr_wire_put_u32 (io.out, (guint32) getpid ());
+    tr_wire_end (io.out, at);
+    if (!flush_out (&io)) {
+      status = 72;
+      goto out;
+    }
+  }
+
+  {
+    const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
+    gint64 last_flush = g_get_monotonic_time ();
+    while (next_frame (&io, &type, &body, &len, TRUE)) {
+      if (type == TR_MSG_QUIT)
+        break;
+      if (type != TR_MSG_TASKS || !run_tasks (&io, desc, wstate, body, len)) {
+        status = 73; /* the parent sent something we do not understand */
+        break;
+      }
+      gint64 now = g_get_monotonic_time ();
+      if (now - last_flush >= 1000) {
+        if (!flush_out (&io))
+          break;
+        last_flush = now;
+      }
+    }
+    flush_out (&io);
+  }
+
+out:
+  if (inited && tr_plugin_get_desc (plugin)->worker_fini)
+    tr_plugin_get_desc (plugin)->worker_fini (wstate);
+  g_byte_array_unref (io.in);
+  g_byte_array_unref (io.out);
+  return status;
+}

@@ -264,7 +264,7 @@ tr_run (TrRunOptions *opts)
   const char *plugin_name = tr_config_get_string (core, "plugin");
   guint plugin_line = 0;
   const char *in_file = tr_jobfile_lookup (jf, "taskrun", "plugin", &plugin_line);
-  gboolean from_file = in_file && strcmp (in_file, plugin_name) == 0;
+  gboolean from_file = in_file && !tr_overrides_find (opts->overrides, "taskrun", "plugin");
   g_autoptr (TrPlugin) plugin =
       tr_plugin_load (plugin_name, from_file ? tr_jobfile_get_dir (jf) : NULL, &error);
   if (!plugin) {

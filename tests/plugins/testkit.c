@@ -1,0 +1,163 @@
+/* testkit.c — a plugin for the tests (never installed).
+ *
+ * Each task's payload is a small command, so that a test can ask a worker for exactly
+ * the behaviour it checks:
+ *   echo:TEXT        result TEXT
+ *   sleep:MS         sleep MS milliseconds, result "slept"
+ *   sleepecho:MS:T   sleep MS milliseconds, result T
+ *   pid              result the worker's pid, in decimal
+ *   fail:MESSAGE     fail the task with MESSAGE
+ *   crash            SIGSEGV;  abort: SIGABRT;  exit:N: exit with status N
+ *   hang             sleep forever
+ *   garbage          write a bad frame on the link (fd 3), then hang
+ * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
+ * replaced by the task number), and its result hook prints "seq result" lines.
+ * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init.
+ */
+#include <taskrun/taskrun.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static const char *const init_choices[] = { "ok", "fail", "crash", NULL };
+
+static const TrOption testkit_options[] = {
+  { .name = "tasks", .type = TR_OPTION_INT, .default_value = "10", .min = 0, .max = 1e12,
+    .help = "how many tasks the generator makes" },
+  { .name = "op", .type = TR_OPTION_STRING, .default_value = "echo:%n",
+    .help = "the command of every task; %n is the task number" },
+  { .name = "init", .type = TR_OPTION_ENUM, .default_value = "ok", .choices = init_choices,
+    .help = "what worker_init does" },
+  { .name = "quiet", .type = TR_OPTION_BOOL, .default_value = "no",
+    .help = "do not print result lines" },
+  { .name = NULL },
+};
+
+typedef struct {
+  guint64 tasks, made;
+  char *op;
+  gboolean quiet;
+} Testkit;
+
+static gboolean
+testkit_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **error)
+{
+  (void) job;
+  (void) error;
+  Testkit *t = g_new0 (Testkit, 1);
+  t->tasks = (guint64) tr_config_get_int (config, "tasks");
+  t->op = g_strdup (tr_config_get_string (config, "op"));
+  t->quiet = tr_config_get_bool (config, "quiet");
+  *state = t;
+  return TRUE;
+}
+
+static TrNext
+testkit_next (gpointer state, TrTask *task, GError **error)
+{
+  (void) error;
+  Testkit *t = state;
+  if (t->made >= t->tasks)
+    return TR_NEXT_END;
+  t->made++;
+  g_autofree char *n = g_strdup_printf ("%" G_GUINT64_FORMAT, t->made);
+  g_auto (GStrv) parts = g_strsplit (t->op, "%n", -1);
+  g_autofree char *cmd = g_strjoinv (n, parts);
+  tr_task_set_payload (task, cmd, strlen (cmd));
+  tr_task_set_description (task, "%s", cmd);
+  return TR_NEXT_TASK;
+}
+
+static void
+testkit_result (gpointer state, const TrResult *r)
+{
+  Testkit *t = state;
+  if (t->quiet)
+    return;
+  if (r->error)
+    printf ("%" G_GUINT64_FORMAT " error %s\n", r->seq, r->error->message);
+  else
+    printf ("%" G_GUINT64_FORMAT " %.*s\n", r->seq, (int) r->len, (const char *) r->data);
+}
+
+static void
+testkit_destroy (gpointer state)
+{
+  Testkit *t = state;
+  g_free (t->op);
+  g_free (t);
+}
+
+static gboolean
+testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
+{
+  (void) wstate;
+  const char *init = tr_config_get_string (config, "init");
+  if (g_str_equal (init, "crash"))
+    raise (SIGSEGV);
+  if (g_str_equal (init, "fail")) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "testkit refuses to start (init = fail)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GError **error)
+{
+  (void) wstate;
+  g_autofree char *cmd = g_strndup ((const char *) payload, len);
+  if (g_str_has_prefix (cmd, "echo:")) {
+    tr_output_append (out, cmd + 5, strlen (cmd + 5));
+  } else if (g_str_has_prefix (cmd, "sleep:")) {
+    g_usleep (1000 * g_ascii_strtoull (cmd + 6, NULL, 10));
+    tr_output_append (out, "slept", 5);
+  } else if (g_str_has_prefix (cmd, "sleepecho:")) {
+    char *end = NULL;
+    g_usleep (1000 * g_ascii_strtoull (cmd + 10, &end, 10));
+    const char *text = end && *end == ':' ? end + 1 : "";
+    tr_output_append (out, text, strlen (text));
+  } else if (g_str_equal (cmd, "pid")) {
+    g_autofree char *pid = g_strdup_printf ("%d", (int) getpid ());
+    tr_output_append (out, pid, strlen (pid));
+  } else if (g_str_has_prefix (cmd, "fail:")) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "%s", cmd + 5);
+    return FALSE;
+  } else if (g_str_equal (cmd, "crash")) {
+    raise (SIGSEGV);
+  } else if (g_str_equal (cmd, "abort")) {
+    abort ();
+  } else if (g_str_has_prefix (cmd, "exit:")) {
+    _exit (atoi (cmd + 5));
+  } else if (g_str_equal (cmd, "hang")) {
+    for (;;)
+      pause ();
+  } else if (g_str_equal (cmd, "garbage")) {
+    static const guint8 junk[] = { 0xff, 0xff, 0xff, 0x7f, 0x04, 'j', 'u', 'n', 'k' };
+    if (write (3, junk, sizeof junk) < 0)
+      _exit (99);
+    for (;;)
+      pause ();
+  } else {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "unknown testkit command '%s'", cmd);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+TR_PLUGIN_DEFINE (
+  .name = "testkit",
+  .version = "1.0",
+  .description = "commands for the tests: echo, sleep, pid, fail, crash, hang, garbage",
+  .license = "MIT",
+  .options = testkit_options,
+  .flags = TR_PLUGIN_FLAG_DETERMINISTIC,
+  .configure = testkit_configure,
+  .next_task = testkit_next,
+  .result = testkit_result,
+  .destroy = testkit_destroy,
+  .worker_init = testkit_worker_init,
+  .run = testkit_run,
+);

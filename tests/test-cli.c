@@ -1,0 +1,160 @@
+/* test-cli.c — the taskrun binary end to end: conf/sleep-demo.ini as shipped, -j and -s,
+ * --dry-run, exit 1 when tasks fail, usage errors, --version and --help. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static guint
+distinct_pids_in (const char *out, guint *lines)
+{
+  g_autoptr (GHashTable) pids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_auto (GStrv) l = g_strsplit (out, "\n", -1);
+  *lines = 0;
+  for (int i = 0; l[i]; i++) {
+    const char *p = strstr (l[i], "(pid ");
+    if (!g_str_has_prefix (l[i], "task ") || !p)
+      continue;
+    (*lines)++;
+    g_hash_table_add (pids, g_strndup (p + 5, strcspn (p + 5, ")")));
+  }
+  return g_hash_table_size (pids);
+}
+
+static void
+test_sleep_demo_as_shipped (void)
+{
+  const char *args[] = { "-c", "conf/sleep-demo.ini", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  int status = tt_run_taskrun (args, NULL, NULL, &out, &err);
+  double seconds = (g_get_monotonic_time () - t0) / 1e6;
+  g_test_message ("sleep-demo took %.3f s\n%s%s", seconds, out, err);
+  g_assert_cmpint (status, ==, 0);
+  guint lines;
+  g_assert_cmpuint (distinct_pids_in (out, &lines), ==, 3);
+  g_assert_cmpuint (lines, ==, 10);
+  g_assert_nonnull (strstr (err, "10 tasks: 10 succeeded, 0 failed, 0 not run; 3 workers"));
+  g_assert_nonnull (strstr (err, "10 tasks ran in 3 worker processes"));
+  /* 4 rounds of 0.5 s: a generous bound, timing proper is the benchmark's business */
+  g_assert_cmpfloat (seconds, >=, 1.95);
+  g_assert_cmpfloat (seconds, <, 10.0);
+}
+
+static void
+test_jobs_and_set (void)
+{
+  const char *args[] = { "-c", "conf/sleep-demo.ini", "-j", "2", "-s", "sleep-demo.tasks=6",
+                         "-s", "sleep-demo.seconds=0.05", "-q", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, NULL, &out, &err), ==, 0);
+  guint lines;
+  g_assert_cmpuint (distinct_pids_in (out, &lines), <=, 2);
+  g_assert_cmpuint (lines, ==, 6);
+  g_assert_cmpstr (err, ==, ""); /* -q: no summary */
+}
+
+static void
+test_dry_run (void)
+{
+  const char *args[] = { "-c", "conf/sleep-demo.ini", "--dry-run", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, NULL, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (out, "plugin = sleep-demo\n"));
+  g_assert_nonnull (strstr (out, "workers = 3\n"));
+  g_assert_nonnull (strstr (out, "[sleep-demo]\ntasks = 10\n"));
+  g_assert_nonnull (strstr (out, ";   1: sleep 1 (0.500 s)\n"));
+  g_assert_nonnull (strstr (out, ";   5: sleep 5 (0.500 s)\n"));
+  g_assert_null (strstr (out, ";   6:"));
+  g_assert_cmpuint (tt_count_lines (out, "task "), ==, 0); /* nothing ran */
+}
+
+static void
+test_failures_exit_1 (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *tk = tt_test_plugin ("testkit");
+  g_autofree char *content = g_strdup_printf (
+      "[taskrun]\nplugin = %s\nworkers = 2\n[testkit]\ntasks = 5\nop = fail:number %%n\n", tk);
+  g_autofree char *job = tt_write (dir, "job.ini", content);
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "task 3 (fail:number 3) failed: number 3\n"));
+  g_assert_nonnull (strstr (err, "5 tasks: 0 succeeded, 5 failed, 0 not run"));
+  g_assert_cmpuint (tt_count_lines (out, ""), ==, 6); /* 5 lines and the final empty piece */
+  tt_rmtree (dir);
+}
+
+static void
+test_init_failure_exit_2 (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *tk = tt_test_plugin ("testkit");
+  g_autofree char *content =
+      g_strdup_printf ("[taskrun]\nplugin = %s\nworkers = 3\n[testkit]\ninit = fail\n", tk);
+  g_autofree char *job = tt_write (dir, "job.ini", content);
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "no worker could start: testkit: worker_init failed: testkit "
+                                 "refuses to start (init = fail)"));
+  g_assert_cmpstr (out, ==, "");
+  tt_rmtree (dir);
+}
+
+static void
+test_usage_errors (void)
+{
+  static const struct {
+    const char *args[4];
+    const char *expect;
+  } cases[] = {
+    { { "--no-such-option", NULL }, "Unknown option --no-such-option" },
+    { { "-j", "x", NULL }, "Cannot parse integer value" },
+    { { "-j", "0", "-c", NULL }, "Missing argument for -c" },
+    { { "-c", "conf/sleep-demo.ini", "extra", NULL }, "unexpected argument" },
+    { { "--progress=sometimes", "-c", "conf/sleep-demo.ini", NULL },
+      "--progress takes auto, always or never" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint (tt_run_taskrun (cases[i].args, NULL, NULL, &out, &err), ==, 2);
+    if (!strstr (err, cases[i].expect))
+      g_error ("case %zu: stderr \"%s\" lacks \"%s\"", i, err, cases[i].expect);
+    g_assert_cmpstr (out, ==, "");
+  }
+  const char *none[] = { NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (none, NULL, NULL, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "no job file: give one with -c JOB.ini"));
+}
+
+static void
+test_version_and_help (void)
+{
+  const char *v[] = { "--version", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (v, NULL, NULL, &out, &err), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "taskrun 0."));
+  g_assert_nonnull (strstr (out, "plugin ABI 1."));
+  const char *h[] = { "--help", NULL };
+  g_autofree char *hout = NULL, *herr = NULL;
+  g_assert_cmpint (tt_run_taskrun (h, NULL, NULL, &hout, &herr), ==, 0);
+  g_assert_nonnull (strstr (hout, "--config"));
+  g_assert_nonnull (strstr (hout, "Exit status"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cli/sleep-demo-as-shipped", test_sleep_demo_as_shipped);
+  g_test_add_func ("/cli/jobs-and-set", test_jobs_and_set);
+  g_test_add_func ("/cli/dry-run", test_dry_run);
+  g_test_add_func ("/cli/failures-exit-1", test_failures_exit_1);
+  g_test_add_func ("/cli/init-failure-exit-2", test_init_failure_exit_2);
+  g_test_add_func ("/cli/usage-errors", test_usage_errors);
+  g_test_add_func ("/cli/version-and-help", test_version_and_help);
+  return g_test_run ();
+}

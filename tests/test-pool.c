@@ -1,0 +1,421 @@
+/* test-pool.c — the pool's semantics through the library API, with the testkit plugin:
+ * apply, apply_async with a timed wait, ordered map, the unordered stream, callbacks on
+ * the owning thread one at a time, close + join, terminate, worker reuse and recycling,
+ * and a crashing worker failing only its own task. */
+#include "testutil.h"
+#include "internal.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+typedef struct {
+  TrPlugin *plugin;
+  TrConfig *config;
+} Fixture;
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autofree char *path = tt_test_plugin ("testkit");
+  g_autoptr (GError) error = NULL;
+  f->plugin = tr_plugin_load (path, NULL, &error);
+  g_assert_no_error (error);
+  f->config = tr_config_new (tr_plugin_get_desc (f->plugin)->options, "testkit");
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  tr_config_free (f->config);
+  tr_plugin_free (f->plugin);
+}
+
+static TrPool *
+new_pool (Fixture *f, guint workers, guint max_tasks)
+{
+  TrPoolOptions o = { .workers = workers, .max_tasks_per_worker = max_tasks };
+  g_autoptr (GError) error = NULL;
+  TrPool *pool = tr_pool_new (f->plugin, f->config, &o, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (pool);
+  return pool;
+}
+
+static GBytes *
+cmd (const char *text)
+{
+  return g_bytes_new (text, strlen (text));
+}
+
+static char *
+bytes_str (GBytes *b)
+{
+  gsize len;
+  const char *d = g_bytes_get_data (b, &len);
+  return g_strndup (d, len);
+}
+
+static void
+test_apply (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  g_autoptr (GBytes) in = cmd ("echo:hello");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) out = tr_pool_apply (pool, "greeting", in, &error);
+  g_assert_no_error (error);
+  g_autofree char *s = bytes_str (out);
+  g_assert_cmpstr (s, ==, "hello");
+
+  g_autoptr (GBytes) bad = cmd ("fail:no luck");
+  g_autoptr (GBytes) none = tr_pool_apply (pool, "bad", bad, &error);
+  g_assert_null (none);
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED);
+  g_assert_cmpstr (error->message, ==, "no luck");
+}
+
+static void
+test_apply_async_wait (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 1, 0);
+  g_autoptr (GBytes) in = cmd ("sleepecho:400:late");
+  g_autoptr (TrAsync) a = tr_pool_apply_async (pool, "slow", in, NULL, NULL, NULL);
+  g_assert_false (tr_async_ready (a));
+  g_assert_false (tr_async_wait (a, 50 * 1000)); /* not done after 50 ms */
+  g_assert_null (tr_async_peek_result (a));
+  g_assert_true (tr_async_wait (a, 30 * G_USEC_PER_SEC));
+  g_assert_true (tr_async_ready (a));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) out = tr_async_get (a, &error);
+  g_assert_no_error (error);
+  g_autofree char *s = bytes_str (out);
+  g_assert_cmpstr (s, ==, "late");
+  const TrResult *r = tr_async_peek_result (a);
+  g_assert_cmpstr (r->description, ==, "slow");
+  g_assert_cmpuint (r->worker, ==, 1);
+  g_assert_cmpfloat (r->seconds, >=, 0.35);
+}
+
+/* Later items finish first; map still returns them in order. */
+static void
+test_map_keeps_order (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 4, 0);
+  g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  for (int i = 0; i < 8; i++) {
+    g_autofree char *c = g_strdup_printf ("sleepecho:%d:item%d", (8 - i) * 40, i);
+    g_ptr_array_add (in, cmd (c));
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) out = tr_pool_map (pool, in, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (out->len, ==, 8);
+  for (int i = 0; i < 8; i++) {
+    g_autofree char *s = bytes_str (g_ptr_array_index (out, i));
+    g_autofree char *want = g_strdup_printf ("item%d", i);
+    g_assert_cmpstr (s, ==, want);
+  }
+}
+
+static void
+test_map_reports_failure (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_ptr_array_add (in, cmd ("echo:a"));
+  g_ptr_array_add (in, cmd ("fail:second"));
+  g_ptr_array_add (in, cmd ("fail:third"));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) out = tr_pool_map (pool, in, &error);
+  g_assert_null (out);
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED);
+  g_assert_cmpstr (error->message, ==, "second");
+}
+
+typedef struct {
+  guint64 n;
+  guint64 made;
+  GHashTable *seen;
+  guint64 last_seq;
+  gboolean ordered_ok;
+  GThread *owner;
+  gint in_callback;
+  guint overlaps;
+  guint wrong_thread;
+  gulong callback_sleep_us;
+} StreamCtx;
+
+static TrNext
+gen (gpointer data, TrTask *task, GError **error)
+{
+  (void) error;
+  StreamCtx *c = data;
+  if (c->made >= c->n)
+    return TR_NEXT_END;
+  c->made++;
+  /* every 97th task is slower, so completion order differs from generator order */
+  g_autofree char *text = c->made % 97 == 0 ? g_strdup_printf ("sleepecho:2:%" G_GUINT64_FORMAT, c->made)
+                                           : g_strdup_printf ("echo:%" G_GUINT64_FORMAT, c->made);
+  tr_task_set_payload (task, text, strlen (text));
+  tr_task_set_description (task, "task %" G_GUINT64_FORMAT, c->made);
+  return TR_NEXT_TASK;
+}
+
+static void
+on_result (const TrResult *r, gpointer data)
+{
+  StreamCtx *c = data;
+  if (g_atomic_int_add (&c->in_callback, 1) != 0)
+    c->overlaps++;
+  if (g_thread_self () != c->owner)
+    c->wrong_thread++;
+  g_assert_null (r->error);
+  g_autofree char *s = g_strndup ((const char *) r->data, r->len);
+  g_assert_cmpuint (g_ascii_strtoull (s, NULL, 10), ==, r->seq);
+  g_assert_false (g_hash_table_contains (c->seen, &r->seq));
+  guint64 *k = g_new (guint64, 1);
+  *k = r->seq;
+  g_hash_table_add (c->seen, k);
+  if (r->seq != c->last_seq + 1)
+    c->ordered_ok = FALSE;
+  c->last_seq = r->seq;
+  if (c->callback_sleep_us)
+    g_usleep (c->callback_sleep_us);
+  g_atomic_int_add (&c->in_callback, -1);
+}
+
+static void
+run_stream (Fixture *f, guint64 n, gboolean ordered, gulong sleep_us, StreamCtx *c, TrStats *st)
+{
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  c->n = n;
+  c->seen = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  c->owner = g_thread_self ();
+  c->ordered_ok = TRUE;
+  c->callback_sleep_us = sleep_us;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tr_pool_stream (pool, gen, on_result, c, ordered, st, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (c->seen), ==, n);
+  g_assert_cmpuint (st->total, ==, n);
+  g_assert_cmpuint (st->succeeded, ==, n);
+  g_assert_cmpuint (st->failed + st->not_run, ==, 0);
+  g_hash_table_unref (c->seen);
+}
+
+static void
+test_stream_unordered (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  StreamCtx c = { 0 };
+  TrStats st;
+  run_stream (f, 20000, FALSE, 0, &c, &st);
+  g_assert_cmpuint (c.overlaps, ==, 0);
+  g_assert_cmpuint (c.wrong_thread, ==, 0);
+  g_assert_cmpuint (st.distinct_pids, <=, 2);
+}
+
+static void
+test_stream_ordered (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  StreamCtx c = { 0 };
+  TrStats st;
+  run_stream (f, 5000, TRUE, 0, &c, &st);
+  g_assert_true (c.ordered_ok);
+}
+
+/* A slow callback: callbacks still never overlap and run on the owning thread. */
+static void
+test_callbacks_serialised (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  StreamCtx c = { 0 };
+  TrStats st;
+  run_stream (f, 200, FALSE, 500, &c, &st);
+  g_assert_cmpuint (c.overlaps, ==, 0);
+  g_assert_cmpuint (c.wrong_thread, ==, 0);
+}
+
+typedef struct {
+  guint ok, failed;
+  GThread *owner;
+  guint wrong_thread;
+} Counts;
+
+static void
+count_ok (const TrResult *r, gpointer data)
+{
+  (void) r;
+  Counts *c = data;
+  c->ok++;
+  if (g_thread_self () != c->owner)
+    c->wrong_thread++;
+}
+
+static void
+count_failed (const TrResult *r, gpointer data)
+{
+  (void) r;
+  Counts *c = data;
+  c->failed++;
+}
+
+static void
+test_close_join_waits (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  TrPool *pool = new_pool (f, 2, 0);
+  Counts c = { .owner = g_thread_self () };
+  for (int i = 0; i < 6; i++) {
+    g_autoptr (GBytes) in = cmd ("sleep:100");
+    tr_async_unref (tr_pool_apply_async (pool, "sleep", in, count_ok, count_failed, &c));
+  }
+  tr_pool_close (pool);
+  g_autoptr (GBytes) late = cmd ("echo:late");
+  g_autoptr (TrAsync) refused = tr_pool_apply_async (pool, "late", late, count_ok, count_failed, &c);
+  tr_pool_join (pool);
+  g_assert_cmpuint (c.ok, ==, 6);
+  g_assert_cmpuint (c.failed, ==, 1); /* submitted after close */
+  g_assert_cmpuint (c.wrong_thread, ==, 0);
+  g_autoptr (GError) error = NULL;
+  g_assert_null (tr_async_get (refused, &error));
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
+  tr_pool_free (pool);
+}
+
+static void
+test_terminate (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  TrPool *pool = new_pool (f, 2, 0);
+  Counts c = { .owner = g_thread_self () };
+  g_autoptr (GPtrArray) asyncs = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_async_unref);
+  for (int i = 0; i < 5; i++) {
+    g_autoptr (GBytes) in = cmd ("hang");
+    g_ptr_array_add (asyncs, tr_pool_apply_async (pool, "hang", in, count_ok, count_failed, &c));
+  }
+  g_assert_false (tr_async_wait (g_ptr_array_index (asyncs, 0), 200 * 1000));
+  gint64 t0 = g_get_monotonic_time ();
+  tr_pool_terminate (pool);
+  tr_pool_join (pool);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 10 * G_USEC_PER_SEC);
+  g_assert_cmpuint (c.ok, ==, 0);
+  g_assert_cmpuint (c.failed, ==, 5);
+  guint terminated = 0, cancelled = 0;
+  for (guint i = 0; i < asyncs->len; i++) {
+    const TrResult *r = tr_async_peek_result (g_ptr_array_index (asyncs, i));
+    g_assert_nonnull (r);
+    if (g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED))
+      terminated++;
+    else if (g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED))
+      cancelled++;
+  }
+  g_assert_cmpuint (terminated, ==, 2); /* the two running */
+  g_assert_cmpuint (cancelled, ==, 3);  /* the three waiting */
+  tr_pool_free (pool);
+}
+
+static guint
+distinct_pids (TrPool *pool, guint tasks, GHashTable *per_pid)
+{
+  g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  for (guint i = 0; i < tasks; i++)
+    g_ptr_array_add (in, cmd ("pid"));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) out = tr_pool_map (pool, in, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < out->len; i++) {
+    g_autofree char *s = bytes_str (g_ptr_array_index (out, i));
+    gpointer key = GINT_TO_POINTER (atoi (s));
+    g_hash_table_insert (per_pid, key,
+                         GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (per_pid, key)) + 1));
+  }
+  return g_hash_table_size (per_pid);
+}
+
+static void
+test_workers_reused (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 4, 0);
+  g_autoptr (GHashTable) per_pid = g_hash_table_new (NULL, NULL);
+  g_assert_cmpuint (distinct_pids (pool, 100, per_pid), <=, 4);
+  g_assert_cmpuint (g_hash_table_size (per_pid), >=, 1);
+}
+
+static void
+test_recycling (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 3);
+  g_autoptr (GHashTable) per_pid = g_hash_table_new (NULL, NULL);
+  guint n = distinct_pids (pool, 30, per_pid);
+  g_assert_cmpuint (n, >=, 10);
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init (&it, per_pid);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    g_assert_cmpuint (GPOINTER_TO_UINT (v), <=, 3);
+}
+
+static void
+test_crash_fails_one_task (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  g_autoptr (GBytes) crash = cmd ("crash");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) none = tr_pool_apply (pool, "crash", crash, &error);
+  g_assert_null (none);
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_WORKER_DIED);
+  g_assert_nonnull (strstr (error->message, "killed by signal 11 (SIGSEGV)"));
+  g_assert_true (g_str_has_prefix (error->message, "worker "));
+  /* the pool goes on with a replacement worker */
+  g_autoptr (GBytes) in = cmd ("echo:after");
+  g_clear_error (&error);
+  g_autoptr (GBytes) out = tr_pool_apply (pool, "after", in, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_init_failure (void)
+{
+  g_autofree char *path = tt_test_plugin ("testkit");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load (path, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr (TrConfig) config = tr_config_new (tr_plugin_get_desc (plugin)->options, "testkit");
+  g_assert_true (tr_config_set (config, "init", "fail", NULL, &error));
+  TrPoolOptions o = { .workers = 3 };
+  TrPool *pool = tr_pool_new (plugin, config, &o, &error);
+  g_assert_null (pool);
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
+  g_assert_nonnull (strstr (error->message, "testkit refuses to start (init = fail)"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(name, fn) g_test_add ("/pool/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+  ADD ("apply", test_apply);
+  ADD ("apply-async-wait", test_apply_async_wait);
+  ADD ("map-keeps-order", test_map_keeps_order);
+  ADD ("map-reports-failure", test_map_reports_failure);
+  ADD ("stream-unordered", test_stream_unordered);
+  ADD ("stream-ordered", test_stream_ordered);
+  ADD ("callbacks-serialised", test_callbacks_serialised);
+  ADD ("close-join-waits", test_close_join_waits);
+  ADD ("terminate", test_terminate);
+  ADD ("workers-reused", test_workers_reused);
+  ADD ("recycling", test_recycling);
+  ADD ("crash-fails-one-task", test_crash_fails_one_task);
+  g_test_add_func ("/pool/init-failure", test_init_failure);
+  return g_test_run ();
+}

@@ -1,0 +1,106 @@
+/* test-wire.c — the frame format: round trips, incomplete frames, and the frames a
+ * reader must refuse (oversized length, unknown type, truncated fields). */
+#include "testutil.h"
+#include "wire.h"
+
+static void
+test_round_trip (void)
+{
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  gsize at = tr_wire_begin (buf, TR_MSG_TASKS);
+  tr_wire_put_u32 (buf, 2);
+  tr_wire_put_u64 (buf, G_GUINT64_CONSTANT (0x0102030405060708));
+  tr_wire_put_bytes (buf, "abc", 3);
+  tr_wire_put_u64 (buf, 9);
+  tr_wire_put_str (buf, "");
+  tr_wire_end (buf, at);
+
+  TrMsgType type;
+  const guint8 *body;
+  gsize len, consumed;
+  g_assert_cmpint (tr_wire_next_frame (buf->data, buf->len, &type, &body, &len, &consumed), ==,
+                   TR_FRAME_OK);
+  g_assert_cmpint (type, ==, TR_MSG_TASKS);
+  g_assert_cmpuint (consumed, ==, buf->len);
+  TrWireReader r;
+  tr_wire_reader_init (&r, body, len);
+  g_assert_cmpuint (tr_wire_get_u32 (&r), ==, 2);
+  g_assert_cmpuint (tr_wire_get_u64 (&r), ==, G_GUINT64_CONSTANT (0x0102030405060708));
+  gsize n;
+  const guint8 *p = tr_wire_get_bytes (&r, &n);
+  g_assert_cmpmem (p, n, "abc", 3);
+  g_assert_cmpuint (tr_wire_get_u64 (&r), ==, 9);
+  g_autofree char *empty = tr_wire_get_str (&r);
+  g_assert_cmpstr (empty, ==, "");
+  g_assert_true (tr_wire_reader_done (&r));
+}
+
+static void
+test_incomplete (void)
+{
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  gsize at = tr_wire_begin (buf, TR_MSG_HELLO);
+  tr_wire_put_u32 (buf, 42);
+  tr_wire_end (buf, at);
+  TrMsgType type;
+  const guint8 *body;
+  gsize len, consumed;
+  for (gsize cut = 0; cut < buf->len; cut++)
+    g_assert_cmpint (tr_wire_next_frame (buf->data, cut, &type, &body, &len, &consumed), ==,
+                     TR_FRAME_INCOMPLETE);
+}
+
+static void
+test_refused (void)
+{
+  TrMsgType type;
+  const guint8 *body;
+  gsize len, consumed;
+  /* a header claiming 2 GiB is bad at once: nobody waits for or allocates it */
+  const guint8 huge[] = { 0x00, 0x00, 0x00, 0x80, TR_MSG_RESULTS };
+  g_assert_cmpint (tr_wire_next_frame (huge, sizeof huge, &type, &body, &len, &consumed), ==,
+                   TR_FRAME_BAD);
+  const guint8 just_over[] = { 0x01, 0x00, 0x00, 0x04, TR_MSG_RESULTS }; /* 64 MiB + 1 */
+  g_assert_cmpint (tr_wire_next_frame (just_over, sizeof just_over, &type, &body, &len, &consumed),
+                   ==, TR_FRAME_BAD);
+  const guint8 bad_type[] = { 0x00, 0x00, 0x00, 0x00, 0x77 };
+  g_assert_cmpint (tr_wire_next_frame (bad_type, sizeof bad_type, &type, &body, &len, &consumed),
+                   ==, TR_FRAME_BAD);
+  const guint8 zero_type[] = { 0x00, 0x00, 0x00, 0x00, 0x00 };
+  g_assert_cmpint (tr_wire_next_frame (zero_type, sizeof zero_type, &type, &body, &len, &consumed),
+                   ==, TR_FRAME_BAD);
+}
+
+static void
+test_truncated_fields (void)
+{
+  /* a byte string that claims more than the body holds */
+  const guint8 body[] = { 0x10, 0x00, 0x00, 0x00, 'a', 'b' };
+  TrWireReader r;
+  tr_wire_reader_init (&r, body, sizeof body);
+  gsize n;
+  g_assert_null (tr_wire_get_bytes (&r, &n));
+  g_assert_true (r.bad);
+  g_assert_cmpuint (tr_wire_get_u64 (&r), ==, 0);
+  g_assert_false (tr_wire_reader_done (&r));
+  /* a string with a NUL inside is refused */
+  const guint8 nul[] = { 0x03, 0x00, 0x00, 0x00, 'a', 0, 'b' };
+  tr_wire_reader_init (&r, nul, sizeof nul);
+  g_assert_null (tr_wire_get_str (&r));
+  /* left-over bytes make a frame invalid */
+  const guint8 extra[] = { 0x01, 0x00, 0x00, 0x00, 0xff };
+  tr_wire_reader_init (&r, extra, sizeof extra);
+  tr_wire_get_u32 (&r);
+  g_assert_false (tr_wire_reader_done (&r));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/wire/round-trip", test_round_trip);
+  g_test_add_func ("/wire/incomplete", test_incomplete);
+  g_test_add_func ("/wire/refused", test_refused);
+  g_test_add_func ("/wire/truncated-fields", test_truncated_fields);
+  return g_test_run ();
+}

@@ -85,6 +85,7 @@ struct TrTask {
   GByteArray *payload;
   GString *description;
   guint64 units;
+  guint64 seq; /* set by a generator wrapper that skips tasks (--resume); 0: next number */
 };
 void tr_task_init (TrTask *task);
 void tr_task_reset (TrTask *task);

@@ -146,20 +146,20 @@ tr_describe_wait_status (int status, gboolean *clean)
 }
 
 static char *
-local_close (TrLink *link, gboolean *clean)
+local_close (TrLink *link, gboolean *clean, int *status)
 {
   close (link->fd);
-  int status = 0;
+  *status = 0;
   pid_t r;
   do
-    r = waitpid (link->pid, &status, 0);
+    r = waitpid (link->pid, status, 0);
   while (r < 0 && errno == EINTR);
   g_free (link);
   if (r < 0) {
     *clean = FALSE;
     return g_strdup_printf ("could not be reaped: %s", g_strerror (errno));
   }
-  return tr_describe_wait_status (status, clean);
+  return tr_describe_wait_status (*status, clean);
 }
 
 const TrLinkClass tr_link_local = {

@@ -26,8 +26,8 @@ typedef struct {
   void (*kill) (TrLink *link);
   /* Closes the link, reaps the worker, and frees the link.  Returns how the worker ended
    * in words ("exited with status 3", "killed by signal 9 (SIGKILL)"), newly allocated,
-   * and sets *clean when it exited with status 0. */
-  char *(*close) (TrLink *link, gboolean *clean);
+   * sets *clean when it exited with status 0, and *status to its wait status. */
+  char *(*close) (TrLink *link, gboolean *clean, int *status);
 } TrLinkClass;
 
 struct TrLink {

@@ -60,6 +60,20 @@ main (int argc, char **argv)
     return tr_worker_main (3, (pid_t) atol (argv[2]));
 
   setlocale (LC_ALL, "");
+  /* GOption does not take a value glued to a short option; users of make and parallel
+   * type -j2, so split "-jN" into "-j" "N". */
+  g_autoptr (GPtrArray) args = g_ptr_array_new ();
+  for (int i = 0; i < argc; i++) {
+    if (i > 0 && g_str_has_prefix (argv[i], "-j") && argv[i][2] && g_ascii_isdigit (argv[i][2])) {
+      g_ptr_array_add (args, "-j");
+      g_ptr_array_add (args, argv[i] + 2);
+    } else {
+      g_ptr_array_add (args, argv[i]);
+    }
+  }
+  g_ptr_array_add (args, NULL);
+  argc = (int) args->len - 1;
+  argv = (char **) args->pdata;
   GOptionContext *ctx = g_option_context_new ("- run a job file's tasks on a pool of worker processes");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (
@@ -100,9 +114,6 @@ main (int argc, char **argv)
                                                 opt_progress)) {
     status = usage_error (ctx, "--progress takes auto, always or never");
     ctx = NULL;
-  } else if (opt_joblog || opt_resume) {
-    status = usage_error (ctx, "--joblog and --resume are not supported by this version of taskrun");
-    ctx = NULL;
   } else if (opt_jobs < 0 || opt_jobs > 4096) {
     status = usage_error (ctx, "-j takes a number of workers from 1 to 4096");
     ctx = NULL;
@@ -121,6 +132,7 @@ main (int argc, char **argv)
       TrRunOptions run = {
         .job_file = opt_config, .overrides = overrides, .workers = opt_jobs,
         .dry_run = opt_dry_run, .quiet = opt_quiet, .verbose = opt_verbose,
+        .joblog = opt_joblog, .resume = opt_resume,
       };
       status = tr_run (&run);
     }

@@ -33,7 +33,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define AUTO_BATCH_MAX 4096
@@ -54,7 +56,12 @@ struct TrAsync {
   guint worker;
   GPid pid;
   double seconds;
+  double start_time;
+  int exit_value;
+  int signal;
+  guint attempt;
   /* Main thread only. */
+  gboolean report_attempts; /* the callback also sees attempts that will be retried */
   gboolean done;
   TrResult result;
   TrResultFunc callback, error_callback;
@@ -69,6 +76,10 @@ typedef struct {
   TrLink *link;
   WorkerState state;
   GQueue inflight; /* TrAsync*, in the order sent */
+  GQueue frames;   /* tasks per TASKS frame in flight, as GUINT_TO_POINTER, in order */
+  gint64 head_started; /* monotonic time the first task in flight started (about) */
+  gint64 term_sent;    /* task_timeout: when SIGTERM was sent; 0 if not */
+  gboolean kill_sent;  /* task_timeout: SIGKILL sent after the grace */
   guint64 sent;    /* tasks sent to this process */
   GByteArray *out;
   gsize out_off;
@@ -82,6 +93,8 @@ struct TrPool {
   guint n_workers;
   guint max_tasks;
   guint batch;
+  gint64 timeout_us;
+  guint retries;
   char *program;
   const TrLinkClass *link_class;
 
@@ -96,6 +109,7 @@ struct TrPool {
   gboolean terminated;  /* guarded: workers killed after a terminate request */
 
   gint terminate_req;   /* atomic */
+  gint cancel_req;      /* atomic: stop feeding, cancel what no worker holds */
   gint shutdown_req;    /* atomic */
   gint stop_feeding;    /* atomic */
 
@@ -115,6 +129,7 @@ struct TrPool {
   GPtrArray *completed;
   char *fatal_error;
   gboolean io_terminated;
+  gboolean io_cancelled;
   guint rr;
 };
 
@@ -131,6 +146,7 @@ async_new (TrPool *pool, guint64 seq, const char *description, GBytes *payload, 
   a->description = g_strdup (description ? description : "");
   a->payload = payload ? g_bytes_ref (payload) : g_bytes_new (NULL, 0);
   a->units = units;
+  a->attempt = 1;
   return a;
 }
 
@@ -163,11 +179,20 @@ io_complete (TrPool *pool, TrAsync *a)
 }
 
 static void
-io_fail (TrPool *pool, TrAsync *a, TrTaskErrorCode code, const char *message)
+io_fail_status (TrPool *pool, TrAsync *a, TrTaskErrorCode code, const char *message,
+                int exit_value, int signal)
 {
   g_clear_error (&a->error);
   a->error = g_error_new_literal (TR_TASK_ERROR, code, message);
+  a->exit_value = exit_value;
+  a->signal = signal;
   io_complete (pool, a);
+}
+
+static void
+io_fail (TrPool *pool, TrAsync *a, TrTaskErrorCode code, const char *message)
+{
+  io_fail_status (pool, a, code, message, -1, 0);
 }
 
 static void
@@ -185,6 +210,7 @@ worker_queue_config (TrPool *pool, Worker *w)
   gsize at = tr_wire_begin (w->out, TR_MSG_CONFIG);
   tr_wire_put_str (w->out, tr_plugin_get_path (pool->plugin));
   tr_wire_put_u32 (w->out, w->slot);
+  tr_wire_put_u32 (w->out, pool->timeout_us ? TR_WORKER_FLUSH_EACH_FRAME : 0);
   tr_wire_put_u32 (w->out, pool->config_pairs->len / 2);
   for (guint i = 0; i < pool->config_pairs->len; i++)
     tr_wire_put_str (w->out, g_ptr_array_index (pool->config_pairs, i));
@@ -200,6 +226,9 @@ worker_spawn (TrPool *pool, Worker *w)
   w->out_off = 0;
   w->sent = 0;
   w->quit_sent = FALSE;
+  w->term_sent = 0;
+  w->kill_sent = FALSE;
+  g_queue_clear (&w->frames);
   w->link = pool->link_class->spawn (w->slot, pool->program, &error);
   if (!w->link) {
     w->state = W_DEAD;
@@ -212,8 +241,11 @@ worker_spawn (TrPool *pool, Worker *w)
   g_debug ("worker %u started as pid %d", w->slot, (int) w->link->pid);
 }
 
-/* Closes a worker's link, fails what it held, and restarts it unless told not to.
- * `why` (may be NULL) is what the parent saw wrong, for a worker it killed itself. */
+/* Closes a worker's link and reaps it.  The tasks of the frame it was running fail with
+ * the cause in words; the tasks of later frames never started, so they go back to the
+ * front of the queue.  The worker is restarted unless it never got ready (fatal), or the
+ * pool is ending.  `why` (may be NULL) is what the parent saw wrong, for a worker it
+ * killed itself. */
 static void
 worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
 {
@@ -223,16 +255,44 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   if (why)
     w->link->klass->kill (w->link);
   gboolean clean = FALSE;
-  g_autofree char *how = w->link->klass->close (w->link, &clean);
+  int status = 0;
+  g_autofree char *how = w->link->klass->close (w->link, &clean, &status);
   w->link = NULL;
   WorkerState was = w->state;
   w->state = W_DEAD;
 
-  g_autofree char *cause = why ? g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, why)
-                               : g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, how);
+  int exit_value = -1, sig = 0;
+  g_autofree char *cause = NULL;
+  if (w->term_sent) {
+    code = TR_TASK_ERROR_TIMEOUT;
+    sig = w->kill_sent ? SIGKILL : SIGTERM;
+    cause = g_strdup_printf ("timed out after %g s (worker %u, pid %d, stopped with SIG%s)",
+                             pool->timeout_us / 1e6, w->slot, (int) pid, sigabbrev_np (sig));
+  } else if (why) {
+    sig = SIGKILL;
+    cause = g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, why);
+  } else {
+    cause = g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, how);
+    if (WIFSIGNALED (status)) {
+      exit_value = 0; /* GNU parallel's job log: Exitval 0, Signal N */
+      sig = WTERMSIG (status);
+    } else if (WIFEXITED (status)) {
+      exit_value = WEXITSTATUS (status) ? WEXITSTATUS (status) : 255;
+    }
+  }
+  guint running = GPOINTER_TO_UINT (g_queue_pop_head (&w->frames));
+  double ran = (g_get_monotonic_time () - w->head_started) / 1e6;
+  for (guint i = 0; i < running; i++) {
+    TrAsync *held = g_queue_pop_head (&w->inflight);
+    held->worker = w->slot;
+    held->pid = pid;
+    held->seconds = ran;
+    io_fail_status (pool, held, code, cause, exit_value, sig);
+  }
   TrAsync *a;
-  while ((a = g_queue_pop_head (&w->inflight)))
-    io_fail (pool, a, code, cause);
+  while ((a = g_queue_pop_tail (&w->inflight)))
+    g_queue_push_head (&pool->ready, a);
+  g_queue_clear (&w->frames);
 
   if (was == W_STARTING) {
     /* Failed before HELLO: fatal, never restarted.  Keep an INIT_FAILED message if one came. */
@@ -241,8 +301,7 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
     g_debug ("%s while starting; not restarting it", cause);
     return;
   }
-  gboolean retired = w->quit_sent && clean;
-  if (!retired)
+  if (!(w->quit_sent && clean))
     g_debug ("%s", cause);
   if (pool->io_terminated || g_atomic_int_get (&pool->shutdown_req))
     return;
@@ -276,10 +335,13 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   TrWireReader r;
   tr_wire_reader_init (&r, body, len);
   guint32 n = tr_wire_get_u32 (&r);
+  if (n != GPOINTER_TO_UINT (g_queue_peek_head (&w->frames)))
+    return FALSE; /* one RESULTS frame answers one TASKS frame */
   for (guint32 i = 0; i < n; i++) {
     guint64 id = tr_wire_get_u64 (&r);
     guint8 failed = tr_wire_get_u8 (&r);
     guint32 code = tr_wire_get_u32 (&r);
+    guint64 start_us = tr_wire_get_u64 (&r);
     guint64 ns = tr_wire_get_u64 (&r);
     gsize plen;
     const guint8 *p = tr_wire_get_bytes (&r, &plen);
@@ -290,16 +352,20 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     a->worker = w->slot;
     a->pid = w->link->pid;
     a->seconds = ns / 1e9;
+    a->start_time = start_us / 1e6;
     update_ewma (pool, (double) ns);
     if (failed) {
       g_autofree char *msg = g_utf8_make_valid ((const char *) p, plen);
       a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
+      a->exit_value = 1;
       (void) code;
     } else {
       a->result_bytes = g_bytes_new (p, plen);
     }
     io_complete (pool, a);
   }
+  g_queue_pop_head (&w->frames);
+  w->head_started = g_get_monotonic_time ();
   return tr_wire_reader_done (&r);
 }
 
@@ -396,6 +462,8 @@ worker_write (Worker *w)
 static guint
 frame_size (TrPool *pool)
 {
+  if (pool->timeout_us)
+    return 1; /* a timeout is per task: the parent must know which task runs */
   if (pool->batch)
     return pool->batch;
   if (!pool->have_ewma || pool->ewma_ns >= AUTO_TARGET_NS)
@@ -432,6 +500,9 @@ dispatch (TrPool *pool)
       n = MIN (n, pool->ready.length);
       if (pool->max_tasks)
         n = MIN (n, pool->max_tasks - w->sent);
+      if (w->inflight.length == 0)
+        w->head_started = g_get_monotonic_time ();
+      g_queue_push_tail (&w->frames, GUINT_TO_POINTER (n));
       gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
       tr_wire_put_u32 (w->out, n);
       for (guint i = 0; i < n; i++) {
@@ -440,6 +511,7 @@ dispatch (TrPool *pool)
         const guint8 *p = g_bytes_get_data (a->payload, &plen);
         tr_wire_put_u64 (w->out, a->id);
         tr_wire_put_bytes (w->out, p, plen);
+        a->start_time = g_get_real_time () / 1e6; /* until the worker says when it started */
         g_queue_push_tail (&w->inflight, a);
       }
       tr_wire_end (w->out, at);
@@ -457,8 +529,14 @@ io_terminate (TrPool *pool)
   pool->io_terminated = TRUE;
   for (guint i = 0; i < pool->n_workers; i++) {
     Worker *w = &pool->workers[i];
-    if (w->link)
+    if (w->link) {
+      w->term_sent = 0;
       worker_end (pool, w, "was stopped: the pool was terminated", TR_TASK_ERROR_TERMINATED);
+      /* what the worker held but had not started is not run */
+      TrAsync *a;
+      while ((a = g_queue_pop_head (&pool->ready)))
+        io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
+    }
   }
   TrAsync *a;
   while ((a = g_queue_pop_head (&pool->ready)))
@@ -467,6 +545,55 @@ io_terminate (TrPool *pool)
   pool->terminated = TRUE;
   g_cond_broadcast (&pool->cond);
   g_mutex_unlock (&pool->lock);
+}
+
+/* Stop feeding: what no worker holds fails as cancelled (not run). */
+static void
+io_cancel_pending (TrPool *pool)
+{
+  pool->io_cancelled = TRUE;
+  TrAsync *a;
+  while ((a = g_queue_pop_head (&pool->ready)))
+    io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
+}
+
+#define TIMEOUT_GRACE_US (G_USEC_PER_SEC / 2)
+
+/* task_timeout: SIGTERM to a worker whose running task is late, SIGKILL after a grace.
+ * Returns the poll timeout (ms) until the next deadline, or -1. */
+static int
+check_timeouts (TrPool *pool)
+{
+  if (!pool->timeout_us)
+    return -1;
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = G_MAXINT64;
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (!w->link || w->inflight.length == 0)
+      continue;
+    if (!w->term_sent) {
+      gint64 due = w->head_started + pool->timeout_us;
+      if (now >= due) {
+        g_debug ("worker %u (pid %d): task timed out, sending SIGTERM", w->slot, (int) w->link->pid);
+        kill (w->link->pid, SIGTERM);
+        w->term_sent = now;
+        due = now + TIMEOUT_GRACE_US;
+      }
+      next = MIN (next, due);
+    } else if (!w->kill_sent) {
+      gint64 due = w->term_sent + TIMEOUT_GRACE_US;
+      if (now >= due) {
+        kill (w->link->pid, SIGKILL);
+        w->kill_sent = TRUE;
+      } else {
+        next = MIN (next, due);
+      }
+    }
+  }
+  if (next == G_MAXINT64)
+    return -1;
+  return (int) MAX (1, (next - now + 999) / 1000);
 }
 
 static void
@@ -481,6 +608,8 @@ take_submitted (TrPool *pool)
   while ((a = g_queue_pop_head (&got))) {
     if (pool->io_terminated)
       io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
+    else if (pool->io_cancelled)
+      io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
     else
       g_queue_push_tail (&pool->ready, a);
   }
@@ -519,6 +648,8 @@ io_main (gpointer data)
     if (g_atomic_int_get (&pool->terminate_req) && !pool->io_terminated)
       io_terminate (pool);
     take_submitted (pool);
+    if (g_atomic_int_get (&pool->cancel_req) && !pool->io_cancelled)
+      io_cancel_pending (pool);
     if (announced && !any_worker_alive (pool)) {
       TrAsync *a;
       g_autofree char *msg = g_strdup_printf (
@@ -571,8 +702,8 @@ io_main (gpointer data)
       fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
       polled[np++] = w;
     }
-    int timeout = -1;
-    if (shutting_down)
+    int timeout = check_timeouts (pool);
+    if (shutting_down && (timeout < 0 || timeout > 100))
       timeout = 100;
     int r = poll (fds, nfds, timeout);
     if (r < 0 && errno != EINTR)
@@ -623,6 +754,7 @@ wake_io (TrPool *pool)
 static void
 submit_queue (TrPool *pool, GQueue *q)
 {
+
   if (g_queue_is_empty (q))
     return;
   pool->outstanding += q->length;
@@ -635,11 +767,24 @@ submit_queue (TrPool *pool, GQueue *q)
     wake_io (pool);
 }
 
+static gboolean
+retryable (TrPool *pool, TrAsync *a)
+{
+  if (!a->error || a->attempt > pool->retries || pool->closed ||
+      g_atomic_int_get (&pool->cancel_req) || g_atomic_int_get (&pool->terminate_req))
+    return FALSE;
+  return !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED) &&
+         !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED) &&
+         !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
+}
+
+
 static void
 deliver (TrPool *pool, TrAsync *a)
 {
   gsize len = 0;
   const guint8 *data = a->result_bytes ? g_bytes_get_data (a->result_bytes, &len) : NULL;
+  gboolean again = retryable (pool, a);
   a->result = (TrResult) {
     .seq = a->seq,
     .description = a->description,
@@ -650,9 +795,27 @@ deliver (TrPool *pool, TrAsync *a)
     .worker_pid = a->pid,
     .seconds = a->seconds,
     .units = a->units,
+    .attempt = a->attempt,
+    .final = !again,
+    .start_time = a->start_time,
+    .sent = g_bytes_get_size (a->payload),
+    .exit_value = a->error ? a->exit_value : 0,
+    .signal = a->error ? a->signal : 0,
   };
-  a->done = TRUE;
   pool->outstanding--;
+  if (again) {
+    if (a->report_attempts && a->error_callback)
+      a->error_callback (&a->result, a->user_data);
+    g_clear_error (&a->error);
+    a->attempt++;
+    a->worker = 0;
+    a->pid = 0;
+    GQueue q = G_QUEUE_INIT;
+    g_queue_push_tail (&q, a);
+    submit_queue (pool, &q);
+    return;
+  }
+  a->done = TRUE;
   TrResultFunc cb = a->error ? a->error_callback : a->callback;
   if (cb)
     cb (&a->result, a->user_data);
@@ -691,6 +854,8 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
   pool->n_workers = options->workers ? options->workers : g_get_num_processors ();
   pool->max_tasks = options->max_tasks_per_worker;
   pool->batch = options->batch;
+  pool->timeout_us = (gint64) (options->task_timeout * G_USEC_PER_SEC);
+  pool->retries = options->retries;
   pool->program = options->worker_program ? g_strdup (options->worker_program)
                                           : tr_paths_worker_program ();
   pool->link_class = &tr_link_local;
@@ -883,6 +1048,11 @@ static void
 stream_on_result (const TrResult *r, gpointer data)
 {
   Stream *s = data;
+  if (!r->final) {
+    if (s->on_result)
+      s->on_result (r, s->user_data);
+    return;
+  }
   s->in_window--;
   stream_count (s, r);
   if (!s->ordered) {
@@ -912,6 +1082,16 @@ void
 tr_pool_stop_feeding (TrPool *pool)
 {
   g_atomic_int_set (&pool->stop_feeding, 1);
+  g_atomic_int_set (&pool->cancel_req, 1);
+  wake_io (pool);
+}
+
+void
+tr_pool_request_terminate (TrPool *pool)
+{
+  g_atomic_int_set (&pool->stop_feeding, 1);
+  g_atomic_int_set (&pool->terminate_req, 1);
+  wake_io (pool);
 }
 
 gboolean
@@ -955,9 +1135,12 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
         break;
       }
       GBytes *payload = g_bytes_new (task.payload->data, task.payload->len);
-      TrAsync *a = async_new (pool, ++stats->total, task.description->str, payload, task.units);
+      guint64 seq = task.seq ? task.seq : stats->total + stats->skipped + 1;
+      stats->total++;
+      TrAsync *a = async_new (pool, seq, task.description->str, payload, task.units);
       g_bytes_unref (payload);
       a->callback = a->error_callback = stream_on_result;
+      a->report_attempts = TRUE;
       a->user_data = &s;
       if (g_queue_is_empty (&batch))
         batch_since = g_get_monotonic_time ();
@@ -1060,9 +1243,11 @@ tr_pool_free (TrPool *pool)
     if (w->link) {
       gboolean clean;
       w->link->klass->kill (w->link);
-      g_free (w->link->klass->close (w->link, &clean));
+      int status;
+      g_free (w->link->klass->close (w->link, &clean, &status));
     }
     g_queue_clear_full (&w->inflight, (GDestroyNotify) tr_async_unref);
+    g_queue_clear (&w->frames);
     g_byte_array_unref (w->out);
     g_byte_array_unref (w->in);
   }

@@ -8,7 +8,9 @@
  * Does not own: the pool (pool.c), the file format (jobfile.c), option parsing (options.c).
  */
 #include "runner.h"
+#include "joblog.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -36,7 +38,7 @@ static const TrOption core_options[] = {
   { .name = "batch", .type = TR_OPTION_STRING, .default_value = "auto",
     .help = "tasks per message to a worker: auto, or a number from 1 to 65536" },
   { .name = "joblog", .type = TR_OPTION_PATH,
-    .help = "write a GNU parallel style job log to this file" },
+    .help = "write a GNU parallel style job log to this file (--joblog overrides it)" },
   { .name = "backend", .type = TR_OPTION_ENUM, .default_value = "local",
     .choices = backend_choices, .help = "where workers run: local processes, or MPI ranks" },
   { .name = NULL },
@@ -89,13 +91,18 @@ static volatile sig_atomic_t signal_count;
 static volatile sig_atomic_t signal_first;
 static TrPool *volatile signal_pool;
 
+/* First SIGINT/SIGTERM: stop feeding, let running tasks finish.  Second: kill them now.
+ * Both only set flags and write an eventfd, which is safe in a signal handler. */
 static void
 on_signal (int sig)
 {
-  if (signal_count++ == 0) {
+  if (signal_count++ == 0)
     signal_first = sig;
-    if (signal_pool)
+  if (signal_pool) {
+    if (signal_count == 1)
       tr_pool_stop_feeding (signal_pool);
+    else
+      tr_pool_request_terminate (signal_pool);
   }
 }
 
@@ -113,32 +120,54 @@ install_signals (void)
 typedef struct {
   TrJob *job;
   TrRunOptions *opts;
-  gboolean killed_now;
+  TrJoblog *joblog;
+  GHashTable *done;     /* --resume: seqs that already succeeded */
+  guint64 produced;     /* tasks the plugin's generator made, skipped ones included */
+  guint64 skipped;
+  guint retries;
+  gboolean stop_on_failure;
+  gboolean joblog_failed;
 } RunCtx;
 
 static TrNext
 run_generator (gpointer data, TrTask *task, GError **error)
 {
   RunCtx *ctx = data;
-  if (signal_count > 1 && !ctx->killed_now) {
-    ctx->killed_now = TRUE;
-    tr_pool_terminate (ctx->job->pool);
+  for (;;) {
+    TrNext next = ctx->job->desc->next_task (ctx->job->state, task, error);
+    if (next != TR_NEXT_TASK)
+      return next;
+    guint64 seq = ++ctx->produced;
+    if (ctx->done && g_hash_table_contains (ctx->done, &seq)) {
+      ctx->skipped++;
+      tr_task_reset (task);
+      continue;
+    }
+    task->seq = seq;
+    return TR_NEXT_TASK;
   }
-  return ctx->job->desc->next_task (ctx->job->state, task, error);
 }
 
 static void
 run_on_result (const TrResult *r, gpointer data)
 {
   RunCtx *ctx = data;
-  if (signal_count > 1 && !ctx->killed_now) {
-    ctx->killed_now = TRUE;
-    tr_pool_terminate (ctx->job->pool);
+  gboolean cancelled = r->error && g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
+  if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r) && !ctx->joblog_failed) {
+    ctx->joblog_failed = TRUE;
+    g_printerr ("taskrun: cannot write the job log: %s\n", g_strerror (errno));
+  }
+  if (!r->final) {
+    g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s\n",
+                r->seq, r->description, r->attempt, ctx->retries + 1, r->error->message);
+    return;
   }
   if (r->error) {
-    if (!g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED) || ctx->opts->verbose)
+    if (!cancelled || ctx->opts->verbose)
       g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) failed: %s\n", r->seq,
                   r->description, r->error->message);
+    if (!cancelled && ctx->stop_on_failure && !ctx->job->stop_reason)
+      tr_job_stop (ctx->job, "a task failed and on_failure = stop: no new tasks are started");
   } else if (ctx->opts->verbose) {
     g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s\n",
                 r->seq, r->description, r->worker, (int) r->worker_pid, r->seconds);
@@ -177,21 +206,6 @@ where (const TrJobFile *jf, GPtrArray *overrides, const char *key)
 static gboolean
 refuse_unsupported (const TrJobFile *jf, GPtrArray *overrides, const TrConfig *core)
 {
-  const char *key = NULL;
-  if (tr_config_get_double (core, "task_timeout") > 0)
-    key = "task_timeout";
-  else if (tr_config_get_int (core, "retries") > 0)
-    key = "retries";
-  else if (tr_config_is_set (core, "joblog"))
-    key = "joblog";
-  else if (strcmp (tr_config_get_string (core, "on_failure"), "continue") != 0)
-    key = "on_failure";
-  if (key) {
-    g_autofree char *at = where (jf, overrides, key);
-    g_printerr ("taskrun: %s: [taskrun] '%s' is not supported by this version of taskrun\n", at,
-                key);
-    return TRUE;
-  }
   if (strcmp (tr_config_get_string (core, "backend"), "local") != 0) {
     g_autofree char *at = where (jf, overrides, "backend");
     g_printerr ("taskrun: %s: [taskrun] backend 'mpi': this taskrun was built without MPI "
@@ -301,6 +315,13 @@ tr_run (TrRunOptions *opts)
 
   int status = TR_EXIT_OK;
   g_autoptr (GString) summary = g_string_new (NULL);
+  RunCtx ctx = {
+    .job = &job, .opts = opts,
+    .retries = (guint) tr_config_get_int (core, "retries"),
+    .stop_on_failure = strcmp (tr_config_get_string (core, "on_failure"), "stop") == 0,
+  };
+  g_autofree char *joblog_path = opts->joblog ? g_canonicalize_filename (opts->joblog, NULL)
+                                              : g_strdup (tr_config_get_string (core, "joblog"));
   if (opts->dry_run) {
     g_autofree char *workers = g_strdup_printf ("%u", job.workers);
     tr_config_set (core, "workers", workers, NULL, NULL);
@@ -308,10 +329,41 @@ tr_run (TrRunOptions *opts)
     goto done;
   }
 
+  if (opts->resume) {
+    if (!joblog_path) {
+      g_printerr ("taskrun: --resume needs a job log: give --joblog FILE or joblog = in [taskrun]\n");
+      status = TR_EXIT_CANNOT_START;
+      goto done;
+    }
+    if (!(desc->flags & TR_PLUGIN_FLAG_DETERMINISTIC)) {
+      g_printerr ("taskrun: --resume: plugin '%s' does not promise the same tasks in the same "
+                  "order on every run, so a job log cannot tell which tasks are left\n",
+                  desc->name);
+      status = TR_EXIT_CANNOT_START;
+      goto done;
+    }
+    ctx.done = tr_joblog_read_succeeded (joblog_path, &error);
+    if (!ctx.done) {
+      g_printerr ("taskrun: --resume: %s\n", error->message);
+      status = TR_EXIT_CANNOT_START;
+      goto done;
+    }
+  }
+  if (joblog_path) {
+    ctx.joblog = tr_joblog_open (joblog_path, opts->resume, &error);
+    if (!ctx.joblog) {
+      g_printerr ("taskrun: %s\n", error->message);
+      status = TR_EXIT_CANNOT_START;
+      goto done;
+    }
+  }
+
   TrPoolOptions popts = {
     .workers = job.workers,
     .max_tasks_per_worker = (guint) tr_config_get_int (core, "max_tasks_per_worker"),
     .batch = batch,
+    .task_timeout = tr_config_get_double (core, "task_timeout"),
+    .retries = ctx.retries,
   };
   install_signals ();
   TrPool *pool = tr_pool_new (plugin, pcfg, &popts, &error);
@@ -324,11 +376,14 @@ tr_run (TrRunOptions *opts)
   signal_pool = pool;
   if (signal_count)
     tr_pool_stop_feeding (pool);
+  if (signal_count > 1)
+    tr_pool_request_terminate (pool);
 
-  RunCtx ctx = { .job = &job, .opts = opts };
   TrStats stats = { 0 };
   gboolean gen_ok = tr_pool_stream (pool, run_generator, run_on_result, &ctx,
                                     tr_config_get_bool (core, "ordered"), &stats, &error);
+  stats.skipped = ctx.skipped;
+  stats.total += ctx.skipped;
   signal_pool = NULL;
   tr_pool_close (pool);
   tr_pool_join (pool);
@@ -350,10 +405,14 @@ tr_run (TrRunOptions *opts)
   }
   if (!opts->quiet) {
     double rate = stats.seconds > 0 ? stats.succeeded / stats.seconds : 0;
+    g_autofree char *skipped = stats.skipped ? g_strdup_printf (", %" G_GUINT64_FORMAT
+                                                                " skipped (done in the job log)",
+                                                                stats.skipped)
+                                             : g_strdup ("");
     g_printerr ("taskrun: %" G_GUINT64_FORMAT " tasks: %" G_GUINT64_FORMAT " succeeded, %"
-                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run; %u workers (%u processes "
-                "ran tasks); %.3f s, %.1f tasks/s\n",
-                stats.total, stats.succeeded, stats.failed, stats.not_run, stats.workers,
+                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u workers (%u "
+                "processes ran tasks); %.3f s, %.1f tasks/s\n",
+                stats.total, stats.succeeded, stats.failed, stats.not_run, skipped, stats.workers,
                 stats.distinct_pids, stats.seconds, rate);
     if (summary->len) {
       g_auto (GStrv) lines = g_strsplit (summary->str, "\n", -1);
@@ -366,6 +425,9 @@ tr_run (TrRunOptions *opts)
     status = signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT;
 
 done:
+  tr_joblog_close (ctx.joblog);
+  if (ctx.done)
+    g_hash_table_unref (ctx.done);
   if (desc->destroy)
     desc->destroy (job.state);
   g_free (job.stop_reason);

@@ -19,6 +19,8 @@ typedef struct {
   gboolean dry_run;
   gboolean quiet;
   gboolean verbose;
+  const char *joblog;   /* --joblog: relative to the current directory; NULL: not given */
+  gboolean resume;
 } TrRunOptions;
 
 const TrOption *tr_runner_core_options (void);

@@ -17,6 +17,7 @@ tr_task_init (TrTask *task)
   task->payload = g_byte_array_new ();
   task->description = g_string_new (NULL);
   task->units = 1;
+  task->seq = 0;
 }
 
 void
@@ -25,6 +26,7 @@ tr_task_reset (TrTask *task)
   g_byte_array_set_size (task->payload, 0);
   g_string_truncate (task->description, 0);
   task->units = 1;
+  task->seq = 0;
 }
 
 void

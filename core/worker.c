@@ -99,6 +99,7 @@ send_init_failed (WorkerIo *io, const char *message)
 static gboolean
 run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8 *body,
            gsize len)
+
 {
   TrWireReader r;
   tr_wire_reader_init (&r, body, len);
@@ -116,6 +117,7 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
     gsize status_at = io->out->len;
     tr_wire_put_u8 (io->out, 1);
     tr_wire_put_u32 (io->out, 0);
+    tr_wire_put_u64 (io->out, (guint64) g_get_real_time ());
     tr_wire_put_u64 (io->out, 0);
     gsize len_at = io->out->len;
     tr_wire_put_u32 (io->out, 0);
@@ -143,7 +145,7 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
     }
     io->out->data[status_at] = ok ? 0 : 1;
     for (guint b = 0; b < 8; b++)
-      io->out->data[status_at + 5 + b] = (guint8) (ns >> (8 * b));
+      io->out->data[status_at + 13 + b] = (guint8) (ns >> (8 * b));
   }
   if (!tr_wire_reader_done (&r))
     return FALSE;
@@ -169,6 +171,7 @@ tr_worker_main (int fd, pid_t parent)
   g_autoptr (TrConfig) config = NULL;
   gpointer wstate = NULL;
   gboolean inited = FALSE;
+  guint32 flags = 0;
 
   if (!next_frame (&io, &type, &body, &len, FALSE) || type != TR_MSG_CONFIG) {
     status = 71;
@@ -179,6 +182,7 @@ tr_worker_main (int fd, pid_t parent)
     tr_wire_reader_init (&r, body, len);
     g_autofree char *path = tr_wire_get_str (&r);
     tr_wire_get_u32 (&r); /* slot: for logs */
+    flags = tr_wire_get_u32 (&r);
     guint32 n = tr_wire_get_u32 (&r);
     if (r.bad) {
       status = 71;
@@ -235,7 +239,7 @@ tr_worker_main (int fd, pid_t parent)
         break;
       }
       gint64 now = g_get_monotonic_time ();
-      if (now - last_flush >= 1000) {
+      if (now - last_flush >= 1000 || (flags & TR_WORKER_FLUSH_EACH_FRAME)) {
         if (!flush_out (&io))
           break;
         last_flush = now;

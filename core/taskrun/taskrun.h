@@ -113,6 +113,13 @@ typedef struct {
   GPid worker_pid;          /* that worker's process id; 0 if none */
   double seconds;           /* time spent in run, measured in the worker */
   guint64 units;            /* the task's units, as set by tr_task_set_units */
+  guint attempt;            /* 1 for the first run, 2 for the first retry, ... */
+  gboolean final;           /* FALSE: this attempt failed and the task will run again */
+  double start_time;        /* when this attempt started, in Unix seconds */
+  gsize sent;               /* payload bytes sent to the worker */
+  int exit_value;           /* as in a GNU parallel job log: 0 success, 1 task failed,
+                             * N the worker exited with N, -1 timed out or killed by taskrun */
+  int signal;               /* the signal that ended the worker holding the task, or 0 */
 } TrResult;
 
 /* The running job, as a plugin's parent-side hooks see it. */
@@ -132,7 +139,8 @@ typedef struct {
   guint64 total;      /* tasks produced by the generator */
   guint64 succeeded;
   guint64 failed;     /* failed in their last attempt */
-  guint64 not_run;    /* produced but never finished (stop, interrupt) */
+  guint64 not_run;    /* produced but never run to the end (stop, interrupt) */
+  guint64 skipped;    /* not run because a job log says they succeeded (--resume) */
   guint64 units_done; /* units of succeeded tasks */
   double seconds;     /* wall time of the run */
   guint workers;
@@ -265,6 +273,9 @@ typedef struct {
   guint max_tasks_per_worker; /* retire a worker after this many tasks; 0: never */
   guint batch;                /* tasks per message; 0: automatic */
   const char *worker_program; /* NULL: the taskrun binary that matches this library */
+  double task_timeout;        /* seconds; a task running longer is stopped (its worker gets
+                               * SIGTERM, then SIGKILL after a grace); 0: no limit */
+  guint retries;              /* run a failed task up to this many more times */
 } TrPoolOptions;
 
 typedef struct TrPool TrPool;
@@ -311,16 +322,20 @@ GPtrArray *tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error);
 typedef TrNext (*TrGeneratorFunc) (gpointer user_data, TrTask *task, GError **error);
 
 /* Pulls tasks from `generator` and runs them, never holding more than a bounded window
- * of tasks; `on_result` runs once per task (in completion order, or in generator order
- * when `ordered`).  Returns when the generator has ended and every task has finished, or
+ * of tasks; `on_result` runs once per attempt: with result->final FALSE for an attempt
+ * that failed and will be retried, and once with final TRUE per task (in completion
+ * order, or in generator order when `ordered`).  Returns when the generator has ended and every task has finished, or
  * feeding was stopped (tr_pool_stop_feeding, a generator error) and running ones ended.
  * `stats` (may be NULL) receives the counts.  Returns FALSE only on a generator error. */
 gboolean tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
                          gpointer user_data, gboolean ordered, TrStats *stats, GError **error);
 
-/* Asks a running tr_pool_stream to stop pulling new tasks.  Safe from any thread and
- * from a signal handler. */
+/* Stops feeding: tr_pool_stream pulls no new task, and tasks not yet handed to a worker
+ * fail with TR_TASK_ERROR_CANCELLED; running tasks finish.  Safe from any thread and from
+ * a signal handler. */
 void tr_pool_stop_feeding (TrPool *pool);
+/* Like tr_pool_terminate, but only asks: returns at once.  Safe from a signal handler. */
+void tr_pool_request_terminate (TrPool *pool);
 
 /* No more submissions. */
 void tr_pool_close (TrPool *pool);

@@ -1,0 +1,142 @@
+/* joblog.c — the job log, in GNU parallel's --joblog format, and reading it back for
+ * --resume.
+ *
+ * Owns: the file format (a header line, then one tab-separated row per attempt: Seq, Host
+ * ":", Starttime in Unix seconds with milliseconds, JobRuntime, Send and Receive bytes,
+ * Exitval, Signal, Command), writing each row and flushing it as the attempt ends (so a
+ * crash loses at most the row being written), and finding the tasks that already
+ * succeeded (Exitval 0 and Signal 0).  A last line cut short by a crash is ignored with a
+ * warning; any other malformed line is an error naming the file and line.
+ * Does not own: deciding what to skip (runner.c) or when attempts end (pool.c).
+ */
+#include "joblog.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define JOBLOG_HEADER "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+
+struct TrJoblog {
+  FILE *file;
+  char *path;
+};
+
+TrJoblog *
+tr_joblog_open (const char *path, gboolean append, GError **error)
+{
+  gboolean need_header = TRUE;
+  gboolean need_newline = FALSE;
+  if (append) {
+    g_autofree char *old = NULL;
+    gsize len = 0;
+    if (g_file_get_contents (path, &old, &len, NULL) && len > 0) {
+      need_header = FALSE;
+      need_newline = old[len - 1] != '\n';
+    }
+  }
+  FILE *f = fopen (path, append ? "a" : "w");
+  if (!f) {
+    int e = errno;
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
+                 "cannot open the job log %s: %s", path, g_strerror (e));
+    return NULL;
+  }
+  if (need_newline)
+    fputc ('\n', f); /* a row cut short by a crash stays on a line of its own */
+  if (need_header)
+    fputs (JOBLOG_HEADER, f);
+  if (fflush (f) != 0) {
+    int e = errno;
+    fclose (f);
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
+                 "cannot write the job log %s: %s", path, g_strerror (e));
+    return NULL;
+  }
+  TrJoblog *log = g_new0 (TrJoblog, 1);
+  log->file = f;
+  log->path = g_strdup (path);
+  return log;
+}
+
+gboolean
+tr_joblog_write (TrJoblog *log, const TrResult *r)
+{
+  int n = fprintf (log->file,
+                   "%" G_GUINT64_FORMAT "\t:\t%.3f\t%10.3f\t%" G_GSIZE_FORMAT "\t%" G_GSIZE_FORMAT
+                   "\t%d\t%d\t%s\n",
+                   r->seq, r->start_time, r->seconds, r->sent, r->error ? (gsize) 0 : r->len,
+                   r->exit_value, r->signal, r->description);
+  return n > 0 && fflush (log->file) == 0;
+}
+
+void
+tr_joblog_close (TrJoblog *log)
+{
+  if (!log)
+    return;
+  fclose (log->file);
+  g_free (log->path);
+  g_free (log);
+}
+
+static gboolean
+parse_u64 (const char *s, guint64 *out)
+{
+  return g_ascii_string_to_unsigned (s, 10, 1, G_MAXUINT64, out, NULL);
+}
+
+static gboolean
+parse_int (const char *s, gint64 *out)
+{
+  return g_ascii_string_to_signed (g_strstrip ((char *) s), 10, G_MININT32, G_MAXINT32, out, NULL);
+}
+
+GHashTable *
+tr_joblog_read_succeeded (const char *path, GError **error)
+{
+  GHashTable *done = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_autoptr (GError) e = NULL;
+  if (!g_file_get_contents (path, &data, &len, &e)) {
+    if (g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      return done; /* nothing ran yet: resume runs everything */
+    g_set_error (error, G_FILE_ERROR, e->code, "cannot read the job log %s: %s", path, e->message);
+    g_hash_table_unref (done);
+    return NULL;
+  }
+  g_auto (GStrv) lines = g_strsplit (data, "\n", -1);
+  guint n_lines = g_strv_length (lines);
+  for (guint i = 0; i < n_lines; i++) {
+    char *line = lines[i];
+    gboolean last = i + 1 == n_lines; /* text after the final newline: cut short */
+    if (*line == '\0')
+      continue;
+    if (i == 0 && g_str_has_prefix (line, "Seq\tHost\t"))
+      continue;
+    g_auto (GStrv) f = g_strsplit (line, "\t", 9);
+    guint64 seq;
+    gint64 exitval, sig;
+    gboolean ok = g_strv_length (f) == 9 && parse_u64 (f[0], &seq) && parse_int (f[6], &exitval) &&
+                  parse_int (f[7], &sig);
+    if (!ok) {
+      if (last) {
+        g_printerr ("taskrun: %s:%u: ignoring a row cut short (the run that wrote it was "
+                    "interrupted)\n", path, i + 1);
+        continue;
+      }
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                   "%s:%u: not a job log row (expected 9 tab-separated fields: Seq, Host, "
+                   "Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command)", path, i + 1);
+      g_hash_table_unref (done);
+      return NULL;
+    }
+    if (exitval == 0 && sig == 0) {
+      guint64 *k = g_new (guint64, 1);
+      *k = seq;
+      g_hash_table_add (done, k);
+    }
+  }
+  return done;
+}

@@ -8,6 +8,7 @@
 #include "runner.h"
 
 #include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static char *opt_config;
@@ -60,6 +61,10 @@ main (int argc, char **argv)
     return tr_worker_main (3, (pid_t) atol (argv[2]));
 
   setlocale (LC_ALL, "");
+  /* Result lines appear as tasks finish, also through a pipe (as GNU parallel's do). */
+  setvbuf (stdout, NULL, _IOLBF, 0);
+  /* stdout belongs to results: every log message (G_MESSAGES_DEBUG=taskrun) goes to stderr. */
+  g_log_writer_default_set_use_stderr (TRUE);
   /* GOption does not take a value glued to a short option; users of make and parallel
    * type -j2, so split "-jN" into "-j" "N". */
   g_autoptr (GPtrArray) args = g_ptr_array_new ();

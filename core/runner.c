@@ -96,8 +96,15 @@ static TrPool *volatile signal_pool;
 static void
 on_signal (int sig)
 {
+  static const char once[] = "\ntaskrun: interrupted: finishing the running tasks, starting no "
+                              "new ones (interrupt again to stop them now)\n";
+  static const char twice[] = "\ntaskrun: interrupted again: stopping the running tasks now\n";
   if (signal_count++ == 0)
     signal_first = sig;
+  if (write (STDERR_FILENO, signal_count == 1 ? once : twice,
+             signal_count == 1 ? sizeof once - 1 : sizeof twice - 1) < 0) {
+    /* nothing to do about a closed stderr */
+  }
   if (signal_pool) {
     if (signal_count == 1)
       tr_pool_stop_feeding (signal_pool);

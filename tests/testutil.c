@@ -1,8 +1,14 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int
 tt_run_taskrun (const char *const *args, const char *cwd, const char *const *env, char **out,
@@ -76,4 +82,155 @@ tt_count_lines (const char *text, const char *prefix)
     if (g_str_has_prefix (lines[i], prefix))
       n++;
   return n;
+}
+
+GPid
+tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *env)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) TT_TASKRUN);
+  for (int i = 0; args && args[i]; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_auto (GStrv) envp = g_get_environ ();
+  for (int i = 0; env && env[i]; i++) {
+    const char *eq = strchr (env[i], '=');
+    g_autofree char *name = g_strndup (env[i], eq - env[i]);
+    envp = g_environ_setenv (envp, name, eq + 1, TRUE);
+  }
+  g_autofree char *out = g_build_filename (dir, "out.txt", NULL);
+  g_autofree char *err = g_build_filename (dir, "err.txt", NULL);
+  int out_fd = open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err_fd = open (err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  g_assert_cmpint (out_fd, >=, 0);
+  g_assert_cmpint (err_fd, >=, 0);
+  GPid pid = 0;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = g_spawn_async_with_fds (dir, (char **) argv->pdata, envp, G_SPAWN_DO_NOT_REAP_CHILD,
+                                        NULL, NULL, &pid, -1, out_fd, err_fd, &error);
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  close (out_fd);
+  close (err_fd);
+  return pid;
+}
+
+int
+tt_wait_taskrun (GPid pid, double seconds, const char *dir, char **out, char **err)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid (pid, &status, WNOHANG);
+    if (r == pid)
+      break;
+    if (g_get_monotonic_time () > deadline) {
+      kill (pid, SIGKILL);
+      waitpid (pid, &status, 0);
+      g_error ("taskrun (pid %d) did not end within %.1f s", (int) pid, seconds);
+    }
+    g_usleep (5000);
+  }
+  g_autofree char *o = g_build_filename (dir, "out.txt", NULL);
+  g_autofree char *e = g_build_filename (dir, "err.txt", NULL);
+  if (out)
+    g_file_get_contents (o, out, NULL, NULL);
+  if (err)
+    g_file_get_contents (e, err, NULL, NULL);
+  if (WIFEXITED (status))
+    return WEXITSTATUS (status);
+  return 128 + WTERMSIG (status);
+}
+
+/* /proc files report size 0, which g_file_get_contents takes at its word. */
+static char *
+read_proc (const char *path)
+{
+  FILE *f = fopen (path, "r");
+  if (!f)
+    return NULL;
+  GString *s = g_string_new (NULL);
+  char buf[4096];
+  size_t n;
+  while ((n = fread (buf, 1, sizeof buf, f)) > 0)
+    g_string_append_len (s, buf, n);
+  fclose (f);
+  return g_string_free (s, FALSE);
+}
+
+GArray *
+tt_children (GPid pid)
+{
+  GArray *kids = g_array_new (FALSE, FALSE, sizeof (GPid));
+  g_autofree char *tasks = g_strdup_printf ("/proc/%d/task", (int) pid);
+  g_autoptr (GDir) d = g_dir_open (tasks, 0, NULL);
+  const char *tid;
+  while (d && (tid = g_dir_read_name (d))) {
+    g_autofree char *path = g_strdup_printf ("%s/%s/children", tasks, tid);
+    g_autofree char *text = read_proc (path);
+    if (!text)
+      continue;
+    g_auto (GStrv) parts = g_strsplit (text, " ", -1);
+    for (int i = 0; parts[i]; i++)
+      if (*parts[i]) {
+        GPid k = (GPid) atoi (parts[i]);
+        g_array_append_val (kids, k);
+      }
+  }
+  return kids;
+}
+
+static gboolean
+alive (GPid pid)
+{
+  /* a zombie waiting for its reaper counts as gone */
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *stat = read_proc (path);
+  if (!stat)
+    return FALSE;
+  const char *close = strrchr (stat, ')');
+  return close && close[1] == ' ' && close[2] != 'Z';
+}
+
+guint
+tt_wait_gone (GArray *pids, double seconds)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  for (;;) {
+    guint left = 0;
+    for (guint i = 0; i < pids->len; i++)
+      left += alive (g_array_index (pids, GPid, i));
+    if (left == 0 || g_get_monotonic_time () > deadline)
+      return left;
+    g_usleep (10000);
+  }
+}
+
+gboolean
+tt_wait_lines (const char *path, guint lines, double seconds)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  for (;;) {
+    g_autofree char *text = NULL;
+    if (g_file_get_contents (path, &text, NULL, NULL)) {
+      guint n = 0;
+      for (const char *p = text; *p; p++)
+        n += *p == '\n';
+      if (n >= lines)
+        return TRUE;
+    }
+    if (g_get_monotonic_time () > deadline)
+      return FALSE;
+    g_usleep (5000);
+  }
+}
+
+char *
+tt_testkit_job (const char *dir, const char *taskrun_keys, const char *testkit_keys)
+{
+  g_autofree char *plugin = tt_test_plugin ("testkit");
+  g_autofree char *text = g_strdup_printf ("[taskrun]\nplugin = %s\n%s\n[testkit]\n%s\n", plugin,
+                                           taskrun_keys ? taskrun_keys : "",
+                                           testkit_keys ? testkit_keys : "");
+  return tt_write (dir, "job.ini", text);
 }

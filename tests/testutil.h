@@ -10,11 +10,27 @@
  * status (128 + signal when killed); *out and *err receive stdout and stderr. */
 int tt_run_taskrun (const char *const *args, const char *cwd, const char *const *env, char **out,
                     char **err);
+/* Starts taskrun in the background, its stdout and stderr going to files in `dir`
+ * (out.txt, err.txt).  Returns its pid. */
+GPid tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *env);
+/* Waits for `pid` up to `seconds`; kills it and fails the test if it does not end.
+ * Returns the exit status (128 + signal when killed) and reads dir/out.txt, dir/err.txt. */
+int tt_wait_taskrun (GPid pid, double seconds, const char *dir, char **out, char **err);
+/* The pids of the processes `pid` has forked (from any of its threads). */
+GArray *tt_children (GPid pid);
+/* Waits up to `seconds` for every pid in `pids` to be gone; returns how many remain. */
+guint tt_wait_gone (GArray *pids, double seconds);
+/* Polls until `path` holds at least `lines` lines, up to `seconds`; FALSE on timeout. */
+gboolean tt_wait_lines (const char *path, guint lines, double seconds);
+
 /* A new temporary folder, removed with its contents by tt_rmtree. */
 char *tt_tmpdir (void);
 void tt_rmtree (const char *dir);
 /* Writes `content` to dir/name and returns the path. */
 char *tt_write (const char *dir, const char *name, const char *content);
+/* Writes dir/job.ini for the testkit plugin with the given extra lines for [taskrun]
+ * and [testkit] (each "key = value\n"...), and returns its path. */
+char *tt_testkit_job (const char *dir, const char *taskrun_keys, const char *testkit_keys);
 /* build/tests/plugins/NAME.so */
 char *tt_test_plugin (const char *name);
 const char *tt_source_root (void);

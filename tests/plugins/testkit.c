@@ -8,10 +8,12 @@
  *   pid              result the worker's pid, in decimal
  *   fail:MESSAGE     fail the task with MESSAGE
  *   crash            SIGSEGV;  abort: SIGABRT;  exit:N: exit with status N
- *   hang             sleep forever
+ *   hang             sleep forever;  hang-ignoring-term: and ignore SIGTERM
+ *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
- * replaced by the task number), and its result hook prints "seq result" lines.
+ * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
+ * hook prints "seq result" lines.
  * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init.
  */
 #include <taskrun/taskrun.h>
@@ -32,12 +34,16 @@ static const TrOption testkit_options[] = {
     .help = "what worker_init does" },
   { .name = "quiet", .type = TR_OPTION_BOOL, .default_value = "no",
     .help = "do not print result lines" },
+  { .name = "bad_task", .type = TR_OPTION_INT, .default_value = "0", .min = 0, .max = 1e12,
+    .help = "this task number runs bad_op instead of op; 0: none" },
+  { .name = "bad_op", .type = TR_OPTION_STRING, .default_value = "crash",
+    .help = "the command of task bad_task" },
   { .name = NULL },
 };
 
 typedef struct {
-  guint64 tasks, made;
-  char *op;
+  guint64 tasks, made, bad_task;
+  char *op, *bad_op;
   gboolean quiet;
 } Testkit;
 
@@ -50,6 +56,8 @@ testkit_configure (TrJob *job, const TrConfig *config, gpointer *state, GError *
   t->tasks = (guint64) tr_config_get_int (config, "tasks");
   t->op = g_strdup (tr_config_get_string (config, "op"));
   t->quiet = tr_config_get_bool (config, "quiet");
+  t->bad_task = (guint64) tr_config_get_int (config, "bad_task");
+  t->bad_op = g_strdup (tr_config_get_string (config, "bad_op"));
   *state = t;
   return TRUE;
 }
@@ -63,7 +71,7 @@ testkit_next (gpointer state, TrTask *task, GError **error)
     return TR_NEXT_END;
   t->made++;
   g_autofree char *n = g_strdup_printf ("%" G_GUINT64_FORMAT, t->made);
-  g_auto (GStrv) parts = g_strsplit (t->op, "%n", -1);
+  g_auto (GStrv) parts = g_strsplit (t->made == t->bad_task ? t->bad_op : t->op, "%n", -1);
   g_autofree char *cmd = g_strjoinv (n, parts);
   tr_task_set_payload (task, cmd, strlen (cmd));
   tr_task_set_description (task, "%s", cmd);
@@ -87,6 +95,7 @@ testkit_destroy (gpointer state)
 {
   Testkit *t = state;
   g_free (t->op);
+  g_free (t->bad_op);
   g_free (t);
 }
 
@@ -134,6 +143,19 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
   } else if (g_str_equal (cmd, "hang")) {
     for (;;)
       pause ();
+  } else if (g_str_equal (cmd, "hang-ignoring-term")) {
+    signal (SIGTERM, SIG_IGN);
+    for (;;)
+      pause ();
+  } else if (g_str_has_prefix (cmd, "fail-once:")) {
+    /* fails the first time (creating the marker file), succeeds after */
+    const char *marker = cmd + 10;
+    if (!g_file_test (marker, G_FILE_TEST_EXISTS)) {
+      g_file_set_contents (marker, "", 0, NULL);
+      g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "first attempt fails");
+      return FALSE;
+    }
+    tr_output_append (out, "second", 6);
   } else if (g_str_equal (cmd, "garbage")) {
     static const guint8 junk[] = { 0xff, 0xff, 0xff, 0x7f, 0x04, 'j', 'u', 'n', 'k' };
     if (write (3, junk, sizeof junk) < 0)

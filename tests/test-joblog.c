@@ -1,0 +1,180 @@
+/* test-joblog.c — the job log is GNU parallel's format, column by column; --resume after
+ * an interrupted run runs exactly the rest and appends; --resume refuses what it cannot
+ * do (no job log, a plugin without a deterministic order, a malformed log). */
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char header[] = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
+
+static void
+test_format (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n",
+                                         "tasks = 3\nop = sleepecho:5:r%n\nbad_task = 2\nbad_op = fail:no\n");
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  const char *args[] = { "-c", job, "--joblog", log, NULL };
+  gint64 before = g_get_real_time ();
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_assert_cmpstr (lines[0], ==, header);
+  g_assert_cmpuint (g_strv_length (lines), ==, 5); /* header, 3 rows, "" after the last \n */
+  g_autoptr (GRegex) row = g_regex_new (
+      "^([0-9]+)\t:\t([0-9]+\\.[0-9]{3})\t( *[0-9]+\\.[0-9]{3})\t([0-9]+)\t([0-9]+)\t(-?[0-9]+)\t([0-9]+)\t(.*)$",
+      0, 0, NULL);
+  gboolean seen[4] = { FALSE };
+  for (int i = 1; i <= 3; i++) {
+    g_autoptr (GMatchInfo) m = NULL;
+    g_assert_true (g_regex_match (row, lines[i], 0, &m));
+    g_autofree char *seq = g_match_info_fetch (m, 1);
+    g_autofree char *start = g_match_info_fetch (m, 2);
+    g_autofree char *runtime = g_match_info_fetch (m, 3);
+    g_autofree char *send = g_match_info_fetch (m, 4);
+    g_autofree char *recv = g_match_info_fetch (m, 5);
+    g_autofree char *exitval = g_match_info_fetch (m, 6);
+    g_autofree char *sig = g_match_info_fetch (m, 7);
+    g_autofree char *cmd = g_match_info_fetch (m, 8);
+    int n = atoi (seq);
+    seen[n] = TRUE;
+    g_assert_cmpuint (strlen (runtime), ==, 10); /* right-aligned like parallel's %10.3f */
+    double t = g_ascii_strtod (start, NULL);
+    g_assert_cmpfloat (t, >=, before / 1e6 - 1);
+    g_assert_cmpfloat (t, <=, g_get_real_time () / 1e6 + 1);
+    g_assert_cmpstr (sig, ==, "0");
+    if (n == 2) {
+      g_assert_cmpstr (cmd, ==, "fail:no");
+      g_assert_cmpstr (exitval, ==, "1");
+      g_assert_cmpstr (send, ==, "7");
+      g_assert_cmpstr (recv, ==, "0");
+    } else {
+      g_autofree char *want = g_strdup_printf ("sleepecho:5:r%d", n);
+      g_assert_cmpstr (cmd, ==, want);
+      g_assert_cmpstr (exitval, ==, "0");
+      g_assert_cmpstr (send, ==, "14");
+      g_assert_cmpstr (recv, ==, "2");
+      g_assert_cmpfloat (g_ascii_strtod (runtime, NULL), >=, 0.004);
+    }
+  }
+  g_assert_true (seen[1] && seen[2] && seen[3]);
+  tt_rmtree (dir);
+}
+
+/* Interrupt a run, then --resume it: each task succeeds exactly once in the log. */
+static void
+test_resume_after_sigint (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\njoblog = log.tsv\n",
+                                         "tasks = 30\nop = sleepecho:60:%n\n");
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_assert_true (tt_wait_lines (log, 1 + 6, 20));
+  kill (pid, SIGINT);
+  g_autofree char *err1 = NULL;
+  g_assert_cmpint (tt_wait_taskrun (pid, 20, dir, NULL, &err1), ==, 130);
+
+  const char *again[] = { "-c", job, "--resume", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (again, dir, NULL, &out, &err), ==, 0);
+  g_test_message ("first:\n%s\nsecond:\n%s", err1, err);
+  g_assert_nonnull (strstr (err, "skipped (done in the job log)"));
+
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_assert_cmpstr (lines[0], ==, header);
+  guint ok[31] = { 0 };
+  guint rows = 0;
+  for (int i = 1; lines[i]; i++) {
+    if (!*lines[i])
+      continue;
+    g_assert_false (g_str_has_prefix (lines[i], "Seq\t")); /* one header only */
+    g_auto (GStrv) f = g_strsplit (lines[i], "\t", 9);
+    int seq = atoi (f[0]);
+    g_assert_cmpint (seq, >=, 1);
+    g_assert_cmpint (seq, <=, 30);
+    if (g_str_equal (f[6], "0") && g_str_equal (f[7], "0"))
+      ok[seq]++;
+    rows++;
+  }
+  for (int seq = 1; seq <= 30; seq++)
+    g_assert_cmpuint (ok[seq], ==, 1);
+  g_assert_cmpuint (rows, ==, 30);
+  /* the second run printed only the tasks it ran */
+  guint64 skipped = 0;
+  const char *p = strstr (err, " not run, ");
+  g_assert_nonnull (p);
+  skipped = g_ascii_strtoull (p + strlen (" not run, "), NULL, 10);
+  g_assert_cmpuint (tt_count_lines (out, ""), ==, 30 - skipped + 1);
+  tt_rmtree (dir);
+}
+
+static void
+test_resume_refusals (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 3\n");
+  g_autofree char *out = NULL, *err = NULL;
+  const char *no_log[] = { "-c", job, "--resume", NULL };
+  g_assert_cmpint (tt_run_taskrun (no_log, dir, NULL, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "--resume needs a job log"));
+
+  g_autofree char *nd = tt_test_plugin ("nondeterministic");
+  g_autofree char *text = g_strdup_printf ("[taskrun]\nplugin = %s\n", nd);
+  g_autofree char *job2 = tt_write (dir, "nd.ini", text);
+  const char *nd_args[] = { "-c", job2, "--joblog", "x.tsv", "--resume", NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_run_taskrun (nd_args, dir, NULL, &out2, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "plugin 'nondeterministic' does not promise the same tasks"));
+
+  g_autofree char *bad = tt_write (dir, "bad.tsv", "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+                                                  "this is not a row\n1\t:\t1.0\t 0.1\t0\t0\t0\t0\tx\n");
+  const char *bad_args[] = { "-c", job, "--joblog", bad, "--resume", NULL };
+  g_autofree char *out3 = NULL, *err3 = NULL;
+  g_assert_cmpint (tt_run_taskrun (bad_args, dir, NULL, &out3, &err3), ==, 2);
+  g_autofree char *where = g_strdup_printf ("%s:2: not a job log row", bad);
+  g_assert_nonnull (strstr (err3, where));
+  g_assert_cmpstr (out3, ==, "");
+  tt_rmtree (dir);
+}
+
+/* A last row cut short by a crash is ignored; the run completes the rest. */
+static void
+test_resume_truncated_row (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 3\n");
+  g_autofree char *log = tt_write (dir, "log.tsv", "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+                                                   "1\t:\t1.000\t     0.100\t6\t1\t0\t0\techo:1\n2\t:\t1.0");
+  const char *args[] = { "-c", job, "--joblog", log, "--resume", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (err, ":3: ignoring a row cut short"));
+  g_assert_nonnull (strstr (err, "3 tasks: 2 succeeded, 0 failed, 0 not run, 1 skipped"));
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  /* the row cut short stays on a line of its own; a complete row for 2 follows */
+  g_assert_cmpuint (tt_count_lines (text, "2\t:\t1.0\n"), ==, 0);
+  g_assert_cmpuint (tt_count_lines (text, "2\t:\t"), ==, 2);
+  g_assert_nonnull (strstr (text, "\t0\t0\techo:2\n"));
+  g_assert_cmpuint (tt_count_lines (text, "3\t:\t"), ==, 1);
+  tt_rmtree (dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/joblog/format", test_format);
+  g_test_add_func ("/joblog/resume-after-sigint", test_resume_after_sigint);
+  g_test_add_func ("/joblog/resume-refusals", test_resume_refusals);
+  g_test_add_func ("/joblog/resume-truncated-row", test_resume_truncated_row);
+  return g_test_run ();
+}

@@ -1,0 +1,119 @@
+/* test-signals.c — SIGINT or SIGTERM once: no new tasks, running ones finish, summary,
+ * exit 130 / 143; twice: workers killed at once; SIGKILL of taskrun: its workers die with
+ * it.  No case leaves a worker process behind. */
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void
+parse_summary (const char *err, guint64 total, guint64 *ok, guint64 *failed, guint64 *not_run)
+{
+  g_autofree char *head = g_strdup_printf ("%" G_GUINT64_FORMAT " tasks: ", total);
+  const char *sum = strstr (err, head);
+  g_assert_nonnull (sum);
+  g_assert_cmpint (sscanf (sum + strlen (head), "%" G_GUINT64_FORMAT " succeeded, %" G_GUINT64_FORMAT
+                           " failed, %" G_GUINT64_FORMAT " not run", ok, failed, not_run), ==, 3);
+  g_assert_cmpuint (*ok + *failed + *not_run, ==, total);
+}
+
+static void
+test_once (gconstpointer data)
+{
+  int sig = GPOINTER_TO_INT (data);
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 20\nop = sleepecho:300:%n\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out_path = g_build_filename (dir, "out.txt", NULL);
+  g_assert_true (tt_wait_lines (out_path, 2, 20));
+  g_autoptr (GArray) kids = tt_children (pid);
+  g_assert_cmpuint (kids->len, ==, 2);
+  kill (pid, sig);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_wait_taskrun (pid, 20, dir, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, sig == SIGINT ? 130 : 143);
+  guint64 ok, failed, not_run;
+  parse_summary (err, 20, &ok, &failed, &not_run);
+  g_assert_cmpuint (failed, ==, 0); /* running tasks were let finish */
+  g_assert_cmpuint (ok, >=, 2);
+  g_assert_cmpuint (not_run, >=, 10);
+  /* the plugin saw every task: ok results, and the rest as not run */
+  g_assert_cmpuint (tt_count_lines (out, ""), ==, 20 + 1);
+  guint cancelled = 0;
+  for (const char *p = out; (p = strstr (p, " error not run: the job was stopped")); p++)
+    cancelled++;
+  g_assert_cmpuint (cancelled, ==, not_run);
+  g_assert_nonnull (strstr (err, "finishing the running tasks"));
+  g_assert_cmpuint (tt_wait_gone (kids, 2), ==, 0);
+  tt_rmtree (dir);
+}
+
+static void
+test_twice (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 5\nop = hang\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autoptr (GArray) kids = NULL;
+  for (int i = 0; i < 400; i++) {
+    g_clear_pointer (&kids, g_array_unref);
+    kids = tt_children (pid);
+    if (kids->len == 2)
+      break;
+    g_usleep (10000);
+  }
+  g_assert_cmpuint (kids->len, ==, 2);
+  g_usleep (200000); /* the workers hold tasks now */
+  kill (pid, SIGINT);
+  g_usleep (200000);
+  kill (pid, SIGINT);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_wait_taskrun (pid, 10, dir, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 130);
+  guint64 ok, failed, not_run;
+  parse_summary (err, 5, &ok, &failed, &not_run);
+  g_assert_cmpuint (ok, ==, 0);
+  g_assert_cmpuint (failed, ==, 2);  /* the two that were running, killed */
+  g_assert_cmpuint (not_run, ==, 3);
+  g_assert_cmpuint (tt_wait_gone (kids, 2), ==, 0);
+  tt_rmtree (dir);
+}
+
+static void
+test_parent_killed (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 5\nop = hang\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autoptr (GArray) kids = NULL;
+  for (int i = 0; i < 400; i++) {
+    g_clear_pointer (&kids, g_array_unref);
+    kids = tt_children (pid);
+    if (kids->len == 2)
+      break;
+    g_usleep (10000);
+  }
+  g_assert_cmpuint (kids->len, ==, 2);
+  kill (pid, SIGKILL);
+  g_assert_cmpint (tt_wait_taskrun (pid, 10, dir, NULL, NULL), ==, 128 + SIGKILL);
+  /* within a second, generously doubled for a loaded machine */
+  g_assert_cmpuint (tt_wait_gone (kids, 2.0), ==, 0);
+  tt_rmtree (dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_data_func ("/signals/sigint-once", GINT_TO_POINTER (SIGINT), test_once);
+  g_test_add_data_func ("/signals/sigterm-once", GINT_TO_POINTER (SIGTERM), test_once);
+  g_test_add_func ("/signals/sigint-twice", test_twice);
+  g_test_add_func ("/signals/parent-killed", test_parent_killed);
+  return g_test_run ();
+}

@@ -39,6 +39,7 @@ gboolean tr_options_check_table (const TrOption *options, GError **error);
 /* ---- jobfile.c --------------------------------------------------------------------- */
 typedef struct TrJobFile TrJobFile;
 TrJobFile *tr_jobfile_load (const char *path, GError **error);
+TrJobFile *tr_jobfile_load_data (const char *path, const char *data, gsize len, GError **error);
 void tr_jobfile_free (TrJobFile *jf);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrJobFile, tr_jobfile_free)
 const char *tr_jobfile_get_path (const TrJobFile *jf);

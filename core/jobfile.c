@@ -237,6 +237,14 @@ tr_jobfile_load (const char *path, GError **error)
                  path, e->message);
     return NULL;
   }
+  return tr_jobfile_load_data (path, data, len, error);
+}
+
+/* Parses a job file already in memory; `path` names it in messages and sets the folder
+ * that relative paths are resolved against. */
+TrJobFile *
+tr_jobfile_load_data (const char *path, const char *data, gsize len, GError **error)
+{
   if (len > JOBFILE_MAX_BYTES) {
     g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_FILE,
                  "%s: %" G_GSIZE_FORMAT " bytes is too large for a job file (at most %d)", path,

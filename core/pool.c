@@ -338,29 +338,22 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   if (n != GPOINTER_TO_UINT (g_queue_peek_head (&w->frames)))
     return FALSE; /* one RESULTS frame answers one TASKS frame */
   for (guint32 i = 0; i < n; i++) {
-    guint64 id = tr_wire_get_u64 (&r);
-    guint8 failed = tr_wire_get_u8 (&r);
-    guint32 code = tr_wire_get_u32 (&r);
-    guint64 start_us = tr_wire_get_u64 (&r);
-    guint64 ns = tr_wire_get_u64 (&r);
-    gsize plen;
-    const guint8 *p = tr_wire_get_bytes (&r, &plen);
+    TrWireResult res;
     TrAsync *a = g_queue_peek_head (&w->inflight);
-    if (r.bad || !a || a->id != id || failed > 1)
+    if (!tr_wire_read_result (&r, &res) || !a || a->id != res.id)
       return FALSE;
     g_queue_pop_head (&w->inflight);
     a->worker = w->slot;
     a->pid = w->link->pid;
-    a->seconds = ns / 1e9;
-    a->start_time = start_us / 1e6;
-    update_ewma (pool, (double) ns);
-    if (failed) {
-      g_autofree char *msg = g_utf8_make_valid ((const char *) p, plen);
+    a->seconds = res.run_ns / 1e9;
+    a->start_time = res.start_us / 1e6;
+    update_ewma (pool, (double) res.run_ns);
+    if (res.failed) {
+      g_autofree char *msg = g_utf8_make_valid ((const char *) res.data, res.len);
       a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
       a->exit_value = 1;
-      (void) code;
     } else {
-      a->result_bytes = g_bytes_new (p, plen);
+      a->result_bytes = g_bytes_new (res.data, res.len);
     }
     io_complete (pool, a);
   }

@@ -175,3 +175,26 @@ tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type, const guint8 
   *consumed = TR_WIRE_HEADER + (gsize) n;
   return TR_FRAME_OK;
 }
+
+gboolean
+tr_wire_read_task (TrWireReader *r, TrWireTask *out)
+{
+  out->id = tr_wire_get_u64 (r);
+  out->payload = tr_wire_get_bytes (r, &out->len);
+  return !r->bad;
+}
+
+gboolean
+tr_wire_read_result (TrWireReader *r, TrWireResult *out)
+{
+  out->id = tr_wire_get_u64 (r);
+  guint8 failed = tr_wire_get_u8 (r);
+  out->code = tr_wire_get_u32 (r);
+  out->start_us = tr_wire_get_u64 (r);
+  out->run_ns = tr_wire_get_u64 (r);
+  out->data = tr_wire_get_bytes (r, &out->len);
+  if (failed > 1)
+    r->bad = TRUE;
+  out->failed = failed == 1;
+  return !r->bad;
+}

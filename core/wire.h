@@ -46,6 +46,27 @@ const guint8 *tr_wire_get_bytes (TrWireReader *r, gsize *len);
 char *tr_wire_get_str (TrWireReader *r); /* newly allocated, NUL-terminated; NULL if bad */
 gboolean tr_wire_reader_done (const TrWireReader *r); /* consumed exactly, nothing bad */
 
+/* One task of a TASKS frame, and one result of a RESULTS frame, as decoded. */
+typedef struct {
+  guint64 id;
+  const guint8 *payload;
+  gsize len;
+} TrWireTask;
+
+typedef struct {
+  guint64 id;
+  gboolean failed;
+  guint32 code;
+  guint64 start_us;    /* Unix microseconds when the task started */
+  guint64 run_ns;      /* how long run took */
+  const guint8 *data;  /* result payload, or the error message when failed */
+  gsize len;
+} TrWireResult;
+
+/* Each reads one record; FALSE when the body is malformed (r->bad is set). */
+gboolean tr_wire_read_task (TrWireReader *r, TrWireTask *out);
+gboolean tr_wire_read_result (TrWireReader *r, TrWireResult *out);
+
 typedef enum {
   TR_FRAME_INCOMPLETE, /* need more bytes */
   TR_FRAME_OK,

@@ -108,12 +108,12 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
   tr_wire_put_u32 (io->out, n);
   TrOutput output = { .buf = io->out };
   for (guint32 i = 0; i < n; i++) {
-    guint64 seq = tr_wire_get_u64 (&r);
-    gsize plen;
-    const guint8 *payload = tr_wire_get_bytes (&r, &plen);
-    if (r.bad)
+    TrWireTask task;
+    if (!tr_wire_read_task (&r, &task))
       return FALSE;
-    tr_wire_put_u64 (io->out, seq);
+    const guint8 *payload = task.payload;
+    gsize plen = task.len;
+    tr_wire_put_u64 (io->out, task.id);
     gsize status_at = io->out->len;
     tr_wire_put_u8 (io->out, 1);
     tr_wire_put_u32 (io->out, 0);

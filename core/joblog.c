@@ -60,13 +60,13 @@ tr_joblog_open (const char *path, gboolean append, GError **error)
 }
 
 gboolean
-tr_joblog_write (TrJoblog *log, const TrResult *r)
+tr_joblog_write (TrJoblog *log, const TrResult *r, const char *command)
 {
   int n = fprintf (log->file,
                    "%" G_GUINT64_FORMAT "\t:\t%.3f\t%10.3f\t%" G_GSIZE_FORMAT "\t%" G_GSIZE_FORMAT
                    "\t%d\t%d\t%s\n",
                    r->seq, r->start_time, r->seconds, r->sent, r->error ? (gsize) 0 : r->len,
-                   r->exit_value, r->signal, r->description);
+                   r->exit_value, r->signal, command);
   return n > 0 && fflush (log->file) == 0;
 }
 

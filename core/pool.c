@@ -39,19 +39,30 @@
 #include <unistd.h>
 
 #define AUTO_BATCH_MAX 4096
+#define MAX_FRAMES_IN_FLIGHT 256
+#define MAX_DEPTH 8192         /* tasks one worker may hold, unless batch asks for more */
 #define AUTO_TARGET_NS 1000000.0  /* aim for about 1 ms of work per frame */
 #define SHUTDOWN_GRACE_US (5 * G_USEC_PER_SEC)
 #define READ_CHUNK 262144
 
+#define INLINE_PAYLOAD 48
+#define INLINE_RESULT 32
+
 struct TrAsync {
+  TrAsync *next; /* the queue it is in: submitted, ready, or a worker's in-flight */
   gint ref;
   guint64 id;  /* unique in this pool: matches results to tasks on the wire */
   guint64 seq; /* what TrResult.seq shows */
-  char *description;
-  GBytes *payload;
+  char *description; /* NULL: none set */
+  const guint8 *payload;
+  gsize payload_len;
+  GBytes *payload_bytes; /* when the caller gave GBytes, else NULL */
+  guint8 *payload_heap;  /* a copy too large for payload_inline */
   guint64 units;
   /* Filled by the I/O thread before the task is handed back. */
-  GBytes *result_bytes;
+  guint8 *result;        /* points at result_inline or result_heap; NULL: none */
+  gsize result_len;
+  guint8 *result_heap;
   GError *error;
   guint worker;
   GPid pid;
@@ -61,13 +72,77 @@ struct TrAsync {
   int signal;
   guint attempt;
   /* Main thread only. */
+  gboolean recyclable;      /* owned by a stream: goes back to the pool's free list */
   gboolean report_attempts; /* the callback also sees attempts that will be retried */
   gboolean done;
-  TrResult result;
+  TrResult result_view;
   TrResultFunc callback, error_callback;
   gpointer user_data;
   TrPool *pool;
+  guint8 payload_inline[INLINE_PAYLOAD];
+  guint8 result_inline[INLINE_RESULT];
 };
+
+/* A FIFO of tasks linked through TrAsync.next: no allocation per push. */
+typedef struct {
+  TrAsync *head, *tail;
+  guint length;
+} TaskQueue;
+
+static inline void
+tq_push_tail (TaskQueue *q, TrAsync *a)
+{
+  a->next = NULL;
+  if (q->tail)
+    q->tail->next = a;
+  else
+    q->head = a;
+  q->tail = a;
+  q->length++;
+}
+
+static inline TrAsync *
+tq_pop_head (TaskQueue *q)
+{
+  TrAsync *a = q->head;
+  if (!a)
+    return NULL;
+  q->head = a->next;
+  if (!q->head)
+    q->tail = NULL;
+  q->length--;
+  a->next = NULL;
+  return a;
+}
+
+/* Moves all of src to the end of dst. */
+static inline void
+tq_append (TaskQueue *dst, TaskQueue *src)
+{
+  if (!src->head)
+    return;
+  if (dst->tail)
+    dst->tail->next = src->head;
+  else
+    dst->head = src->head;
+  dst->tail = src->tail;
+  dst->length += src->length;
+  *src = (TaskQueue) { 0 };
+}
+
+/* Moves all of src to the front of dst. */
+static inline void
+tq_prepend (TaskQueue *dst, TaskQueue *src)
+{
+  if (!src->head)
+    return;
+  src->tail->next = dst->head;
+  if (!dst->tail)
+    dst->tail = src->tail;
+  dst->head = src->head;
+  dst->length += src->length;
+  *src = (TaskQueue) { 0 };
+}
 
 typedef enum { W_DEAD, W_STARTING, W_READY, W_RETIRING } WorkerState;
 
@@ -75,7 +150,7 @@ typedef struct {
   guint slot;
   TrLink *link;
   WorkerState state;
-  GQueue inflight; /* TrAsync*, in the order sent */
+  TaskQueue inflight; /* in the order sent */
   GQueue frames;   /* tasks per TASKS frame in flight, as GUINT_TO_POINTER, in order */
   gint64 head_started; /* monotonic time the first task in flight started (about) */
   gint64 term_sent;    /* task_timeout: when SIGTERM was sent; 0 if not */
@@ -103,7 +178,7 @@ struct TrPool {
 
   GMutex lock;
   GCond cond;
-  GQueue submitted;     /* guarded by lock */
+  TaskQueue submitted;  /* guarded by lock */
   gboolean started;     /* guarded: the first workers have all said HELLO or failed */
   char *start_error;    /* guarded */
   gboolean terminated;  /* guarded: workers killed after a terminate request */
@@ -118,12 +193,14 @@ struct TrPool {
   /* Main thread only. */
   guint64 next_id;
   guint64 outstanding;
+  TrAsync *free_list;   /* recycled stream tasks */
+  guint free_count;
   gboolean closed;
   gboolean joined;
 
   /* I/O thread only. */
   Worker *workers;
-  GQueue ready;
+  TaskQueue ready;
   double ewma_ns;
   gboolean have_ewma;
   GPtrArray *completed;
@@ -135,16 +212,58 @@ struct TrPool {
 
 /* ---- tasks ------------------------------------------------------------------------- */
 
-static TrAsync *
-async_new (TrPool *pool, guint64 seq, const char *description, GBytes *payload, guint64 units)
+static void
+async_clear_result (TrAsync *a)
 {
-  TrAsync *a = g_new0 (TrAsync, 1);
+  g_free (a->result_heap);
+  a->result_heap = NULL;
+  a->result = NULL;
+  a->result_len = 0;
+  g_clear_error (&a->error);
+}
+
+static void
+async_free_contents (TrAsync *a)
+{
+  g_free (a->description);
+  if (a->payload_bytes)
+    g_bytes_unref (a->payload_bytes);
+  g_free (a->payload_heap);
+  async_clear_result (a);
+}
+
+/* A new task.  Exactly one of `bytes` (kept by reference) or `data` (copied) is used. */
+static TrAsync *
+async_new (TrPool *pool, guint64 seq, const char *description, GBytes *bytes, const guint8 *data,
+           gsize len, guint64 units)
+{
+  TrAsync *a = pool->free_list;
+  if (a) {
+    pool->free_list = a->next;
+    pool->free_count--;
+    memset (a, 0, offsetof (TrAsync, payload_inline));
+  } else {
+    a = g_new0 (TrAsync, 1);
+  }
   a->ref = 1;
   a->pool = pool;
   a->id = ++pool->next_id;
   a->seq = seq ? seq : a->id;
-  a->description = g_strdup (description ? description : "");
-  a->payload = payload ? g_bytes_ref (payload) : g_bytes_new (NULL, 0);
+  a->description = description && *description ? g_strdup (description) : NULL;
+  if (bytes) {
+    a->payload_bytes = g_bytes_ref (bytes);
+    a->payload = g_bytes_get_data (bytes, &a->payload_len);
+  } else {
+    a->payload_len = len;
+    if (len <= INLINE_PAYLOAD) {
+      if (len)
+        memcpy (a->payload_inline, data, len);
+      a->payload = a->payload_inline;
+    } else {
+      a->payload_heap = g_memdup2 (data, len);
+      a->payload = a->payload_heap;
+    }
+  }
   a->units = units;
   a->attempt = 1;
   return a;
@@ -155,11 +274,14 @@ tr_async_unref (TrAsync *a)
 {
   if (!a || !g_atomic_int_dec_and_test (&a->ref))
     return;
-  g_free (a->description);
-  g_bytes_unref (a->payload);
-  if (a->result_bytes)
-    g_bytes_unref (a->result_bytes);
-  g_clear_error (&a->error);
+  async_free_contents (a);
+  TrPool *pool = a->pool;
+  if (a->recyclable && pool && pool->free_count < 65536) {
+    a->next = pool->free_list;
+    pool->free_list = a;
+    pool->free_count++;
+    return;
+  }
   g_free (a);
 }
 
@@ -283,15 +405,13 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   guint running = GPOINTER_TO_UINT (g_queue_pop_head (&w->frames));
   double ran = (g_get_monotonic_time () - w->head_started) / 1e6;
   for (guint i = 0; i < running; i++) {
-    TrAsync *held = g_queue_pop_head (&w->inflight);
+    TrAsync *held = tq_pop_head (&w->inflight);
     held->worker = w->slot;
     held->pid = pid;
     held->seconds = ran;
     io_fail_status (pool, held, code, cause, exit_value, sig);
   }
-  TrAsync *a;
-  while ((a = g_queue_pop_tail (&w->inflight)))
-    g_queue_push_head (&pool->ready, a);
+  tq_prepend (&pool->ready, &w->inflight);
   g_queue_clear (&w->frames);
 
   if (was == W_STARTING) {
@@ -339,10 +459,10 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     return FALSE; /* one RESULTS frame answers one TASKS frame */
   for (guint32 i = 0; i < n; i++) {
     TrWireResult res;
-    TrAsync *a = g_queue_peek_head (&w->inflight);
+    TrAsync *a = w->inflight.head;
     if (!tr_wire_read_result (&r, &res) || !a || a->id != res.id)
       return FALSE;
-    g_queue_pop_head (&w->inflight);
+    tq_pop_head (&w->inflight);
     a->worker = w->slot;
     a->pid = w->link->pid;
     a->seconds = res.run_ns / 1e9;
@@ -353,7 +473,14 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
       a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
       a->exit_value = 1;
     } else {
-      a->result_bytes = g_bytes_new (res.data, res.len);
+      a->result_len = res.len;
+      if (res.len <= INLINE_RESULT) {
+        memcpy (a->result_inline, res.data, res.len);
+        a->result = a->result_inline;
+      } else {
+        a->result_heap = g_memdup2 (res.data, res.len);
+        a->result = a->result_heap;
+      }
     }
     io_complete (pool, a);
   }
@@ -465,14 +592,19 @@ frame_size (TrPool *pool)
   return (guint) CLAMP (n, 1.0, (double) AUTO_BATCH_MAX);
 }
 
+/* How many tasks a worker may hold: enough frames to cover about 2 ms of work, so that it
+ * never waits for the parent, but never a second frame when one frame is already that
+ * long (a task must not queue behind a slow one while another worker idles). */
 static guint
 worker_depth (TrPool *pool, guint fs)
 {
-  if (pool->batch)
-    return 2 * fs;
-  if (!pool->have_ewma || pool->ewma_ns >= 2 * AUTO_TARGET_NS)
-    return 1;
-  return 2 * fs;
+  if (!pool->have_ewma)
+    return pool->batch ? 2 * fs : 1;
+  double per_frame = MAX (pool->ewma_ns, 1.0) * fs;
+  if (per_frame >= 2 * AUTO_TARGET_NS)
+    return fs;
+  guint frames = (guint) CLAMP (2 * AUTO_TARGET_NS / per_frame, 2.0, (double) MAX_FRAMES_IN_FLIGHT);
+  return MIN (frames * fs, MAX (2 * fs, MAX_DEPTH));
 }
 
 static void
@@ -480,11 +612,11 @@ dispatch (TrPool *pool)
 {
   guint fs = frame_size (pool);
   guint depth = worker_depth (pool, fs);
-  for (guint k = 0; k < pool->n_workers && !g_queue_is_empty (&pool->ready); k++) {
+  for (guint k = 0; k < pool->n_workers && pool->ready.head; k++) {
     Worker *w = &pool->workers[(pool->rr + k) % pool->n_workers];
     if (w->state != W_READY)
       continue;
-    while (!g_queue_is_empty (&pool->ready) && w->inflight.length < depth) {
+    while (pool->ready.head && w->inflight.length < depth) {
       if (pool->max_tasks && w->sent >= pool->max_tasks) {
         w->state = W_RETIRING;
         break;
@@ -498,14 +630,12 @@ dispatch (TrPool *pool)
       g_queue_push_tail (&w->frames, GUINT_TO_POINTER (n));
       gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
       tr_wire_put_u32 (w->out, n);
+      double now = g_get_real_time () / 1e6; /* until the worker says when it started */
       for (guint i = 0; i < n; i++) {
-        TrAsync *a = g_queue_pop_head (&pool->ready);
-        gsize plen;
-        const guint8 *p = g_bytes_get_data (a->payload, &plen);
-        tr_wire_put_u64 (w->out, a->id);
-        tr_wire_put_bytes (w->out, p, plen);
-        a->start_time = g_get_real_time () / 1e6; /* until the worker says when it started */
-        g_queue_push_tail (&w->inflight, a);
+        TrAsync *a = tq_pop_head (&pool->ready);
+        tr_wire_put_task (w->out, a->id, a->payload, a->payload_len);
+        a->start_time = now;
+        tq_push_tail (&w->inflight, a);
       }
       tr_wire_end (w->out, at);
       w->sent += n;
@@ -527,12 +657,12 @@ io_terminate (TrPool *pool)
       worker_end (pool, w, "was stopped: the pool was terminated", TR_TASK_ERROR_TERMINATED);
       /* what the worker held but had not started is not run */
       TrAsync *a;
-      while ((a = g_queue_pop_head (&pool->ready)))
+      while ((a = tq_pop_head (&pool->ready)))
         io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
     }
   }
   TrAsync *a;
-  while ((a = g_queue_pop_head (&pool->ready)))
+  while ((a = tq_pop_head (&pool->ready)))
     io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
   g_mutex_lock (&pool->lock);
   pool->terminated = TRUE;
@@ -546,7 +676,7 @@ io_cancel_pending (TrPool *pool)
 {
   pool->io_cancelled = TRUE;
   TrAsync *a;
-  while ((a = g_queue_pop_head (&pool->ready)))
+  while ((a = tq_pop_head (&pool->ready)))
     io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
 }
 
@@ -592,20 +722,19 @@ check_timeouts (TrPool *pool)
 static void
 take_submitted (TrPool *pool)
 {
-  GQueue got = G_QUEUE_INIT;
   g_mutex_lock (&pool->lock);
-  got = pool->submitted;
-  g_queue_init (&pool->submitted);
+  TaskQueue got = pool->submitted;
+  pool->submitted = (TaskQueue) { 0 };
   g_mutex_unlock (&pool->lock);
-  TrAsync *a;
-  while ((a = g_queue_pop_head (&got))) {
-    if (pool->io_terminated)
-      io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
-    else if (pool->io_cancelled)
-      io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
-    else
-      g_queue_push_tail (&pool->ready, a);
+  if (!pool->io_terminated && !pool->io_cancelled) {
+    tq_append (&pool->ready, &got);
+    return;
   }
+  TrAsync *a;
+  while ((a = tq_pop_head (&got)))
+    io_fail (pool, a, TR_TASK_ERROR_CANCELLED,
+             pool->io_terminated ? "cancelled: the pool was terminated"
+                                 : "not run: the job was stopped before it started");
 }
 
 static void
@@ -647,7 +776,7 @@ io_main (gpointer data)
       TrAsync *a;
       g_autofree char *msg = g_strdup_printf (
           "no worker is left to run it: %s", pool->fatal_error ? pool->fatal_error : "all failed");
-      while ((a = g_queue_pop_head (&pool->ready)))
+      while ((a = tq_pop_head (&pool->ready)))
         io_fail (pool, a, TR_TASK_ERROR_NO_WORKER, msg);
     }
     dispatch (pool);
@@ -657,7 +786,7 @@ io_main (gpointer data)
       shutdown_deadline = g_get_monotonic_time () + SHUTDOWN_GRACE_US;
     for (guint i = 0; i < pool->n_workers; i++) {
       Worker *w = &pool->workers[i];
-      gboolean idle = w->inflight.length == 0 && g_queue_is_empty (&pool->ready);
+      gboolean idle = w->inflight.length == 0 && !pool->ready.head;
       if (w->link && !w->quit_sent &&
           ((w->state == W_RETIRING && w->inflight.length == 0) ||
            (shutting_down && idle && w->state != W_STARTING))) {
@@ -745,16 +874,14 @@ wake_io (TrPool *pool)
 }
 
 static void
-submit_queue (TrPool *pool, GQueue *q)
+submit_queue (TrPool *pool, TaskQueue *q)
 {
-
-  if (g_queue_is_empty (q))
+  if (!q->head)
     return;
   pool->outstanding += q->length;
   g_mutex_lock (&pool->lock);
-  gboolean was_empty = g_queue_is_empty (&pool->submitted);
-  while (!g_queue_is_empty (q))
-    g_queue_push_tail (&pool->submitted, g_queue_pop_head (q));
+  gboolean was_empty = pool->submitted.head == NULL;
+  tq_append (&pool->submitted, q);
   g_mutex_unlock (&pool->lock);
   if (was_empty)
     wake_io (pool);
@@ -775,14 +902,12 @@ retryable (TrPool *pool, TrAsync *a)
 static void
 deliver (TrPool *pool, TrAsync *a)
 {
-  gsize len = 0;
-  const guint8 *data = a->result_bytes ? g_bytes_get_data (a->result_bytes, &len) : NULL;
   gboolean again = retryable (pool, a);
-  a->result = (TrResult) {
+  a->result_view = (TrResult) {
     .seq = a->seq,
-    .description = a->description,
-    .data = data,
-    .len = len,
+    .description = a->description ? a->description : "",
+    .data = a->result,
+    .len = a->result_len,
     .error = a->error,
     .worker = a->worker,
     .worker_pid = a->pid,
@@ -791,27 +916,28 @@ deliver (TrPool *pool, TrAsync *a)
     .attempt = a->attempt,
     .final = !again,
     .start_time = a->start_time,
-    .sent = g_bytes_get_size (a->payload),
+    .sent = a->payload_len,
+    .payload = a->payload,
     .exit_value = a->error ? a->exit_value : 0,
     .signal = a->error ? a->signal : 0,
   };
   pool->outstanding--;
   if (again) {
     if (a->report_attempts && a->error_callback)
-      a->error_callback (&a->result, a->user_data);
-    g_clear_error (&a->error);
+      a->error_callback (&a->result_view, a->user_data);
+    async_clear_result (a);
     a->attempt++;
     a->worker = 0;
     a->pid = 0;
-    GQueue q = G_QUEUE_INIT;
-    g_queue_push_tail (&q, a);
+    TaskQueue q = { 0 };
+    tq_push_tail (&q, a);
     submit_queue (pool, &q);
     return;
   }
   a->done = TRUE;
   TrResultFunc cb = a->error ? a->error_callback : a->callback;
   if (cb)
-    cb (&a->result, a->user_data);
+    cb (&a->result_view, a->user_data);
   tr_async_unref (a);
 }
 
@@ -854,8 +980,7 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
   pool->link_class = &tr_link_local;
   g_mutex_init (&pool->lock);
   g_cond_init (&pool->cond);
-  g_queue_init (&pool->submitted);
-  g_queue_init (&pool->ready);
+
   pool->results = g_async_queue_new ();
   pool->completed = g_ptr_array_new ();
   pool->workers = g_new0 (Worker, pool->n_workers);
@@ -863,7 +988,6 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
     pool->workers[i].slot = i + 1;
     pool->workers[i].out = g_byte_array_new ();
     pool->workers[i].in = g_byte_array_new ();
-    g_queue_init (&pool->workers[i].inflight);
   }
   pool->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
 
@@ -903,7 +1027,8 @@ static TrAsync *
 submit_one (TrPool *pool, guint64 seq, const char *description, GBytes *payload, guint64 units,
             TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
 {
-  TrAsync *a = async_new (pool, seq, description, payload, units);
+  g_autoptr (GBytes) empty = payload ? NULL : g_bytes_new (NULL, 0);
+  TrAsync *a = async_new (pool, seq, description, payload ? payload : empty, NULL, 0, units);
   a->callback = callback;
   a->error_callback = error_callback;
   a->user_data = user_data;
@@ -916,8 +1041,8 @@ submit_one (TrPool *pool, guint64 seq, const char *description, GBytes *payload,
     g_async_queue_push (pool->results, one);
     return a;
   }
-  GQueue q = G_QUEUE_INIT;
-  g_queue_push_tail (&q, a);
+  TaskQueue q = { 0 };
+  tq_push_tail (&q, a);
   submit_queue (pool, &q);
   return a;
 }
@@ -964,13 +1089,13 @@ tr_async_get (TrAsync *a, GError **error)
     g_propagate_error (error, g_error_copy (a->error));
     return NULL;
   }
-  return g_bytes_ref (a->result_bytes);
+  return g_bytes_new (a->result, a->result_len);
 }
 
 const TrResult *
 tr_async_peek_result (TrAsync *a)
 {
-  return a->done ? &a->result : NULL;
+  return a->done ? &a->result_view : NULL;
 }
 
 GBytes *
@@ -998,7 +1123,7 @@ tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
     if (a->error && !first)
       first = a->error;
     if (!first)
-      g_ptr_array_add (out, g_bytes_ref (a->result_bytes));
+      g_ptr_array_add (out, g_bytes_new (a->result, a->result_len));
   }
   if (first) {
     g_propagate_error (error, g_error_copy (first));
@@ -1054,7 +1179,7 @@ stream_on_result (const TrResult *r, gpointer data)
     return;
   }
   if (r->seq != s->next_seq) {
-    TrAsync *a = (TrAsync *) ((char *) r - offsetof (TrAsync, result));
+    TrAsync *a = (TrAsync *) ((char *) r - offsetof (TrAsync, result_view));
     g_hash_table_insert (s->held, &a->seq, async_ref (a));
     return;
   }
@@ -1065,7 +1190,7 @@ stream_on_result (const TrResult *r, gpointer data)
   while ((a = g_hash_table_lookup (s->held, &s->next_seq))) {
     g_hash_table_steal (s->held, &s->next_seq);
     if (s->on_result)
-      s->on_result (&a->result, s->user_data);
+      s->on_result (&a->result_view, s->user_data);
     s->next_seq++;
     tr_async_unref (a);
   }
@@ -1102,13 +1227,13 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
     .held = g_hash_table_new (g_int64_hash, g_int64_equal),
     .pids = g_hash_table_new (NULL, NULL),
   };
-  guint64 window = (guint64) pool->n_workers * (pool->batch ? 4 * pool->batch : 2 * AUTO_BATCH_MAX) + 64;
+  guint64 window = (guint64) pool->n_workers * MAX (2 * (pool->batch ? pool->batch : AUTO_BATCH_MAX), MAX_DEPTH) + 64;
   gint64 t0 = g_get_monotonic_time ();
   gboolean gen_done = pool->closed, stopping = FALSE;
   GError *gen_error = NULL;
   TrTask task;
   tr_task_init (&task);
-  GQueue batch = G_QUEUE_INIT;
+  TaskQueue batch = { 0 };
   gint64 batch_since = 0;
 
   for (;;) {
@@ -1127,17 +1252,17 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
                                            "the task generator failed (no reason given)");
         break;
       }
-      GBytes *payload = g_bytes_new (task.payload->data, task.payload->len);
       guint64 seq = task.seq ? task.seq : stats->total + stats->skipped + 1;
       stats->total++;
-      TrAsync *a = async_new (pool, seq, task.description->str, payload, task.units);
-      g_bytes_unref (payload);
+      TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload->data,
+                              task.payload->len, task.units);
       a->callback = a->error_callback = stream_on_result;
       a->report_attempts = TRUE;
+      a->recyclable = TRUE;
       a->user_data = &s;
-      if (g_queue_is_empty (&batch))
+      if (!batch.head)
         batch_since = g_get_monotonic_time ();
-      g_queue_push_tail (&batch, a);
+      tq_push_tail (&batch, a);
       s.in_window++;
       /* Hand tasks over in groups, but never sit on them: a slow generator (a directory
        * walk) must not keep idle workers waiting. */
@@ -1239,13 +1364,22 @@ tr_pool_free (TrPool *pool)
       int status;
       g_free (w->link->klass->close (w->link, &clean, &status));
     }
-    g_queue_clear_full (&w->inflight, (GDestroyNotify) tr_async_unref);
+    TrAsync *a;
+    while ((a = tq_pop_head (&w->inflight)))
+      tr_async_unref (a);
     g_queue_clear (&w->frames);
     g_byte_array_unref (w->out);
     g_byte_array_unref (w->in);
   }
-  g_queue_clear_full (&pool->submitted, (GDestroyNotify) tr_async_unref);
-  g_queue_clear_full (&pool->ready, (GDestroyNotify) tr_async_unref);
+  TrAsync *a;
+  while ((a = tq_pop_head (&pool->submitted)))
+    tr_async_unref (a);
+  while ((a = tq_pop_head (&pool->ready)))
+    tr_async_unref (a);
+  while ((a = pool->free_list)) {
+    pool->free_list = a->next;
+    g_free (a);
+  }
   g_ptr_array_unref (pool->completed);
   g_free (pool->workers);
   g_free (pool->fatal_error);

@@ -134,7 +134,19 @@ typedef struct {
   guint retries;
   gboolean stop_on_failure;
   gboolean joblog_failed;
+  GString *described;   /* scratch for describe() */
 } RunCtx;
+
+/* The task's description: the one its generator set, else the plugin's describe hook's. */
+static const char *
+describe (RunCtx *ctx, const TrResult *r)
+{
+  if (*r->description || !ctx->job->desc->describe)
+    return r->description;
+  g_string_truncate (ctx->described, 0);
+  ctx->job->desc->describe (ctx->job->state, r->payload, r->sent, ctx->described);
+  return ctx->described->str;
+}
 
 static TrNext
 run_generator (gpointer data, TrTask *task, GError **error)
@@ -160,24 +172,25 @@ run_on_result (const TrResult *r, gpointer data)
 {
   RunCtx *ctx = data;
   gboolean cancelled = r->error && g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
-  if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r) && !ctx->joblog_failed) {
+  if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r)) &&
+      !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
     g_printerr ("taskrun: cannot write the job log: %s\n", g_strerror (errno));
   }
   if (!r->final) {
     g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s\n",
-                r->seq, r->description, r->attempt, ctx->retries + 1, r->error->message);
+                r->seq, describe (ctx, r), r->attempt, ctx->retries + 1, r->error->message);
     return;
   }
   if (r->error) {
     if (!cancelled || ctx->opts->verbose)
       g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) failed: %s\n", r->seq,
-                  r->description, r->error->message);
+                  describe (ctx, r), r->error->message);
     if (!cancelled && ctx->stop_on_failure && !ctx->job->stop_reason)
       tr_job_stop (ctx->job, "a task failed and on_failure = stop: no new tasks are started");
   } else if (ctx->opts->verbose) {
     g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s\n",
-                r->seq, r->description, r->worker, (int) r->worker_pid, r->seconds);
+                r->seq, describe (ctx, r), r->worker, (int) r->worker_pid, r->seconds);
   }
   if (ctx->job->desc->result)
     ctx->job->desc->result (ctx->job->state, r);
@@ -244,6 +257,8 @@ print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const cha
     }
     if (n == TR_NEXT_END)
       break;
+    if (!task.description->len && job->desc->describe)
+      job->desc->describe (job->state, task.payload->data, task.payload->len, task.description);
     g_string_append_printf (out, ";   %u: %s\n", shown + 1, task.description->str);
   }
   if (shown == 0)
@@ -323,7 +338,7 @@ tr_run (TrRunOptions *opts)
   int status = TR_EXIT_OK;
   g_autoptr (GString) summary = g_string_new (NULL);
   RunCtx ctx = {
-    .job = &job, .opts = opts,
+    .job = &job, .opts = opts, .described = g_string_new (NULL),
     .retries = (guint) tr_config_get_int (core, "retries"),
     .stop_on_failure = strcmp (tr_config_get_string (core, "on_failure"), "stop") == 0,
   };
@@ -433,6 +448,7 @@ tr_run (TrRunOptions *opts)
 
 done:
   tr_joblog_close (ctx.joblog);
+  g_string_free (ctx.described, TRUE);
   if (ctx.done)
     g_hash_table_unref (ctx.done);
   if (desc->destroy)

@@ -198,3 +198,18 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
   out->failed = failed == 1;
   return !r->bad;
 }
+
+void
+tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len)
+{
+  g_assert (len <= TR_WIRE_MAX_BODY);
+  gsize at = buf->len;
+  g_byte_array_set_size (buf, at + 12 + len);
+  guint8 *p = buf->data + at;
+  for (guint i = 0; i < 8; i++)
+    p[i] = (guint8) (id >> (8 * i));
+  for (guint i = 0; i < 4; i++)
+    p[8 + i] = (guint8) (len >> (8 * i));
+  if (len)
+    memcpy (p + 12, payload, len);
+}

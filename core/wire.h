@@ -31,6 +31,8 @@ void tr_wire_put_u64 (GByteArray *buf, guint64 v);
 void tr_wire_put_bytes (GByteArray *buf, const void *data, gsize len);
 void tr_wire_put_str (GByteArray *buf, const char *s);
 void tr_wire_patch_u32 (GByteArray *buf, gsize at, guint32 v);
+/* One task record of a TASKS frame: u64 id, then the payload as bytes. */
+void tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len);
 
 /* Reading one frame body.  Any read past the end sets `bad` and returns zeros. */
 typedef struct {

@@ -89,7 +89,8 @@ typedef struct TrTask TrTask;
  * append. */
 void tr_task_set_payload (TrTask *task, const void *data, gsize len);
 void tr_task_append_payload (TrTask *task, const void *data, gsize len);
-/* A short human description for logs and the job log: a path, a range.  One line. */
+/* A short human description for logs and the job log: a path, a range.  One line.
+ * Optional: without one the core asks the plugin's describe hook when it needs one. */
 void tr_task_set_description (TrTask *task, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* How much of the job this task is, in the plugin's progress unit (bytes for copy).
  * Default 1. */
@@ -116,7 +117,8 @@ typedef struct {
   guint attempt;            /* 1 for the first run, 2 for the first retry, ... */
   gboolean final;           /* FALSE: this attempt failed and the task will run again */
   double start_time;        /* when this attempt started, in Unix seconds */
-  gsize sent;               /* payload bytes sent to the worker */
+  const guint8 *payload;    /* the task's payload, as the generator made it */
+  gsize sent;               /* its length: bytes sent to the worker */
   int exit_value;           /* as in a GNU parallel job log: 0 success, 1 task failed,
                              * N the worker exited with N, -1 timed out or killed by taskrun */
   int signal;               /* the signal that ended the worker holding the task, or 0 */
@@ -224,6 +226,12 @@ typedef struct TrPluginDesc {
                    GError **error);
   /* Called when the worker is retired or the pool ends.  Optional. */
   void (*worker_fini) (gpointer worker_state);
+
+  /* ---- Parent hook, optional: describes a task from its payload, on the main thread,
+   * only when a description is needed (a failure, -v, the job log, --dry-run) and
+   * next_task did not set one.  Lets a generator of millions of tiny tasks skip
+   * formatting a description per task. */
+  void (*describe) (gpointer state, const guint8 *payload, gsize len, GString *out);
 } TrPluginDesc;
 
 /* Define the plugin's descriptor:

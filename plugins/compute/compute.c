@@ -96,9 +96,21 @@ compute_next (gpointer state, TrTask *task, GError **error)
   t.hi = c->end - c->next > c->chunk ? c->next + c->chunk : c->end;
   c->next = t.hi;
   tr_task_set_payload (task, &t, sizeof t);
-  tr_task_set_description (task, "[%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ")", t.lo, t.hi);
   tr_task_set_units (task, t.hi - t.lo);
   return TR_NEXT_TASK;
+}
+
+/* Descriptions are made only when needed: a run may have millions of one-number tasks. */
+static void
+compute_describe (gpointer state, const guint8 *payload, gsize len, GString *out)
+{
+  (void) state;
+  ComputeTask t;
+  if (len != sizeof t)
+    return;
+  memcpy (&t, payload, sizeof t);
+  g_string_printf (out, "%s [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ")",
+                   t.op == OP_PRIMES ? "primes" : "sum-squares", t.lo, t.hi);
 }
 
 static void
@@ -336,4 +348,5 @@ TR_PLUGIN_DEFINE (
   .worker_init = compute_worker_init,
   .run = compute_run,
   .worker_fini = compute_worker_fini,
+  .describe = compute_describe,
 );

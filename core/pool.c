@@ -64,6 +64,7 @@ struct TrAsync {
   gsize result_len;
   guint8 *result_heap;
   GError *error;
+  int error_code;
   guint worker;
   GPid pid;
   double seconds;
@@ -469,10 +470,12 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     a->start_time = res.start_us / 1e6;
     update_ewma (pool, (double) res.run_ns);
     if (res.failed) {
-      g_autofree char *msg = g_utf8_make_valid ((const char *) res.data, res.len);
+      g_autofree char *msg = g_utf8_make_valid ((const char *) res.message, res.message_len);
       a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
+      a->error_code = (int) res.code;
       a->exit_value = 1;
-    } else {
+    }
+    {
       a->result_len = res.len;
       if (res.len <= INLINE_RESULT) {
         memcpy (a->result_inline, res.data, res.len);
@@ -909,6 +912,7 @@ deliver (TrPool *pool, TrAsync *a)
     .data = a->result,
     .len = a->result_len,
     .error = a->error,
+    .error_code = a->error ? a->error_code : 0,
     .worker = a->worker,
     .worker_pid = a->pid,
     .seconds = a->seconds,

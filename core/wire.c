@@ -193,6 +193,7 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
   out->start_us = tr_wire_get_u64 (r);
   out->run_ns = tr_wire_get_u64 (r);
   out->data = tr_wire_get_bytes (r, &out->len);
+  out->message = tr_wire_get_bytes (r, &out->message_len);
   if (failed > 1)
     r->bad = TRUE;
   out->failed = failed == 1;

@@ -14,7 +14,7 @@ typedef enum {
   TR_MSG_INIT_FAILED, /* W->P  str message */
   TR_MSG_TASKS,       /* P->W  u32 n, n x (u64 seq, bytes payload) */
   TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 failed, u32 code, u64 start (Unix
-                       *       microseconds), u64 run nanoseconds, bytes result or message) */
+                       *       microseconds), u64 run nanoseconds, bytes output, str message) */
   TR_MSG_QUIT,        /* P->W  (empty) finish and exit */
   TR_MSG_LAST = TR_MSG_QUIT,
 } TrMsgType;
@@ -61,8 +61,10 @@ typedef struct {
   guint32 code;
   guint64 start_us;    /* Unix microseconds when the task started */
   guint64 run_ns;      /* how long run took */
-  const guint8 *data;  /* result payload, or the error message when failed */
+  const guint8 *data;  /* the task's output (also when it failed) */
   gsize len;
+  const guint8 *message; /* the error message when failed, else empty */
+  gsize message_len;
 } TrWireResult;
 
 /* Each reads one record; FALSE when the body is malformed (r->bad is set). */

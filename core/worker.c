@@ -99,7 +99,6 @@ send_init_failed (WorkerIo *io, const char *message)
 static gboolean
 run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8 *body,
            gsize len)
-
 {
   TrWireReader r;
   tr_wire_reader_init (&r, body, len);
@@ -125,24 +124,20 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
     gint64 t0 = g_get_monotonic_time ();
     gboolean ok = desc->run (wstate, payload, plen, &output, &error);
     guint64 ns = (guint64) (g_get_monotonic_time () - t0) * 1000;
-    if (!ok) {
-      g_byte_array_set_size (io->out, len_at);
-      const char *msg = error ? error->message : "the task failed (the plugin gave no reason)";
-      tr_wire_put_str (io->out, msg);
+    gsize rlen = io->out->len - len_at - 4;
+    const char *msg = NULL;
+    if (rlen > TR_WIRE_MAX_BODY / 2) {
+      g_byte_array_set_size (io->out, len_at + 4);
+      rlen = 0;
+      msg = "the task's output is larger than 32 MiB";
+      ok = FALSE;
+    } else if (!ok) {
+      msg = error ? error->message : "the task failed (the plugin gave no reason)";
       tr_wire_patch_u32 (io->out, status_at + 1, error ? (guint32) error->code : 0);
-      g_clear_error (&error);
-    } else {
-      if (error) /* a plugin that returns TRUE and sets an error: keep the success */
-        g_clear_error (&error);
-      gsize rlen = io->out->len - len_at - 4;
-      if (rlen > TR_WIRE_MAX_BODY / 2) {
-        g_byte_array_set_size (io->out, len_at);
-        tr_wire_put_str (io->out, "the task's result is larger than 32 MiB");
-        ok = FALSE;
-      } else {
-        tr_wire_patch_u32 (io->out, len_at, (guint32) rlen);
-      }
     }
+    tr_wire_patch_u32 (io->out, len_at, (guint32) rlen);
+    tr_wire_put_str (io->out, ok ? "" : msg);
+    g_clear_error (&error); /* a plugin that returns TRUE and sets an error keeps the success */
     io->out->data[status_at] = ok ? 0 : 1;
     for (guint b = 0; b < 8; b++)
       io->out->data[status_at + 13 + b] = (guint8) (ns >> (8 * b));

@@ -107,9 +107,10 @@ typedef enum {
 typedef struct {
   guint64 seq;              /* 1, 2, 3 ... in the order next_task produced the tasks */
   const char *description;  /* as set by tr_task_set_description ("" if none) */
-  const guint8 *data;       /* the result payload written by run; NULL on error */
+  const guint8 *data;       /* what run wrote to its output (also when it then failed) */
   gsize len;
   const GError *error;      /* NULL on success; otherwise why the task failed */
+  int error_code;           /* the code of the GError run set (its domain is not carried) */
   guint worker;             /* the worker slot that ran it, 1 .. workers; 0 if none did */
   GPid worker_pid;          /* that worker's process id; 0 if none */
   double seconds;           /* time spent in run, measured in the worker */
@@ -221,7 +222,8 @@ typedef struct TrPluginDesc {
    * report that this worker cannot run tasks; such a worker is not restarted.  Optional. */
   gboolean (*worker_init) (const TrConfig *config, gpointer *worker_state, GError **error);
   /* Runs one task: read the payload, append the result to `output`, return TRUE; or set
-   * `error` and return FALSE to fail this task only.  Required. */
+   * `error` and return FALSE to fail this task only (what it appended to `output` still
+   * reaches the result hook, with the error's code).  Required. */
   gboolean (*run) (gpointer worker_state, const guint8 *payload, gsize len, TrOutput *output,
                    GError **error);
   /* Called when the worker is retired or the pool ends.  Optional. */

@@ -41,7 +41,7 @@ decode (TrMsgType type, const guint8 *body, gsize len)
     TrWireResult res;
     for (guint32 i = 0; i < n && tr_wire_read_result (&r, &res); i++) {
       if (res.failed) {
-        g_autofree char *msg = g_utf8_make_valid ((const char *) res.data, res.len);
+        g_autofree char *msg = g_utf8_make_valid ((const char *) res.message, res.message_len);
         (void) msg;
       }
     }

@@ -1,0 +1,620 @@
+/* test-copy.c — the copy plugin through the taskrun binary.  A tree with every hard case
+ * (odd bytes in names, the longest names, a path deeper than PATH_MAX, symlinks of every
+ * kind, hard links, a FIFO, a device node, sparse and chunked files, modes, owners,
+ * times to the nanosecond, xattrs and an ACL) is copied tmpfs to tmpfs and tmpfs to
+ * disk, and `rsync -aHAXn --checksum --itemize-changes` must then print nothing; a rerun
+ * changes nothing.  Also: kill -9 at random moments never leaves a wrong file at a final
+ * name, and a rerun completes the copy without leftovers; the destination is never
+ * emptied, never followed through a symlink, never inside the source; unreadable files
+ * fail alone; a full disk stops the job. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+static void
+must (int r, const char *what)
+{
+  if (r < 0)
+    g_error ("%s: %s", what, g_strerror (errno));
+}
+
+static void must (int r, const char *what);
+
+static void
+write_file (const char *path, gsize size, guint seed)
+{
+  g_autofree guint8 *buf = g_malloc (MAX (size, 1));
+  GRand *r = g_rand_new_with_seed (seed);
+  for (gsize i = 0; i < size; i++)
+    buf[i] = (guint8) g_rand_int (r);
+  g_rand_free (r);
+  /* not g_file_set_contents: its temporary name would not fit beside a 255-byte name */
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  must (fd, path);
+  must (write (fd, buf, size) == (ssize_t) size ? 0 : -1, path);
+  close (fd);
+}
+
+static void
+set_times (const char *path, time_t sec, long nsec)
+{
+  struct timespec t[2] = { { sec - 1000, 123456789 }, { sec, nsec } };
+  must (utimensat (AT_FDCWD, path, t, AT_SYMLINK_NOFOLLOW), path);
+}
+
+/* A minimal POSIX ACL in its xattr form: user::rw- user:1234:r-- group::r-- mask::r-- other::--- */
+static void
+set_acl (const char *path)
+{
+  struct { guint32 version; struct { guint16 tag, perm; guint32 id; } e[5]; } acl = {
+    2, { { 0x01, 6, 0xffffffff }, { 0x02, 4, 1234 }, { 0x04, 4, 0xffffffff },
+         { 0x10, 4, 0xffffffff }, { 0x20, 0, 0xffffffff } } };
+  must (setxattr (path, "system.posix_acl_access", &acl, sizeof acl, 0), "setxattr acl");
+}
+
+static char *
+p (const char *root, const char *rel)
+{
+  return g_build_filename (root, rel, NULL);
+}
+
+/* Builds the hard-case tree under root (which exists). */
+static void
+build_tree (const char *root)
+{
+  const gboolean root_user = geteuid () == 0;
+  g_autofree char *d = p (root, "dir");
+  must (mkdir (d, 0755), d);
+  g_autofree char *sub = p (root, "dir/sub");
+  must (mkdir (sub, 0700), sub);
+  g_autofree char *empty = p (root, "empty-dir");
+  must (mkdir (empty, 0750), empty);
+
+  g_autofree char *f0 = p (root, "empty-file");
+  write_file (f0, 0, 1);
+  g_autofree char *f1 = p (root, "dir/small.bin");
+  write_file (f1, 1000, 2);
+  g_autofree char *f2 = p (root, "dir/sub/medium.bin");
+  write_file (f2, 300000, 3); /* above the test's chunk_size: copied in chunks */
+  chmod (f2, 0640);
+  g_autofree char *f3 = p (root, "exec.sh");
+  g_assert_true (g_file_set_contents (f3, "#!/bin/sh\necho hi\n", -1, NULL));
+  chmod (f3, 0755);
+
+  /* sparse: 4 MiB with data at 0, 1 MiB and the very end */
+  g_autofree char *sp = p (root, "sparse.img");
+  int fd = open (sp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  must (fd, sp);
+  must (pwrite (fd, "head", 4, 0) == 4 ? 0 : -1, "pwrite");
+  must (pwrite (fd, "middle", 6, 1 << 20) == 6 ? 0 : -1, "pwrite");
+  must (pwrite (fd, "tail", 4, (4 << 20) - 4) == 4 ? 0 : -1, "pwrite");
+  close (fd);
+
+  /* names: any bytes that are legal, the longest, leading dash, spaces, tabs, newline */
+  static const char *const odd[] = { "caf\xc3\xa9 \xe2\x98\x95", "\xff\xfe not utf-8", "-leading dash",
+                                     "tab\there", "new\nline", " spaces ", "#hash;semi=eq", NULL };
+  for (int i = 0; odd[i]; i++) {
+    g_autofree char *f = p (d, odd[i]);
+    write_file (f, 10 + i, 10 + i);
+  }
+  char longest[256];
+  memset (longest, 'L', 255);
+  longest[255] = '\0';
+  g_autofree char *lf = p (d, longest);
+  write_file (lf, 77, 20);
+
+  /* deep: 18 levels of 200-byte names (3.6 KB of path; rsync, the oracle, stops at
+   * PATH_MAX, so deeper trees have their own test) */
+  GString *deep = g_string_new (root);
+  char comp[201];
+  memset (comp, 'd', 200);
+  comp[200] = '\0';
+  int dirfd = open (root, O_RDONLY | O_DIRECTORY);
+  for (int i = 0; i < 18; i++) {
+    comp[0] = (char) ('a' + i);
+    must (mkdirat (dirfd, comp, 0755), "mkdirat deep");
+    int next = openat (dirfd, comp, O_RDONLY | O_DIRECTORY);
+    close (dirfd);
+    dirfd = next;
+  }
+  int df = openat (dirfd, "bottom.txt", O_WRONLY | O_CREAT, 0644);
+  must (write (df, "deep", 4) == 4 ? 0 : -1, "write deep");
+  close (df);
+  close (dirfd);
+  g_string_free (deep, TRUE);
+
+  /* symlinks: relative, absolute, dangling, to a folder, in a subfolder */
+  g_autofree char *s1 = p (root, "link-rel");
+  must (symlink ("dir/small.bin", s1), s1);
+  g_autofree char *s2 = p (root, "link-abs");
+  must (symlink ("/etc/hostname", s2), s2);
+  g_autofree char *s3 = p (root, "link-dangling");
+  must (symlink ("no/such/target", s3), s3);
+  g_autofree char *s4 = p (root, "link-dir");
+  must (symlink ("dir", s4), s4);
+  g_autofree char *s5 = p (root, "dir/sub/up");
+  must (symlink ("../../exec.sh", s5), s5);
+  set_times (s5, 1500000000, 5);
+
+  /* hard links: three names, two folders */
+  g_autofree char *h2 = p (root, "dir/hard-2");
+  must (link (f1, h2), h2);
+  g_autofree char *h3 = p (root, "hard-3");
+  must (link (f1, h3), h3);
+  /* and a hard-linked chunked file */
+  g_autofree char *h4 = p (root, "medium-link");
+  must (link (f2, h4), h4);
+
+  /* a FIFO and, as root, a device node */
+  g_autofree char *fifo = p (root, "dir/fifo");
+  must (mkfifo (fifo, 0620), fifo);
+  if (root_user) {
+    g_autofree char *dev = p (root, "dir/null-dev");
+    must (mknod (dev, S_IFCHR | 0666, makedev (1, 3)), dev);
+  }
+
+  /* metadata: xattrs, an ACL, owners, special mode bits, times in nanoseconds */
+  must (setxattr (f1, "user.colour", "blue", 4, 0), "setxattr");
+  must (setxattr (d, "user.kind", "folder", 6, 0), "setxattr dir");
+  set_acl (f3);
+  if (root_user) {
+    must (chown (f2, 1234, 5678), "chown");
+    must (lchown (s1, 4321, 8765), "lchown");
+    g_autofree char *suid = p (root, "suid");
+    write_file (suid, 5, 30);
+    must (chown (suid, 1000, 1000), "chown suid");
+    must (chmod (suid, 04755), "chmod suid");
+  }
+  g_autofree char *sticky = p (root, "sticky");
+  must (mkdir (sticky, 01777), sticky);
+  chmod (sticky, 01777);
+  /* a read-only folder with a file in it */
+  g_autofree char *ro = p (root, "read-only");
+  must (mkdir (ro, 0755), ro);
+  g_autofree char *rof = p (root, "read-only/inside");
+  write_file (rof, 33, 31);
+  chmod (ro, 0555);
+
+  set_times (f0, 1234567890, 111111111);
+  set_times (f1, 1400000000, 999999999);
+  set_times (sub, 1300000000, 7);
+  set_times (d, 1200000000, 8);
+  set_times (ro, 1100000000, 9);
+}
+
+static char *
+oracle (const char *src, const char *dst)
+{
+  g_autofree char *s = g_strconcat (src, "/", NULL);
+  g_autofree char *d = g_strconcat (dst, "/", NULL);
+  const char *argv[] = { "rsync", "-aHAXn", "--checksum", "--itemize-changes", s, d, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out,
+                               &err, &status, NULL));
+  if (status != 0)
+    g_error ("rsync failed (wait status %d):\n%s%s", status, out, err);
+  return g_strconcat (out, err, NULL);
+}
+
+static char *
+copy_job (const char *dir, const char *src, const char *dst, const char *extra)
+{
+  gboolean own_chunk = extra && strstr (extra, "chunk_size");
+  g_autofree char *text = g_strdup_printf ("[taskrun]\nplugin = copy\nworkers = 2\n[copy]\nsource = %s\n"
+                                           "destination = %s\n%s%s", src, dst,
+                                           own_chunk ? "" : "chunk_size = 64K\n", extra ? extra : "");
+  return tt_write (dir, "copy.ini", text);
+}
+
+static int
+run_copy (const char *job, char **out, char **err)
+{
+  const char *args[] = { "-c", job, NULL };
+  return tt_run_taskrun (args, NULL, NULL, out, err);
+}
+
+static guint
+count_temps (const char *root)
+{
+  const char *argv[] = { "find", root, "-name", ".taskrun-*.tmp", NULL };
+  g_autofree char *out = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out,
+                               NULL, NULL, NULL));
+  return tt_count_lines (out, "/");
+}
+
+static void
+test_oracle (gconstpointer data)
+{
+  const char *dst_base = data; /* NULL: tmpfs; else a disk folder */
+  g_autofree char *src_top = g_dir_make_tmp ("taskrun-copy-src-XXXXXX", NULL);
+  if (!g_str_has_prefix (src_top, "/dev/shm")) {
+    /* g_dir_make_tmp uses TMPDIR: put the source on tmpfs explicitly */
+    tt_rmtree (src_top);
+    g_free (src_top);
+    src_top = g_strdup ("/dev/shm/taskrun-copy-src-XXXXXX");
+    g_assert_nonnull (g_mkdtemp (src_top));
+  }
+  g_autofree char *dst_top = g_strdup_printf ("%s/taskrun-copy-dst-XXXXXX", dst_base ? dst_base : "/dev/shm");
+  g_assert_nonnull (g_mkdtemp (dst_top));
+  g_autofree char *src = p (src_top, "tree");
+  g_autofree char *dst = p (dst_top, "copy");
+  must (mkdir (src, 0755), src);
+  build_tree (src);
+
+  g_autofree char *job = copy_job (dst_top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_copy (job, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+  g_autofree char *diff = oracle (src, dst);
+  if (*diff)
+    g_error ("rsync found differences:\n%s", diff);
+
+  /* sparse stays sparse: 4 MiB apparent, a few blocks allocated */
+  g_autofree char *sp = p (dst, "sparse.img");
+  struct stat st;
+  must (stat (sp, &st), sp);
+  g_assert_cmpint (st.st_size, ==, 4 << 20);
+  g_assert_cmpint (st.st_blocks * 512, <, 1 << 20);
+  /* hard links kept */
+  g_autofree char *a = p (dst, "dir/small.bin");
+  g_autofree char *b = p (dst, "hard-3");
+  struct stat sa, sb;
+  must (stat (a, &sa), a);
+  must (stat (b, &sb), b);
+  g_assert_cmpuint (sa.st_ino, ==, sb.st_ino);
+  g_assert_cmpuint (sa.st_nlink, ==, 3);
+  g_assert_cmpuint (count_temps (dst), ==, 0);
+
+  /* a rerun changes nothing */
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (run_copy (job, &out2, &err2), ==, 0);
+  g_assert_nonnull (strstr (err2, "0 files (0 bytes"));
+  g_autofree char *diff2 = oracle (src, dst);
+  g_assert_cmpstr (diff2, ==, "");
+
+  chmod (g_build_filename (src, "read-only", NULL), 0755);
+  chmod (g_build_filename (dst, "read-only", NULL), 0755);
+  tt_rmtree (src_top);
+  tt_rmtree (dst_top);
+}
+
+/* Builds a tree of many small files and a few chunked ones, for the kill tests. */
+static void
+build_bulk (const char *root)
+{
+  for (int i = 0; i < 20; i++) {
+    g_autofree char *dir = g_strdup_printf ("%s/d%02d", root, i);
+    must (mkdir (dir, 0755), dir);
+    for (int j = 0; j < 50; j++) {
+      g_autofree char *f = g_strdup_printf ("%s/f%03d", dir, j);
+      write_file (f, 100 + (i * 50 + j) * 37 % 16000, i * 100 + j);
+    }
+  }
+  for (int i = 0; i < 3; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/big%d.bin", root, i);
+    write_file (f, (gsize) (24 << 20) + i, 1000 + i);
+  }
+}
+
+/* Every file at a final name in dst is identical to its source. */
+static void
+check_no_partial (const char *src, const char *dst)
+{
+  if (!g_file_test (dst, G_FILE_TEST_IS_DIR))
+    return; /* killed before it made the destination */
+  const char *argv[] = { "find", dst, "-type", "f", "!", "-name", ".taskrun-*.tmp", NULL };
+  g_autofree char *out = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out,
+                               NULL, NULL, NULL));
+  g_auto (GStrv) files = g_strsplit (out, "\n", -1);
+  for (int i = 0; files[i]; i++) {
+    if (!*files[i])
+      continue;
+    g_autofree char *rel = g_strdup (files[i] + strlen (dst));
+    g_autofree char *s = g_strconcat (src, rel, NULL);
+    g_autofree char *a = NULL, *b = NULL;
+    gsize la, lb;
+    g_assert_true (g_file_get_contents (s, &a, &la, NULL));
+    g_assert_true (g_file_get_contents (files[i], &b, &lb, NULL));
+    if (la != lb || memcmp (a, b, la) != 0)
+      g_error ("%s is at its final name but differs from its source", files[i]);
+  }
+}
+
+static void
+test_kill_and_rerun (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-kill-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  build_bulk (src);
+  g_autofree char *job = copy_job (top, src, dst, "chunk_size = 1M\n");
+  const char *args[] = { "-c", job, NULL };
+  static const int delays_ms[] = { 5, 20, 40, 80, 150 };
+  for (gsize i = 0; i < G_N_ELEMENTS (delays_ms); i++) {
+    GPid pid = tt_spawn_taskrun (args, top, NULL);
+    g_usleep (delays_ms[i] * 1000);
+    g_autoptr (GArray) kids = tt_children (pid);
+    kill (pid, SIGKILL);
+    tt_wait_taskrun (pid, 10, top, NULL, NULL);
+    g_assert_cmpuint (tt_wait_gone (kids, 2), ==, 0);
+    check_no_partial (src, dst);
+  }
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_taskrun (args, NULL, NULL, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+  g_autofree char *diff = oracle (src, dst);
+  g_assert_cmpstr (diff, ==, "");
+  g_assert_cmpuint (count_temps (dst), ==, 0);
+  tt_rmtree (top);
+}
+
+/* Deeper than PATH_MAX: 30 levels of 200-byte names (6 KB of path). */
+static void
+test_deeper_than_path_max (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-deep-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  char comp[201];
+  memset (comp, 'x', 200);
+  comp[200] = '\0';
+  int fd = open (src, O_RDONLY | O_DIRECTORY);
+  for (int i = 0; i < 30; i++) {
+    must (mkdirat (fd, comp, 0755), "mkdirat");
+    int next = openat (fd, comp, O_RDONLY | O_DIRECTORY);
+    close (fd);
+    fd = next;
+  }
+  int f = openat (fd, "bottom", O_WRONLY | O_CREAT, 0600);
+  must (write (f, "deepest", 7) == 7 ? 0 : -1, "write");
+  close (f);
+  close (fd);
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 0);
+  fd = open (dst, O_RDONLY | O_DIRECTORY);
+  for (int i = 0; i < 30; i++) {
+    int next = openat (fd, comp, O_RDONLY | O_DIRECTORY);
+    must (next, "openat copy");
+    close (fd);
+    fd = next;
+  }
+  char buf[16] = { 0 };
+  f = openat (fd, "bottom", O_RDONLY);
+  must (f, "open bottom");
+  g_assert_cmpint (read (f, buf, sizeof buf), ==, 7);
+  g_assert_cmpstr (buf, ==, "deepest");
+  struct stat st;
+  must (fstat (f, &st), "fstat");
+  g_assert_cmpint (st.st_mode & 07777, ==, 0600);
+  close (f);
+  close (fd);
+  tt_rmtree (top);
+}
+
+static void
+test_refuses_itself (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  must (mkdir (src, 0755), src);
+  static const char *const dsts[] = { "src", "src/inner", "src/./inner/../deeper", NULL };
+  for (int i = 0; dsts[i]; i++) {
+    g_autofree char *dst = p (top, dsts[i]);
+    g_autofree char *job = copy_job (top, src, dst, NULL);
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint (run_copy (job, &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, "the copy would copy itself"));
+  }
+  /* through a symlink too */
+  g_autofree char *alias = p (top, "alias");
+  must (symlink ("src", alias), alias);
+  g_autofree char *dst = p (top, "alias/x");
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "inside"));
+  tt_rmtree (top);
+}
+
+static void
+test_never_deletes_never_follows (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  g_autofree char *outside = p (top, "outside");
+  must (mkdir (src, 0755), src);
+  must (mkdir (dst, 0755), dst);
+  must (mkdir (outside, 0755), outside);
+  g_autofree char *ssub = p (src, "sub");
+  must (mkdir (ssub, 0755), ssub);
+  g_autofree char *sf = p (src, "sub/file");
+  write_file (sf, 10, 1);
+  g_autofree char *sa = p (src, "a");
+  write_file (sa, 10, 2);
+  /* the destination has an extra file, and "sub" is a symlink to a folder outside */
+  g_autofree char *extra = p (dst, "extra");
+  write_file (extra, 5, 3);
+  g_autofree char *dsub = p (dst, "sub");
+  must (symlink (outside, dsub), dsub);
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "destination folder sub: Not a directory"));
+  g_assert_true (g_file_test (extra, G_FILE_TEST_EXISTS));      /* not deleted */
+  g_autofree char *leak = p (outside, "file");
+  g_assert_false (g_file_test (leak, G_FILE_TEST_EXISTS));      /* not written through */
+  g_autofree char *da = p (dst, "a");
+  g_assert_true (g_file_test (da, G_FILE_TEST_IS_REGULAR));     /* the rest went on */
+  tt_rmtree (top);
+}
+
+static void
+test_if_exists (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  must (mkdir (dst, 0755), dst);
+  g_autofree char *sa = p (src, "a");
+  write_file (sa, 100, 1);
+  g_autofree char *da = p (dst, "a");
+  g_assert_true (g_file_set_contents (da, "old", 3, NULL));
+  static const struct { const char *mode; int status; const char *content; } cases[] = {
+    { "skip", 0, "old" }, { "error", 1, "old" }, { "update", 0, NULL }, { "overwrite", 0, NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    if (!cases[i].content)
+      g_assert_true (g_file_set_contents (da, "old", 3, NULL));
+    g_autofree char *extra = g_strdup_printf ("if_exists = %s\n", cases[i].mode);
+    g_autofree char *job = copy_job (top, src, dst, extra);
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint (run_copy (job, &out, &err), ==, cases[i].status);
+    g_autofree char *got = NULL;
+    gsize len;
+    g_assert_true (g_file_get_contents (da, &got, &len, NULL));
+    if (cases[i].content)
+      g_assert_cmpstr (got, ==, cases[i].content);
+    else
+      g_assert_cmpuint (len, ==, 100);
+    if (cases[i].status == 1)
+      g_assert_nonnull (strstr (err, "a: File exists (if_exists = error)"));
+  }
+  tt_rmtree (top);
+}
+
+/* As an unprivileged user, an unreadable file fails alone, named with its errno text. */
+static void
+test_unreadable_file (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-unreadable-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  chmod (top, 0777);
+  g_autofree char *src = p (top, "src");
+  must (mkdir (src, 0777), src);
+  for (int i = 0; i < 5; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/f%d", src, i);
+    write_file (f, 100, i);
+    chmod (f, i == 2 ? 0000 : 0644);
+  }
+  g_autofree char *dst = p (top, "dst");
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  chmod (job, 0644);
+  g_autofree char *out = NULL, *err = NULL;
+  int status;
+  if (geteuid () == 0) {
+    const char *argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", TT_TASKRUN,
+                           "-c", job, NULL };
+    g_assert_true (g_spawn_sync (top, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out,
+                                 &err, &status, NULL));
+    status = WIFEXITED (status) ? WEXITSTATUS (status) : 128;
+  } else {
+    status = run_copy (job, &out, &err);
+  }
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "open f2: Permission denied"));
+  g_assert_nonnull (strstr (err, "4 files ("));
+  for (int i = 0; i < 5; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/f%d", dst, i);
+    g_assert_true (g_file_test (f, G_FILE_TEST_EXISTS) == (i != 2));
+  }
+  g_assert_cmpuint (count_temps (dst), ==, 0);
+  tt_rmtree (top);
+}
+
+/* A full destination stops the job: no new tasks, exit 1, no temporaries left. */
+static void
+test_disk_full (void)
+{
+  if (geteuid () != 0) {
+    g_test_skip ("mounting a small tmpfs needs root");
+    return;
+  }
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *mnt = p (top, "small");
+  must (mkdir (mnt, 0755), mnt);
+  if (mount ("tmpfs", mnt, "tmpfs", 0, "size=2m") < 0) {
+    g_test_skip ("cannot mount a tmpfs here");
+    return;
+  }
+  g_autofree char *src = g_strdup ("/dev/shm/taskrun-full-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (src));
+  for (int i = 0; i < 40; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/f%02d", src, i);
+    write_file (f, 200000, i);
+  }
+  g_autofree char *dst = p (mnt, "dst");
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "No space left on device"));
+  g_assert_nonnull (strstr (err, "stopping: the destination failed"));
+  g_assert_cmpuint (count_temps (dst), ==, 0);
+  umount (mnt);
+  tt_rmtree (src);
+  tt_rmtree (top);
+}
+
+static void
+test_socket_skipped (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  must (mkdir (src, 0755), src);
+  g_autofree char *sock = p (src, "sock");
+  const char *argv[] = { "python3", "-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+                         sock, NULL };
+  int status;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+                               &status, NULL));
+  g_autofree char *f = p (src, "file");
+  write_file (f, 10, 1);
+  g_autofree char *dst = p (top, "dst");
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (err, "skipping socket"));
+  g_assert_nonnull (strstr (err, "1 skipped"));
+  tt_rmtree (top);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_data_func ("/copy/oracle/tmpfs-to-tmpfs", NULL, test_oracle);
+  g_test_add_data_func ("/copy/oracle/tmpfs-to-disk", TT_BUILD_DIR, test_oracle);
+  g_test_add_func ("/copy/kill-and-rerun", test_kill_and_rerun);
+  g_test_add_func ("/copy/deeper-than-path-max", test_deeper_than_path_max);
+  g_test_add_func ("/copy/refuses-itself", test_refuses_itself);
+  g_test_add_func ("/copy/never-deletes-never-follows", test_never_deletes_never_follows);
+  g_test_add_func ("/copy/if-exists", test_if_exists);
+  g_test_add_func ("/copy/unreadable-file", test_unreadable_file);
+  g_test_add_func ("/copy/disk-full", test_disk_full);
+  g_test_add_func ("/copy/socket-skipped", test_socket_skipped);
+  return g_test_run ();
+}

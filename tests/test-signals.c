@@ -51,23 +51,34 @@ test_once (gconstpointer data)
   tt_rmtree (dir);
 }
 
+/* Waits until `n` tasks have started (each made a started.PID file in dir). */
+static void
+wait_started (const char *dir, guint n)
+{
+  for (int i = 0; i < 2000; i++) {
+    guint found = 0;
+    g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name (d)))
+      found += g_str_has_prefix (name, "started.");
+    if (found >= n)
+      return;
+    g_usleep (10000);
+  }
+  g_error ("the tasks did not start within 20 s");
+}
+
 static void
 test_twice (void)
 {
   g_autofree char *dir = tt_tmpdir ();
-  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 5\nop = hang\n");
+  g_autofree char *keys = g_strdup_printf ("tasks = 5\nop = mark-hang:%s\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", keys);
   const char *args[] = { "-c", job, NULL };
   GPid pid = tt_spawn_taskrun (args, dir, NULL);
-  g_autoptr (GArray) kids = NULL;
-  for (int i = 0; i < 400; i++) {
-    g_clear_pointer (&kids, g_array_unref);
-    kids = tt_children (pid);
-    if (kids->len == 2)
-      break;
-    g_usleep (10000);
-  }
+  wait_started (dir, 2); /* both workers hold a task now */
+  g_autoptr (GArray) kids = tt_children (pid);
   g_assert_cmpuint (kids->len, ==, 2);
-  g_usleep (200000); /* the workers hold tasks now */
   kill (pid, SIGINT);
   g_usleep (200000);
   kill (pid, SIGINT);
@@ -88,17 +99,12 @@ static void
 test_parent_killed (void)
 {
   g_autofree char *dir = tt_tmpdir ();
-  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 5\nop = hang\n");
+  g_autofree char *keys = g_strdup_printf ("tasks = 5\nop = mark-hang:%s\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", keys);
   const char *args[] = { "-c", job, NULL };
   GPid pid = tt_spawn_taskrun (args, dir, NULL);
-  g_autoptr (GArray) kids = NULL;
-  for (int i = 0; i < 400; i++) {
-    g_clear_pointer (&kids, g_array_unref);
-    kids = tt_children (pid);
-    if (kids->len == 2)
-      break;
-    g_usleep (10000);
-  }
+  wait_started (dir, 2);
+  g_autoptr (GArray) kids = tt_children (pid);
   g_assert_cmpuint (kids->len, ==, 2);
   kill (pid, SIGKILL);
   g_assert_cmpint (tt_wait_taskrun (pid, 10, dir, NULL, NULL), ==, 128 + SIGKILL);

@@ -9,6 +9,7 @@
  *   fail:MESSAGE     fail the task with MESSAGE
  *   crash            SIGSEGV;  abort: SIGABRT;  exit:N: exit with status N
  *   hang             sleep forever;  hang-ignoring-term: and ignore SIGTERM
+ *   mark-hang:DIR    create DIR/started.PID, then sleep forever
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
@@ -141,6 +142,12 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
   } else if (g_str_has_prefix (cmd, "exit:")) {
     _exit (atoi (cmd + 5));
   } else if (g_str_equal (cmd, "hang")) {
+    for (;;)
+      pause ();
+  } else if (g_str_has_prefix (cmd, "mark-hang:")) {
+    /* tells the test it is running (a file DIR/started.PID), then hangs */
+    g_autofree char *mark = g_strdup_printf ("%s/started.%d", cmd + 10, (int) getpid ());
+    g_file_set_contents (mark, "", 0, NULL);
     for (;;)
       pause ();
   } else if (g_str_equal (cmd, "hang-ignoring-term")) {

@@ -138,6 +138,9 @@ main (int argc, char **argv)
         .job_file = opt_config, .overrides = overrides, .workers = opt_jobs,
         .dry_run = opt_dry_run, .quiet = opt_quiet, .verbose = opt_verbose,
         .joblog = opt_joblog, .resume = opt_resume,
+        .progress = !opt_progress || g_str_equal (opt_progress, "auto") ? TR_PROGRESS_AUTO
+                    : g_str_equal (opt_progress, "always")              ? TR_PROGRESS_ALWAYS
+                                                                        : TR_PROGRESS_NEVER,
       };
       status = tr_run (&run);
     }

@@ -195,6 +195,8 @@ struct TrPool {
   guint64 next_id;
   guint64 outstanding;
   TrAsync *free_list;   /* recycled stream tasks */
+  void (*tick) (gpointer data);
+  gpointer tick_data;
   guint free_count;
   gboolean closed;
   gboolean joined;
@@ -1209,6 +1211,13 @@ tr_pool_stop_feeding (TrPool *pool)
 }
 
 void
+tr_pool_set_tick (TrPool *pool, void (*tick) (gpointer data), gpointer data)
+{
+  pool->tick = tick;
+  pool->tick_data = data;
+}
+
+void
 tr_pool_request_terminate (TrPool *pool)
 {
   g_atomic_int_set (&pool->stop_feeding, 1);
@@ -1284,6 +1293,8 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
     if (s.in_window == 0 && (gen_done || stopping))
       break;
     pump (pool, 100 * 1000);
+    if (pool->tick)
+      pool->tick (pool->tick_data);
   }
 
   tr_task_clear (&task);

@@ -59,13 +59,57 @@ struct TrJob {
   gboolean total_final;
   char *stop_reason;
   TrPool *pool;
+  TrProgress *progress;
 };
+
+/* Everything taskrun writes while a run goes on passes here, so the progress line is
+ * erased first and never mixes with it. */
+static void
+say (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static void
+say (TrJob *job, const char *format, ...)
+{
+  tr_progress_clear (job->progress);
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *text = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  g_printerr ("%s", text);
+}
+
+void
+tr_job_message (TrJob *job, const char *format, ...)
+{
+  tr_progress_clear (job->progress);
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *text = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  gsize n = strlen (text);
+  g_printerr ("taskrun: %s: %s%s", job->desc->name, text, n && text[n - 1] == '\n' ? "" : "\n");
+}
+
+void
+tr_job_print (TrJob *job, const char *format, ...)
+{
+  tr_progress_clear (job->progress);
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *text = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  fputs (text, stdout);
+  if (!*text || text[strlen (text) - 1] != '\n')
+    fputc ('\n', stdout);
+}
 
 void
 tr_job_set_total_units (TrJob *job, guint64 total, gboolean final)
 {
   job->total_units = total;
   job->total_final = final;
+  if (job->progress)
+    tr_progress_set_total_units (job->progress, total, final);
 }
 
 void
@@ -74,7 +118,7 @@ tr_job_stop (TrJob *job, const char *reason)
   if (job->stop_reason)
     return;
   job->stop_reason = g_strdup (reason ? reason : "the plugin stopped the job");
-  g_printerr ("taskrun: stopping: %s\n", job->stop_reason);
+  say (job, "taskrun: stopping: %s\n", job->stop_reason);
   if (job->pool)
     tr_pool_stop_feeding (job->pool);
 }
@@ -154,8 +198,10 @@ run_generator (gpointer data, TrTask *task, GError **error)
   RunCtx *ctx = data;
   for (;;) {
     TrNext next = ctx->job->desc->next_task (ctx->job->state, task, error);
-    if (next != TR_NEXT_TASK)
+    if (next != TR_NEXT_TASK) {
+      tr_progress_set_tasks (ctx->job->progress, ctx->produced - ctx->skipped, TRUE);
       return next;
+    }
     guint64 seq = ++ctx->produced;
     if (ctx->done && g_hash_table_contains (ctx->done, &seq)) {
       ctx->skipped++;
@@ -163,6 +209,7 @@ run_generator (gpointer data, TrTask *task, GError **error)
       continue;
     }
     task->seq = seq;
+    tr_progress_set_tasks (ctx->job->progress, ctx->produced - ctx->skipped, FALSE);
     return TR_NEXT_TASK;
   }
 }
@@ -175,25 +222,34 @@ run_on_result (const TrResult *r, gpointer data)
   if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r)) &&
       !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
-    g_printerr ("taskrun: cannot write the job log: %s\n", g_strerror (errno));
+    say (ctx->job, "taskrun: cannot write the job log: %s\n", g_strerror (errno));
   }
   if (!r->final) {
-    g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s\n",
-                r->seq, describe (ctx, r), r->attempt, ctx->retries + 1, r->error->message);
+    say (ctx->job, "taskrun: task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s\n",
+         r->seq, describe (ctx, r), r->attempt, ctx->retries + 1, r->error->message);
     return;
   }
+  tr_progress_task_done (ctx->job->progress, r->units, r->error != NULL);
   if (r->error) {
     if (!cancelled || ctx->opts->verbose)
-      g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) failed: %s\n", r->seq,
-                  describe (ctx, r), r->error->message);
+      say (ctx->job, "taskrun: task %" G_GUINT64_FORMAT " (%s) failed: %s\n", r->seq,
+           describe (ctx, r), r->error->message);
     if (!cancelled && ctx->stop_on_failure && !ctx->job->stop_reason)
       tr_job_stop (ctx->job, "a task failed and on_failure = stop: no new tasks are started");
   } else if (ctx->opts->verbose) {
-    g_printerr ("taskrun: task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s\n",
-                r->seq, describe (ctx, r), r->worker, (int) r->worker_pid, r->seconds);
+    say (ctx->job, "taskrun: task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s\n",
+         r->seq, describe (ctx, r), r->worker, (int) r->worker_pid, r->seconds);
   }
   if (ctx->job->desc->result)
     ctx->job->desc->result (ctx->job->state, r);
+  tr_progress_tick (ctx->job->progress);
+}
+
+static void
+run_tick (gpointer data)
+{
+  RunCtx *ctx = data;
+  tr_progress_tick (ctx->job->progress);
 }
 
 static gboolean
@@ -325,6 +381,7 @@ tr_run (TrRunOptions *opts)
   }
 
   TrJob job = { .opts = opts, .desc = desc };
+  job.progress = tr_progress_new (opts->dry_run ? TR_PROGRESS_NEVER : opts->progress, desc->unit_name);
   job.workers = opts->workers > 0 ? (guint) opts->workers
                 : tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
                                                      : g_get_num_processors ();
@@ -402,8 +459,10 @@ tr_run (TrRunOptions *opts)
     tr_pool_request_terminate (pool);
 
   TrStats stats = { 0 };
+  tr_pool_set_tick (pool, run_tick, &ctx);
   gboolean gen_ok = tr_pool_stream (pool, run_generator, run_on_result, &ctx,
                                     tr_config_get_bool (core, "ordered"), &stats, &error);
+  tr_progress_clear (job.progress);
   stats.skipped = ctx.skipped;
   stats.total += ctx.skipped;
   signal_pool = NULL;
@@ -447,6 +506,7 @@ tr_run (TrRunOptions *opts)
     status = signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT;
 
 done:
+  tr_progress_free (job.progress);
   tr_joblog_close (ctx.joblog);
   g_string_free (ctx.described, TRUE);
   if (ctx.done)

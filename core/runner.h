@@ -3,6 +3,7 @@
 #define TASKRUN_RUNNER_H
 
 #include "internal.h"
+#include "progress.h"
 
 typedef enum {
   TR_EXIT_OK = 0,           /* every task succeeded */
@@ -21,6 +22,7 @@ typedef struct {
   gboolean verbose;
   const char *joblog;   /* --joblog: relative to the current directory; NULL: not given */
   gboolean resume;
+  TrProgressMode progress;
 } TrRunOptions;
 
 const TrOption *tr_runner_core_options (void);

@@ -136,6 +136,12 @@ void tr_job_set_total_units (TrJob *job, guint64 total, gboolean final);
 void tr_job_stop (TrJob *job, const char *reason);
 /* The number of workers of the pool. */
 guint tr_job_get_workers (TrJob *job);
+/* Prints a line of the plugin's output on stdout (a newline is added if missing).  Use
+ * it rather than printf from parent hooks: it keeps the output apart from the progress
+ * line on a terminal. */
+void tr_job_print (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* The same for a message on stderr (a warning, a note), prefixed "taskrun: NAME: ". */
+void tr_job_message (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
 /* Counts at the end of a run, given to finish. */
 typedef struct {
@@ -346,6 +352,9 @@ gboolean tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc o
 void tr_pool_stop_feeding (TrPool *pool);
 /* Like tr_pool_terminate, but only asks: returns at once.  Safe from a signal handler. */
 void tr_pool_request_terminate (TrPool *pool);
+/* tr_pool_stream calls `tick` on its thread at least ten times a second while it runs
+ * (for a progress display); NULL to stop. */
+void tr_pool_set_tick (TrPool *pool, void (*tick) (gpointer data), gpointer data);
 
 /* No more submissions. */
 void tr_pool_close (TrPool *pool);

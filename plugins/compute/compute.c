@@ -145,8 +145,7 @@ compute_finish (gpointer state, const TrStats *stats, GString *summary, GError *
     return FALSE;
   }
   g_autofree char *total = u128_to_string (c->total);
-  printf ("%s\n", total);
-  fflush (stdout);
+  tr_job_print (c->job, "%s", total);
   g_string_append_printf (summary, "%s over [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "): %s",
                           what, c->start, c->end, total);
   return TRUE;

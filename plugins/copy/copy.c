@@ -504,8 +504,7 @@ copy_next (gpointer state, TrTask *task, GError **error)
       continue;
     }
     if (S_ISSOCK (st.st_mode)) {
-      g_printerr ("taskrun: copy: skipping socket %s/%s (sockets cannot be copied)\n", c->o.source,
-                  rel);
+      tr_job_message (c->job, "skipping socket %s/%s (sockets cannot be copied)", c->o.source, rel);
       c->sockets++;
       continue;
     }
@@ -596,7 +595,7 @@ finish_big_file (Copy *c, BigFile *b)
     int e = errno;
     unlinkat (dst_dir, b->tmp, 0);
     c->counts.failed++;
-    g_printerr ("taskrun: copy: %s: %s\n", b->rel, error ? error->message : g_strerror (e));
+    tr_job_message (c->job, "%s: %s", b->rel, error ? error->message : g_strerror (e));
   }
   close (dst_dir);
 }
@@ -671,7 +670,7 @@ make_hard_links (Copy *c)
       c->hardlinks++;
     } else {
       c->hardlinks_failed++;
-      g_printerr ("taskrun: copy: hard link %s -> %s: %s\n", h->link, h->target, g_strerror (e));
+      tr_job_message (c->job, "hard link %s -> %s: %s", h->link, h->target, g_strerror (e));
     }
     if (td >= 0)
       close (td);
@@ -691,8 +690,8 @@ finish_dirs (Copy *c)
     g_autoptr (GError) error = NULL;
     if (dst < 0 || !meta_apply_fd (dst, &d->st, src, &c->o, &error)) {
       c->dirs_failed++;
-      g_printerr ("taskrun: copy: folder %s: %s\n", *d->rel ? d->rel : ".",
-                  error ? error->message : g_strerror (errno));
+      tr_job_message (c->job, "folder %s: %s", *d->rel ? d->rel : ".",
+                      error ? error->message : g_strerror (errno));
     } else if (*d->rel) {
       c->dirs_copied++;
     }

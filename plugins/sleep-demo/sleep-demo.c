@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 typedef struct {
+  TrJob *job;
   guint64 tasks;
   double seconds;
   double jitter;
@@ -44,9 +45,9 @@ static const TrOption sleep_demo_options[] = {
 static gboolean
 sleep_demo_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **error)
 {
-  (void) job;
   (void) error;
   SleepDemo *sd = g_new0 (SleepDemo, 1);
+  sd->job = job;
   sd->tasks = (guint64) tr_config_get_int (config, "tasks");
   sd->seconds = tr_config_get_double (config, "seconds");
   sd->jitter = tr_config_get_double (config, "jitter");
@@ -105,9 +106,8 @@ sleep_demo_result (gpointer state, const TrResult *result)
     return;
   memcpy (&r, result->data, sizeof r);
   g_hash_table_add (sd->pids, GUINT_TO_POINTER (r.pid));
-  printf ("task %" G_GUINT64_FORMAT ": worker %u (pid %u) slept %.3f s\n", result->seq,
-          result->worker, r.pid, r.slept);
-  fflush (stdout);
+  tr_job_print (sd->job, "task %" G_GUINT64_FORMAT ": worker %u (pid %u) slept %.3f s", result->seq,
+                result->worker, r.pid, r.slept);
 }
 
 static gboolean

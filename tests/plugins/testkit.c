@@ -43,6 +43,7 @@ static const TrOption testkit_options[] = {
 };
 
 typedef struct {
+  TrJob *job;
   guint64 tasks, made, bad_task;
   char *op, *bad_op;
   gboolean quiet;
@@ -51,9 +52,9 @@ typedef struct {
 static gboolean
 testkit_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **error)
 {
-  (void) job;
   (void) error;
   Testkit *t = g_new0 (Testkit, 1);
+  t->job = job;
   t->tasks = (guint64) tr_config_get_int (config, "tasks");
   t->op = g_strdup (tr_config_get_string (config, "op"));
   t->quiet = tr_config_get_bool (config, "quiet");
@@ -86,9 +87,9 @@ testkit_result (gpointer state, const TrResult *r)
   if (t->quiet)
     return;
   if (r->error)
-    printf ("%" G_GUINT64_FORMAT " error %s\n", r->seq, r->error->message);
+    tr_job_print (t->job, "%" G_GUINT64_FORMAT " error %s", r->seq, r->error->message);
   else
-    printf ("%" G_GUINT64_FORMAT " %.*s\n", r->seq, (int) r->len, (const char *) r->data);
+    tr_job_print (t->job, "%" G_GUINT64_FORMAT " %.*s", r->seq, (int) r->len, (const char *) r->data);
 }
 
 static void

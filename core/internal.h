@@ -52,6 +52,9 @@ gboolean tr_jobfile_check_required (const TrJobFile *jf, const char *section,
                                     const TrConfig *config, GError **error);
 gboolean tr_jobfile_check_sections (const TrJobFile *jf, const char *const *known,
                                     GError **error);
+gboolean tr_jobfile_lookup_section (const TrJobFile *jf, const char *section);
+gboolean tr_jobfile_check_near_sections (const TrJobFile *jf, const char *const *known,
+                                         GError **error);
 
 typedef struct TrOverride TrOverride;
 TrOverride *tr_override_parse (const char *text, GError **error);

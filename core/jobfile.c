@@ -342,6 +342,30 @@ tr_jobfile_check_required (const TrJobFile *jf, const char *section, const TrCon
   return FALSE;
 }
 
+gboolean
+tr_jobfile_lookup_section (const TrJobFile *jf, const char *section)
+{
+  return find_section ((TrJobFile *) jf, section) != NULL;
+}
+
+/* Fails for the first section whose name is a near miss of one in `known`. */
+gboolean
+tr_jobfile_check_near_sections (const TrJobFile *jf, const char *const *known, GError **error)
+{
+  for (guint i = 0; i < jf->sections->len; i++) {
+    Section *s = g_ptr_array_index (jf->sections, i);
+    g_autofree char *lower = g_ascii_strdown (s->name, -1);
+    const char *near = tr_suggest (lower, known);
+    if (near && !g_strv_contains (known, s->name)) {
+      g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_UNKNOWN_SECTION,
+                   "%s:%u: unknown section [%s] (did you mean [%s]?)", jf->path, s->line, s->name,
+                   near);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Fails for the first section that is not in `known`. */
 gboolean
 tr_jobfile_check_sections (const TrJobFile *jf, const char *const *known, GError **error)

@@ -4,10 +4,11 @@
  * has threads (the pool's I/O thread, GLib's), and a child forked from a threaded process
  * may only call async-signal-safe functions until it execs: a lock another thread held
  * at fork time (malloc's, GLib's) would stay locked forever in the child.  So between
- * fork and exec the child makes raw system calls only: reset the signal mask, ignore
- * SIGINT (the parent coordinates shutdown), ask for SIGKILL when the parent dies, check
- * the parent did not die already, move the socket to fd 3, close every other descriptor,
- * exec.  A fork server would avoid the exec, but exec costs about a millisecond per
+ * fork and exec the child makes raw system calls only: ignore SIGINT (the parent
+ * coordinates shutdown), take a process group of its own, unblock signals (blocked
+ * around fork so no parent handler runs in the child), ask for SIGKILL when the parent
+ * dies, check the parent did not die already, move the socket to fd 3, close every
+ * other descriptor, exec.  A fork server would avoid the exec, but exec costs about a millisecond per
  * worker, once, and keeps the worker a clean process whatever the parent loaded.
  *
  * PR_SET_PDEATHSIG fires when the *thread* that forked the child exits; the pool forks
@@ -19,6 +20,7 @@
 #include "link.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,7 +51,13 @@ local_spawn (guint slot, const char *program, GError **error)
   char *argv[] = { (char *) program, (char *) TR_WORKER_ARG, ppid_text, NULL };
   pid_t parent = getpid ();
 
+  /* No signal handler of the parent may run in the child between fork and exec. */
+  sigset_t all, old;
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
   pid_t pid = fork ();
+  if (pid != 0)
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
   if (pid < 0) {
     int e = errno;
     close (sv[0]);
@@ -61,15 +69,18 @@ local_spawn (guint slot, const char *program, GError **error)
     return NULL;
   }
   if (pid == 0) {
-    /* Child: async-signal-safe calls only, until execv. */
-    sigset_t none;
-    sigemptyset (&none);
-    sigprocmask (SIG_SETMASK, &none, NULL);
+    /* Child: async-signal-safe calls only, until execv.  Its own process group: a signal
+     * for taskrun's group (Ctrl-C, kill -TERM -PGID) is taskrun's to handle, and the pool
+     * can stop a worker with whatever its task started. */
     struct sigaction ign = { .sa_handler = SIG_IGN };
     sigaction (SIGINT, &ign, NULL);
     struct sigaction dfl = { .sa_handler = SIG_DFL };
     sigaction (SIGTERM, &dfl, NULL);
     sigaction (SIGPIPE, &dfl, NULL);
+    setpgid (0, 0);
+    sigset_t none;
+    sigemptyset (&none);
+    sigprocmask (SIG_SETMASK, &none, NULL);
     prctl (PR_SET_PDEATHSIG, SIGKILL);
     if (getppid () != parent)
       _exit (127);

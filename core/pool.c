@@ -41,6 +41,8 @@
 #define AUTO_BATCH_MAX 4096
 #define MAX_FRAMES_IN_FLIGHT 256
 #define MAX_DEPTH 8192         /* tasks one worker may hold, unless batch asks for more */
+#define FRAME_BYTES (8u << 20) /* payload bytes in one TASKS frame, unless one task is larger */
+#define MAX_PAYLOAD (TR_WIRE_MAX_BODY - 1024) /* a task's payload must fit in one frame */
 #define AUTO_TARGET_NS 1000000.0  /* aim for about 1 ms of work per frame */
 #define SHUTDOWN_GRACE_US (5 * G_USEC_PER_SEC)
 #define READ_CHUNK 262144
@@ -53,6 +55,7 @@ struct TrAsync {
   gint ref;
   guint64 id;  /* unique in this pool: matches results to tasks on the wire */
   guint64 seq; /* what TrResult.seq shows */
+  guint64 order; /* tr_pool_stream: 1, 2, 3 ... in the order the generator made them */
   char *description; /* NULL: none set */
   const guint8 *payload;
   gsize payload_len;
@@ -72,6 +75,7 @@ struct TrAsync {
   int exit_value;
   int signal;
   guint attempt;
+  gboolean isolate; /* was in a frame whose worker died: runs alone next time */
   /* Main thread only. */
   gboolean recyclable;      /* owned by a stream: goes back to the pool's free list */
   gboolean report_attempts; /* the callback also sees attempts that will be retried */
@@ -154,7 +158,9 @@ typedef struct {
   TaskQueue inflight; /* in the order sent */
   GQueue frames;   /* tasks per TASKS frame in flight, as GUINT_TO_POINTER, in order */
   gint64 head_started; /* monotonic time the first task in flight started (about) */
+  gint64 spawned;      /* when this process was started */
   gint64 term_sent;    /* task_timeout: when SIGTERM was sent; 0 if not */
+  TrAsync *timed_out;  /* the task that was late when SIGTERM went out */
   gboolean kill_sent;  /* task_timeout: SIGKILL sent after the grace */
   guint64 sent;    /* tasks sent to this process */
   GByteArray *out;
@@ -170,6 +176,7 @@ struct TrPool {
   guint max_tasks;
   guint batch;
   gint64 timeout_us;
+  gint64 start_timeout_us;
   guint retries;
   char *program;
   const TrLinkClass *link_class;
@@ -222,6 +229,9 @@ async_clear_result (TrAsync *a)
   a->result_heap = NULL;
   a->result = NULL;
   a->result_len = 0;
+  a->error_code = 0;
+  a->exit_value = 0;
+  a->signal = 0;
   g_clear_error (&a->error);
 }
 
@@ -335,7 +345,7 @@ worker_queue_config (TrPool *pool, Worker *w)
   gsize at = tr_wire_begin (w->out, TR_MSG_CONFIG);
   tr_wire_put_str (w->out, tr_plugin_get_path (pool->plugin));
   tr_wire_put_u32 (w->out, w->slot);
-  tr_wire_put_u32 (w->out, pool->timeout_us ? TR_WORKER_FLUSH_EACH_FRAME : 0);
+  tr_wire_put_u32 (w->out, 0); /* flags: none yet */
   tr_wire_put_u32 (w->out, pool->config_pairs->len / 2);
   for (guint i = 0; i < pool->config_pairs->len; i++)
     tr_wire_put_str (w->out, g_ptr_array_index (pool->config_pairs, i));
@@ -352,6 +362,7 @@ worker_spawn (TrPool *pool, Worker *w)
   w->sent = 0;
   w->quit_sent = FALSE;
   w->term_sent = 0;
+  w->timed_out = NULL;
   w->kill_sent = FALSE;
   g_queue_clear (&w->frames);
   w->link = pool->link_class->spawn (w->slot, pool->program, &error);
@@ -362,6 +373,7 @@ worker_spawn (TrPool *pool, Worker *w)
     return;
   }
   w->state = W_STARTING;
+  w->spawned = g_get_monotonic_time ();
   worker_queue_config (pool, w);
   g_debug ("worker %u started as pid %d", w->slot, (int) w->link->pid);
 }
@@ -386,9 +398,13 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   WorkerState was = w->state;
   w->state = W_DEAD;
 
+  /* the worker's process group: whatever its tasks started goes with it */
+  kill (-pid, SIGKILL);
+
   int exit_value = -1, sig = 0;
   g_autofree char *cause = NULL;
-  if (w->term_sent) {
+  gboolean timed_out = w->term_sent && w->timed_out && w->timed_out == w->inflight.head;
+  if (timed_out) {
     code = TR_TASK_ERROR_TIMEOUT;
     sig = w->kill_sent ? SIGKILL : SIGTERM;
     cause = g_strdup_printf ("timed out after %g s (worker %u, pid %d, stopped with SIG%s)",
@@ -405,17 +421,35 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
       exit_value = WEXITSTATUS (status) ? WEXITSTATUS (status) : 255;
     }
   }
+  /* The worker answers frame by frame, so the oldest unanswered frame is the one it was
+   * running.  A frame of one task fails that task.  The tasks of a larger frame go back
+   * to run one at a time, so that only the one that brings a worker down fails.  A stop
+   * for a task that had just finished (w->timed_out no longer the head) fails nothing. */
   guint running = GPOINTER_TO_UINT (g_queue_pop_head (&w->frames));
   double ran = (g_get_monotonic_time () - w->head_started) / 1e6;
+  gboolean innocent = w->term_sent && !timed_out && code != TR_TASK_ERROR_TERMINATED;
+  TaskQueue back = { 0 };
   for (guint i = 0; i < running; i++) {
     TrAsync *held = tq_pop_head (&w->inflight);
+    if (innocent || (running > 1 && !held->isolate && code != TR_TASK_ERROR_TERMINATED)) {
+      held->isolate = TRUE;
+      tq_push_tail (&back, held);
+      continue;
+    }
     held->worker = w->slot;
     held->pid = pid;
     held->seconds = ran;
     io_fail_status (pool, held, code, cause, exit_value, sig);
   }
-  tq_prepend (&pool->ready, &w->inflight);
+  tq_append (&back, &w->inflight);
   g_queue_clear (&w->frames);
+  if (pool->io_cancelled) {
+    TrAsync *a;
+    while ((a = tq_pop_head (&back)))
+      io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
+  } else {
+    tq_prepend (&pool->ready, &back);
+  }
 
   if (was == W_STARTING) {
     /* Failed before HELLO: fatal, never restarted.  Keep an INIT_FAILED message if one came. */
@@ -455,17 +489,28 @@ update_ewma (TrPool *pool, double ns)
 static gboolean
 handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
 {
+  /* First check the whole frame: one RESULTS frame answers the oldest TASKS frame, record
+   * for record, and nothing is taken off the worker unless all of it is valid. */
   TrWireReader r;
   tr_wire_reader_init (&r, body, len);
   guint32 n = tr_wire_get_u32 (&r);
-  if (n != GPOINTER_TO_UINT (g_queue_peek_head (&w->frames)))
-    return FALSE; /* one RESULTS frame answers one TASKS frame */
-  for (guint32 i = 0; i < n; i++) {
+  if (n == 0 || n != GPOINTER_TO_UINT (g_queue_peek_head (&w->frames)))
+    return FALSE;
+  TrAsync *a = w->inflight.head;
+  for (guint32 i = 0; i < n; i++, a = a->next) {
     TrWireResult res;
-    TrAsync *a = w->inflight.head;
     if (!tr_wire_read_result (&r, &res) || !a || a->id != res.id)
       return FALSE;
-    tq_pop_head (&w->inflight);
+  }
+  if (!tr_wire_reader_done (&r))
+    return FALSE;
+
+  tr_wire_reader_init (&r, body, len);
+  tr_wire_get_u32 (&r);
+  for (guint32 i = 0; i < n; i++) {
+    TrWireResult res;
+    tr_wire_read_result (&r, &res);
+    a = tq_pop_head (&w->inflight);
     a->worker = w->slot;
     a->pid = w->link->pid;
     a->seconds = res.run_ns / 1e9;
@@ -477,21 +522,21 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
       a->error_code = (int) res.code;
       a->exit_value = 1;
     }
-    {
-      a->result_len = res.len;
-      if (res.len <= INLINE_RESULT) {
-        memcpy (a->result_inline, res.data, res.len);
-        a->result = a->result_inline;
-      } else {
-        a->result_heap = g_memdup2 (res.data, res.len);
-        a->result = a->result_heap;
-      }
+    a->result_len = res.len;
+    if (res.len <= INLINE_RESULT) {
+      memcpy (a->result_inline, res.data, res.len);
+      a->result = a->result_inline;
+    } else {
+      a->result_heap = g_memdup2 (res.data, res.len);
+      a->result = a->result_heap;
     }
+    if (a == w->timed_out)
+      w->timed_out = NULL; /* it finished after all, as the signal went out */
     io_complete (pool, a);
   }
   g_queue_pop_head (&w->frames);
   w->head_started = g_get_monotonic_time ();
-  return tr_wire_reader_done (&r);
+  return TRUE;
 }
 
 /* Handles one frame from a worker.  FALSE: protocol violation (the worker is killed). */
@@ -529,10 +574,14 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
   }
 }
 
-/* Reads what the worker sent and handles every complete frame.  Returns FALSE when the
- * worker's stream has ended (or failed) and the worker must be reaped; a worker killed
- * for a malformed frame has already been ended (w->link is NULL). */
-static gboolean
+typedef enum {
+  READ_OK,    /* read what there was */
+  READ_GONE,  /* end of stream: the worker must be reaped */
+  READ_ENDED, /* the worker sent a bad frame and was ended (and perhaps replaced) */
+} ReadStatus;
+
+/* Reads what the worker sent and handles every complete frame. */
+static ReadStatus
 worker_read (TrPool *pool, Worker *w)
 {
   for (;;) {
@@ -541,9 +590,9 @@ worker_read (TrPool *pool, Worker *w)
     gssize n = w->link->klass->receive (w->link, w->in->data + have, READ_CHUNK);
     g_byte_array_set_size (w->in, have + (n > 0 ? (gsize) n : 0));
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return TRUE;
+      return READ_OK;
     if (n <= 0)
-      return FALSE; /* end of stream or error: what came before was handled already */
+      return READ_GONE; /* end of stream or error: what came before was handled already */
     gsize off = 0;
     for (;;) {
       TrMsgType type;
@@ -555,14 +604,14 @@ worker_read (TrPool *pool, Worker *w)
         break;
       if (st == TR_FRAME_BAD || !handle_frame (pool, w, type, body, len)) {
         worker_end (pool, w, "sent a malformed frame and was killed", TR_TASK_ERROR_PROTOCOL);
-        return FALSE;
+        return READ_ENDED;
       }
       off += consumed;
     }
     if (off)
       g_byte_array_remove_range (w->in, 0, off);
     if ((gsize) n < READ_CHUNK)
-      return TRUE;
+      return READ_OK;
   }
 }
 
@@ -632,18 +681,31 @@ dispatch (TrPool *pool)
         n = MIN (n, pool->max_tasks - w->sent);
       if (w->inflight.length == 0)
         w->head_started = g_get_monotonic_time ();
-      g_queue_push_tail (&w->frames, GUINT_TO_POINTER (n));
       gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
-      tr_wire_put_u32 (w->out, n);
+      gsize count_at = w->out->len;
+      tr_wire_put_u32 (w->out, 0);
       double now = g_get_real_time () / 1e6; /* until the worker says when it started */
-      for (guint i = 0; i < n; i++) {
-        TrAsync *a = tq_pop_head (&pool->ready);
+      /* A frame ends early at a task that must run alone (its last worker died under it),
+       * or when it holds FRAME_BYTES of payload. */
+      guint put = 0;
+      gsize bytes = 0;
+      while (put < n && pool->ready.head) {
+        TrAsync *a = pool->ready.head;
+        if (put > 0 && (a->isolate || bytes + a->payload_len > FRAME_BYTES))
+          break;
+        tq_pop_head (&pool->ready);
         tr_wire_put_task (w->out, a->id, a->payload, a->payload_len);
         a->start_time = now;
         tq_push_tail (&w->inflight, a);
+        bytes += a->payload_len;
+        put++;
+        if (a->isolate)
+          break;
       }
+      tr_wire_patch_u32 (w->out, count_at, put);
       tr_wire_end (w->out, at);
-      w->sent += n;
+      g_queue_push_tail (&w->frames, GUINT_TO_POINTER (put));
+      w->sent += put;
       if (pool->max_tasks && w->sent >= pool->max_tasks)
         w->state = W_RETIRING;
     }
@@ -692,27 +754,39 @@ io_cancel_pending (TrPool *pool)
 static int
 check_timeouts (TrPool *pool)
 {
-  if (!pool->timeout_us)
-    return -1;
   gint64 now = g_get_monotonic_time ();
   gint64 next = G_MAXINT64;
   for (guint i = 0; i < pool->n_workers; i++) {
     Worker *w = &pool->workers[i];
-    if (!w->link || w->inflight.length == 0)
+    if (w->link && w->state == W_STARTING) {
+      gint64 due = w->spawned + pool->start_timeout_us;
+      if (now >= due) {
+        g_autofree char *why = g_strdup_printf ("did not start within %g s and was killed",
+                                                pool->start_timeout_us / 1e6);
+        worker_end (pool, w, why, TR_TASK_ERROR_NO_WORKER);
+        g_free (pool->fatal_error);
+        pool->fatal_error = g_strdup_printf ("worker %u %s", w->slot, why);
+      } else {
+        next = MIN (next, due);
+      }
+      continue;
+    }
+    if (!pool->timeout_us || !w->link || w->inflight.length == 0)
       continue;
     if (!w->term_sent) {
       gint64 due = w->head_started + pool->timeout_us;
       if (now >= due) {
         g_debug ("worker %u (pid %d): task timed out, sending SIGTERM", w->slot, (int) w->link->pid);
-        kill (w->link->pid, SIGTERM);
+        kill (-w->link->pid, SIGTERM); /* the worker's process group: its task's children too */
         w->term_sent = now;
+        w->timed_out = w->inflight.head;
         due = now + TIMEOUT_GRACE_US;
       }
       next = MIN (next, due);
     } else if (!w->kill_sent) {
       gint64 due = w->term_sent + TIMEOUT_GRACE_US;
       if (now >= due) {
-        kill (w->link->pid, SIGKILL);
+        kill (-w->link->pid, SIGKILL);
         w->kill_sent = TRUE;
       } else {
         next = MIN (next, due);
@@ -731,11 +805,20 @@ take_submitted (TrPool *pool)
   TaskQueue got = pool->submitted;
   pool->submitted = (TaskQueue) { 0 };
   g_mutex_unlock (&pool->lock);
+  TrAsync *a;
   if (!pool->io_terminated && !pool->io_cancelled) {
-    tq_append (&pool->ready, &got);
+    while ((a = tq_pop_head (&got))) {
+      if (a->payload_len > MAX_PAYLOAD) {
+        g_autofree char *msg = g_strdup_printf ("the task's payload (%" G_GSIZE_FORMAT " bytes) is "
+                                                "larger than one message can carry (%u bytes)",
+                                                a->payload_len, (guint) MAX_PAYLOAD);
+        io_fail (pool, a, TR_TASK_ERROR_FAILED, msg);
+      } else {
+        tq_push_tail (&pool->ready, a);
+      }
+    }
     return;
   }
-  TrAsync *a;
   while ((a = tq_pop_head (&got)))
     io_fail (pool, a, TR_TASK_ERROR_CANCELLED,
              pool->io_terminated ? "cancelled: the pool was terminated"
@@ -851,7 +934,7 @@ io_main (gpointer data)
       if (re & POLLOUT)
         worker_write (w);
       if (re & (POLLIN | POLLHUP | POLLERR)) {
-        if (!worker_read (pool, w) && w->link)
+        if (worker_read (pool, w) == READ_GONE)
           worker_end (pool, w, NULL, TR_TASK_ERROR_WORKER_DIED);
       }
     }
@@ -979,8 +1062,12 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
   pool->n_workers = options->workers ? options->workers : g_get_num_processors ();
   pool->max_tasks = options->max_tasks_per_worker;
   pool->batch = options->batch;
-  pool->timeout_us = (gint64) (options->task_timeout * G_USEC_PER_SEC);
+  pool->timeout_us = options->task_timeout > 0
+                         ? MAX ((gint64) 1, (gint64) (options->task_timeout * G_USEC_PER_SEC))
+                         : 0;
   pool->retries = options->retries;
+  pool->start_timeout_us = (gint64) ((options->start_timeout > 0 ? options->start_timeout : 60) *
+                                     G_USEC_PER_SEC);
   pool->program = options->worker_program ? g_strdup (options->worker_program)
                                           : tr_paths_worker_program ();
   pool->link_class = &tr_link_local;
@@ -1008,11 +1095,22 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
     tr_pool_free (pool);
     return NULL;
   }
+  gboolean interrupted = FALSE;
   g_mutex_lock (&pool->lock);
-  while (!pool->started)
-    g_cond_wait (&pool->cond, &pool->lock);
+  while (!pool->started && !interrupted) {
+    g_cond_wait_until (&pool->cond, &pool->lock, g_get_monotonic_time () + G_USEC_PER_SEC / 10);
+    interrupted = options->interrupted && *options->interrupted;
+  }
   char *start_error = g_steal_pointer (&pool->start_error);
   g_mutex_unlock (&pool->lock);
+  if (interrupted && !pool->started) {
+    g_free (start_error);
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED,
+                 "interrupted while the workers were starting");
+    tr_pool_request_terminate (pool);
+    tr_pool_free (pool);
+    return NULL;
+  }
   if (start_error) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER, "no worker could start: %s",
                  start_error);
@@ -1146,9 +1244,10 @@ typedef struct {
   TrResultFunc on_result;
   gpointer user_data;
   gboolean ordered;
-  guint64 next_seq;    /* ordered: the next seq to hand to on_result */
-  GHashTable *held;    /* ordered: seq -> TrAsync* that came early */
-  guint64 in_window;
+  guint64 made;        /* tasks handed to the pool */
+  guint64 next_order;  /* ordered: the next task to hand to on_result */
+  GHashTable *held;    /* ordered: order -> TrAsync* that finished early */
+  guint64 in_window;   /* made and not yet handed to on_result */
   TrStats *stats;
   GHashTable *pids;
 } Stream;
@@ -1168,6 +1267,8 @@ stream_count (Stream *s, const TrResult *r)
     g_hash_table_add (s->pids, GINT_TO_POINTER (r->worker_pid));
 }
 
+/* In ordered mode a result that comes early waits (and keeps its place in the window, so
+ * memory stays bounded) until those made before it have been handed over. */
 static void
 stream_on_result (const TrResult *r, gpointer data)
 {
@@ -1177,28 +1278,26 @@ stream_on_result (const TrResult *r, gpointer data)
       s->on_result (r, s->user_data);
     return;
   }
-  s->in_window--;
   stream_count (s, r);
-  if (!s->ordered) {
-    if (s->on_result)
-      s->on_result (r, s->user_data);
+  TrAsync *a = (TrAsync *) ((char *) r - offsetof (TrAsync, result_view));
+  if (s->ordered && a->order != s->next_order) {
+    g_hash_table_insert (s->held, &a->order, async_ref (a));
     return;
   }
-  if (r->seq != s->next_seq) {
-    TrAsync *a = (TrAsync *) ((char *) r - offsetof (TrAsync, result_view));
-    g_hash_table_insert (s->held, &a->seq, async_ref (a));
-    return;
-  }
+  s->in_window--;
+  s->next_order++;
   if (s->on_result)
     s->on_result (r, s->user_data);
-  s->next_seq++;
-  TrAsync *a;
-  while ((a = g_hash_table_lookup (s->held, &s->next_seq))) {
-    g_hash_table_steal (s->held, &s->next_seq);
+  if (!s->ordered)
+    return;
+  TrAsync *h;
+  while ((h = g_hash_table_lookup (s->held, &s->next_order))) {
+    g_hash_table_steal (s->held, &s->next_order);
+    s->in_window--;
+    s->next_order++;
     if (s->on_result)
-      s->on_result (&a->result_view, s->user_data);
-    s->next_seq++;
-    tr_async_unref (a);
+      s->on_result (&h->result_view, s->user_data);
+    tr_async_unref (h);
   }
 }
 
@@ -1236,7 +1335,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   stats->workers = pool->n_workers;
   Stream s = {
     .pool = pool, .on_result = on_result, .user_data = user_data, .ordered = ordered,
-    .next_seq = 1, .stats = stats,
+    .next_order = 1, .stats = stats,
     .held = g_hash_table_new (g_int64_hash, g_int64_equal),
     .pids = g_hash_table_new (NULL, NULL),
   };
@@ -1272,6 +1371,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       a->callback = a->error_callback = stream_on_result;
       a->report_attempts = TRUE;
       a->recyclable = TRUE;
+      a->order = ++s.made;
       a->user_data = &s;
       if (!batch.head)
         batch_since = g_get_monotonic_time ();
@@ -1301,6 +1401,11 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   stats->seconds = (g_get_monotonic_time () - t0) / 1e6;
   stats->distinct_pids = g_hash_table_size (s.pids);
   g_hash_table_unref (s.pids);
+  GHashTableIter it;
+  gpointer held;
+  g_hash_table_iter_init (&it, s.held);
+  while (g_hash_table_iter_next (&it, NULL, &held))
+    tr_async_unref (held);
   g_hash_table_unref (s.held);
   if (gen_error) {
     g_propagate_error (error, gen_error);

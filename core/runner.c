@@ -131,7 +131,7 @@ tr_job_get_workers (TrJob *job)
 
 /* ---- signals ---------------------------------------------------------------------- */
 
-static volatile sig_atomic_t signal_count;
+static volatile int signal_count; /* an int for TrPoolOptions.interrupted; set atomically */
 static volatile sig_atomic_t signal_first;
 static TrPool *volatile signal_pool;
 
@@ -160,7 +160,8 @@ on_signal (int sig)
 static void
 install_signals (void)
 {
-  struct sigaction sa = { .sa_handler = on_signal };
+  /* SA_RESTART: a write of result lines interrupted by the signal must not lose a line */
+  struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
@@ -179,6 +180,7 @@ typedef struct {
   gboolean stop_on_failure;
   gboolean joblog_failed;
   GString *described;   /* scratch for describe() */
+  const char *joblog_path;
 } RunCtx;
 
 /* The task's description: the one its generator set, else the plugin's describe hook's. */
@@ -222,7 +224,7 @@ run_on_result (const TrResult *r, gpointer data)
   if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r)) &&
       !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
-    say (ctx->job, "taskrun: cannot write the job log: %s\n", g_strerror (errno));
+    say (ctx->job, "taskrun: cannot write the job log %s: %s\n", ctx->joblog_path, g_strerror (errno));
   }
   if (!r->final) {
     say (ctx->job, "taskrun: task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s\n",
@@ -333,7 +335,15 @@ tr_run (TrRunOptions *opts)
     return TR_EXIT_CANNOT_START;
   }
 
-  /* [taskrun] */
+  /* [taskrun]; a job file without one but with a near miss ([TaskRun], [task-run]) is
+   * told about the near miss rather than about a missing section */
+  if (!tr_jobfile_lookup_section (jf, "taskrun")) {
+    const char *only[] = { "taskrun", NULL };
+    if (!tr_jobfile_check_near_sections (jf, only, &error)) {
+      g_printerr ("taskrun: %s\n", error->message);
+      return TR_EXIT_CANNOT_START;
+    }
+  }
   g_autoptr (TrConfig) core = tr_config_new (core_options, "taskrun");
   if (!tr_jobfile_apply_section (jf, "taskrun", core, &error) ||
       !tr_overrides_apply (opts->overrides, "taskrun", core, &error) ||
@@ -429,6 +439,7 @@ tr_run (TrRunOptions *opts)
     }
   }
   if (joblog_path) {
+    ctx.joblog_path = joblog_path;
     ctx.joblog = tr_joblog_open (joblog_path, opts->resume, &error);
     if (!ctx.joblog) {
       g_printerr ("taskrun: %s\n", error->message);
@@ -443,12 +454,14 @@ tr_run (TrRunOptions *opts)
     .batch = batch,
     .task_timeout = tr_config_get_double (core, "task_timeout"),
     .retries = ctx.retries,
+    .interrupted = &signal_count,
   };
   install_signals ();
   TrPool *pool = tr_pool_new (plugin, pcfg, &popts, &error);
   if (!pool) {
     g_printerr ("taskrun: %s\n", error->message);
-    status = TR_EXIT_CANNOT_START;
+    status = signal_count ? (signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT)
+                          : TR_EXIT_CANNOT_START;
     goto done;
   }
   job.pool = pool;

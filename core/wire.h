@@ -19,9 +19,6 @@ typedef enum {
   TR_MSG_LAST = TR_MSG_QUIT,
 } TrMsgType;
 
-/* CONFIG flags */
-#define TR_WORKER_FLUSH_EACH_FRAME 1u /* send each frame's results before the next frame */
-
 /* Writing: frames are appended to a GByteArray. */
 gsize tr_wire_begin (GByteArray *buf, TrMsgType type);
 void tr_wire_end (GByteArray *buf, gsize start);

@@ -17,6 +17,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,10 +127,11 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
     guint64 ns = (guint64) (g_get_monotonic_time () - t0) * 1000;
     gsize rlen = io->out->len - len_at - 4;
     const char *msg = NULL;
-    if (rlen > TR_WIRE_MAX_BODY / 2) {
+    if (rlen > TR_WIRE_MAX_BODY / 2 || io->out->len - frame > TR_WIRE_MAX_BODY - 4096) {
+      /* too big for one message (alone, or with the results before it in this frame) */
       g_byte_array_set_size (io->out, len_at + 4);
       rlen = 0;
-      msg = "the task's output is larger than 32 MiB";
+      msg = "the task's output is too large to send back (a frame carries at most 64 MiB)";
       ok = FALSE;
     } else if (!ok) {
       msg = error ? error->message : "the task failed (the plugin gave no reason)";
@@ -156,6 +158,8 @@ tr_worker_main (int fd, pid_t parent)
     return 70;
   signal (SIGINT, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
+  /* the link is this process's alone: programs a task starts must not hold it open */
+  fcntl (fd, F_SETFD, FD_CLOEXEC);
 
   WorkerIo io = { .fd = fd, .in = g_byte_array_new (), .out = g_byte_array_new () };
   TrMsgType type;
@@ -166,7 +170,6 @@ tr_worker_main (int fd, pid_t parent)
   g_autoptr (TrConfig) config = NULL;
   gpointer wstate = NULL;
   gboolean inited = FALSE;
-  guint32 flags = 0;
 
   if (!next_frame (&io, &type, &body, &len, FALSE) || type != TR_MSG_CONFIG) {
     status = 71;
@@ -177,7 +180,7 @@ tr_worker_main (int fd, pid_t parent)
     tr_wire_reader_init (&r, body, len);
     g_autofree char *path = tr_wire_get_str (&r);
     tr_wire_get_u32 (&r); /* slot: for logs */
-    flags = tr_wire_get_u32 (&r);
+    tr_wire_get_u32 (&r); /* flags: none defined */
     guint32 n = tr_wire_get_u32 (&r);
     if (r.bad) {
       status = 71;
@@ -225,7 +228,8 @@ tr_worker_main (int fd, pid_t parent)
 
   {
     const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
-    gint64 last_flush = g_get_monotonic_time ();
+    /* Each frame's results go out before the next frame starts: if a task brings this
+     * process down, the parent then knows that the oldest unanswered frame was running. */
     while (next_frame (&io, &type, &body, &len, TRUE)) {
       if (type == TR_MSG_QUIT)
         break;
@@ -233,12 +237,8 @@ tr_worker_main (int fd, pid_t parent)
         status = 73; /* the parent sent something we do not understand */
         break;
       }
-      gint64 now = g_get_monotonic_time ();
-      if (now - last_flush >= 1000 || (flags & TR_WORKER_FLUSH_EACH_FRAME)) {
-        if (!flush_out (&io))
-          break;
-        last_flush = now;
-      }
+      if (!flush_out (&io))
+        break;
     }
     flush_out (&io);
   }

@@ -285,8 +285,10 @@ test_oracle (gconstpointer data)
   g_autofree char *diff2 = oracle (src, dst);
   g_assert_cmpstr (diff2, ==, "");
 
-  chmod (g_build_filename (src, "read-only", NULL), 0755);
-  chmod (g_build_filename (dst, "read-only", NULL), 0755);
+  g_autofree char *ro_src = p (src, "read-only");
+  g_autofree char *ro_dst = p (dst, "read-only");
+  chmod (ro_src, 0755);
+  chmod (ro_dst, 0755);
   tt_rmtree (src_top);
   tt_rmtree (dst_top);
 }

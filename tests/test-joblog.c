@@ -168,6 +168,29 @@ test_resume_truncated_row (void)
   tt_rmtree (dir);
 }
 
+/* --resume with ordered = yes: the tasks left run, in order, and each gets its row. */
+static void
+test_resume_ordered (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\nordered = yes\njoblog = log.tsv\n",
+                                         "tasks = 6\nbad_task = 3\nbad_op = fail:once\n");
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  const char *again[] = { "-c", job, "--resume", "-s", "testkit.bad_task=0", NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_run_taskrun (again, dir, NULL, &out2, &err2), ==, 0);
+  g_test_message ("%s", err2);
+  g_assert_cmpstr (out2, ==, "3 3\n");
+  g_assert_nonnull (strstr (err2, "6 tasks: 1 succeeded, 0 failed, 0 not run, 5 skipped"));
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_assert_cmpuint (tt_count_lines (text, "3\t:\t"), ==, 2);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -176,5 +199,6 @@ main (int argc, char **argv)
   g_test_add_func ("/joblog/resume-after-sigint", test_resume_after_sigint);
   g_test_add_func ("/joblog/resume-refusals", test_resume_refusals);
   g_test_add_func ("/joblog/resume-truncated-row", test_resume_truncated_row);
+  g_test_add_func ("/joblog/resume-ordered", test_resume_ordered);
   return g_test_run ();
 }

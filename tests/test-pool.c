@@ -399,6 +399,66 @@ test_init_failure (void)
   g_assert_nonnull (strstr (error->message, "testkit refuses to start (init = fail)"));
 }
 
+/* A worker_init that never returns: the pool gives up after start_timeout. */
+static void
+test_start_timeout (void)
+{
+  g_autofree char *path = tt_test_plugin ("testkit");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load (path, NULL, &error);
+  g_autoptr (TrConfig) config = tr_config_new (tr_plugin_get_desc (plugin)->options, "testkit");
+  g_assert_true (tr_config_set (config, "init", "hang", NULL, &error));
+  TrPoolOptions o = { .workers = 2, .start_timeout = 0.5 };
+  gint64 t0 = g_get_monotonic_time ();
+  TrPool *pool = tr_pool_new (plugin, config, &o, &error);
+  g_assert_null (pool);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 10 * G_USEC_PER_SEC);
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
+  g_assert_nonnull (strstr (error->message, "did not start within 0.5 s"));
+}
+
+/* Ordered results that wait for a slow first task keep their place in the bounded window:
+ * memory does not grow with the stream. */
+static TrNext
+many_gen (gpointer data, TrTask *task, GError **error)
+{
+  (void) error;
+  guint64 *made = data; /* the first field of the test's counters */
+  if (*made >= 300000)
+    return TR_NEXT_END;
+  const char *cmd = ++*made == 1 ? "sleepecho:1500:first" : "echo:x";
+  tr_task_set_payload (task, cmd, strlen (cmd));
+  return TR_NEXT_TASK;
+}
+
+static void
+count_only (const TrResult *r, gpointer data)
+{
+  (void) r;
+  ((guint64 *) data)[1]++; /* the second field: results seen */
+}
+
+static void
+test_ordered_window (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  struct { guint64 made, seen; } c = { 0, 0 };
+  TrStats st;
+  g_autofree char *status = NULL;
+  g_assert_true (tr_pool_stream (pool, many_gen, count_only, &c, TRUE, &st, NULL));
+  g_assert_cmpuint (c.seen, ==, 300000);
+  /* peak RSS of this test process, from /proc: far from the 300k results it would hold */
+  g_assert_true (g_file_get_contents ("/proc/self/status", &status, NULL, NULL));
+  const char *hwm = strstr (status, "VmHWM:");
+  g_assert_nonnull (hwm);
+  guint64 kib = g_ascii_strtoull (hwm + 6, NULL, 10);
+  g_test_message ("peak RSS %" G_GUINT64_FORMAT " KiB", kib);
+#if !defined(__SANITIZE_ADDRESS__)
+  g_assert_cmpuint (kib, <, 64 * 1024);
+#endif
+}
+
 int
 main (int argc, char **argv)
 {
@@ -417,5 +477,7 @@ main (int argc, char **argv)
   ADD ("recycling", test_recycling);
   ADD ("crash-fails-one-task", test_crash_fails_one_task);
   g_test_add_func ("/pool/init-failure", test_init_failure);
+  g_test_add_func ("/pool/start-timeout", test_start_timeout);
+  ADD ("ordered-window", test_ordered_window);
   return g_test_run ();
 }

@@ -3,7 +3,10 @@
  * it.  No case leaves a worker process behind. */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -113,6 +116,43 @@ test_parent_killed (void)
   tt_rmtree (dir);
 }
 
+/* SIGTERM to taskrun's whole process group (as `kill -TERM -PGID` or a service manager
+ * sends it): workers have their own groups, so running tasks still finish. */
+static void
+test_group_sigterm (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 20\nop = sleepecho:300:%n\n");
+  g_autofree char *cmd = g_strdup_printf ("exec %s -c %s", TT_TASKRUN, job);
+  /* setsid: a group of its own for taskrun, so the test is not in it */
+  const char *argv[] = { "setsid", "--wait", "sh", "-c", cmd, NULL };
+  GPid pid;
+  g_autofree char *out_path = g_build_filename (dir, "out.txt", NULL);
+  g_autofree char *err_path = g_build_filename (dir, "err.txt", NULL);
+  int out_fd = open (out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int err_fd = open (err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  g_assert_true (g_spawn_async_with_fds (dir, (char **) argv, NULL,
+                                         G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                         &pid, -1, out_fd, err_fd, NULL));
+  close (out_fd);
+  close (err_fd);
+  g_assert_true (tt_wait_lines (out_path, 2, 20));
+  /* setsid made the spawned process the leader of a new group that taskrun is in */
+  GPid group = getpgid (pid);
+  g_assert_cmpint (group, ==, pid);
+  kill (-group, SIGTERM);
+  int status;
+  waitpid (pid, &status, 0);
+  g_autofree char *err = NULL;
+  g_assert_true (g_file_get_contents (err_path, &err, NULL, NULL));
+  g_test_message ("%s", err);
+  guint64 ok, failed, not_run;
+  parse_summary (err, 20, &ok, &failed, &not_run);
+  g_assert_cmpuint (failed, ==, 0);
+  g_assert_cmpuint (not_run, >=, 10);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -121,5 +161,6 @@ main (int argc, char **argv)
   g_test_add_data_func ("/signals/sigterm-once", GINT_TO_POINTER (SIGTERM), test_once);
   g_test_add_func ("/signals/sigint-twice", test_twice);
   g_test_add_func ("/signals/parent-killed", test_parent_killed);
+  g_test_add_func ("/signals/group-sigterm", test_group_sigterm);
   return g_test_run ();
 }

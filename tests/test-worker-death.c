@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -111,6 +112,119 @@ test_init_failure_no_storm (gconstpointer data)
   tt_rmtree (dir);
 }
 
+/* One crashing task among many tiny ones sent in big frames: only it fails. */
+static void
+test_crash_in_big_frames (gconstpointer data)
+{
+  const char *batch = data;
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *core = g_strdup_printf ("workers = 1\nbatch = %s\n", batch);
+  g_autofree char *job = tt_testkit_job (dir, core, "tasks = 3000\nquiet = yes\nbad_task = 1500\n"
+                                                    "bad_op = crash\n");
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "3000 tasks: 2999 succeeded, 1 failed, 0 not run"));
+  g_assert_nonnull (strstr (err, "task 1500 (crash) failed: worker 1 (pid "));
+  tt_rmtree (dir);
+}
+
+/* Garbage from a worker holding a frame of several tasks: the replacement worker lives on. */
+static void
+test_garbage_in_a_frame (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\nbatch = 4\n",
+                                         "tasks = 12\nbad_task = 5\nbad_op = garbage\n");
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "12 tasks: 11 succeeded, 1 failed, 0 not run"));
+  g_assert_nonnull (strstr (err, "sent a malformed frame and was killed"));
+  tt_rmtree (dir);
+}
+
+static gboolean
+pid_alive (const char *pidfile)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (pidfile, &text, NULL, NULL))
+    return FALSE;
+  g_autoptr (GArray) one = g_array_new (FALSE, FALSE, sizeof (GPid));
+  GPid pid = (GPid) atoi (text);
+  g_array_append_val (one, pid);
+  return tt_wait_gone (one, 3) != 0;
+}
+
+/* A process a task started neither keeps the worker's link open (so the crash is seen at
+ * once) nor outlives its worker. */
+static void
+test_task_children (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 3\nbad_task = 2\nbad_op = bg-then-crash:%s\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", keys);
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  double took = (g_get_monotonic_time () - t0) / 1e6;
+  g_test_message ("%.2f s\n%s", took, err);
+  g_assert_cmpfloat (took, <, 15.0); /* not the 30 s of the background sleep */
+  g_assert_nonnull (strstr (err, "3 tasks: 2 succeeded, 1 failed"));
+  g_autofree char *bg = g_build_filename (dir, "bgpid", NULL);
+  g_assert_false (pid_alive (bg));
+  tt_rmtree (dir);
+}
+
+/* A timed-out task's child process is stopped with it. */
+static void
+test_timeout_stops_children (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 1\nop = child-sleep:%s\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\ntask_timeout = 0.5\n", keys);
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  double took = (g_get_monotonic_time () - t0) / 1e6;
+  g_test_message ("%.2f s\n%s", took, err);
+  g_assert_cmpfloat (took, <, 15.0);
+  g_assert_nonnull (strstr (err, "timed out after 0.5 s"));
+  g_autofree char *child = g_build_filename (dir, "childpid", NULL);
+  g_assert_false (pid_alive (child));
+  tt_rmtree (dir);
+}
+
+/* A worker_init that never returns: SIGINT still ends the run, leaving no process. */
+static void
+test_init_hang_interrupted (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "init = hang\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autoptr (GArray) kids = NULL;
+  for (int i = 0; i < 500; i++) {
+    g_clear_pointer (&kids, g_array_unref);
+    kids = tt_children (pid);
+    if (kids->len == 2)
+      break;
+    g_usleep (10000);
+  }
+  g_assert_cmpuint (kids->len, ==, 2);
+  g_usleep (200000);
+  kill (pid, SIGINT);
+  g_autofree char *err = NULL;
+  g_assert_cmpint (tt_wait_taskrun (pid, 10, dir, NULL, &err), ==, 130);
+  g_assert_nonnull (strstr (err, "interrupted while the workers were starting"));
+  g_assert_cmpuint (tt_wait_gone (kids, 2), ==, 0);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -123,5 +237,11 @@ main (int argc, char **argv)
   g_test_add_data_func ("/worker-death/kill-segv", GINT_TO_POINTER (SIGSEGV), test_external_kill);
   g_test_add_data_func ("/worker-death/init-fails", "fail", test_init_failure_no_storm);
   g_test_add_data_func ("/worker-death/init-crashes", "crash", test_init_failure_no_storm);
+  g_test_add_data_func ("/worker-death/crash-in-big-frames/batch-auto", "auto", test_crash_in_big_frames);
+  g_test_add_data_func ("/worker-death/crash-in-big-frames/batch-1", "1", test_crash_in_big_frames);
+  g_test_add_func ("/worker-death/garbage-in-a-frame", test_garbage_in_a_frame);
+  g_test_add_func ("/worker-death/task-children", test_task_children);
+  g_test_add_func ("/worker-death/timeout-stops-children", test_timeout_stops_children);
+  g_test_add_func ("/worker-death/init-hang-interrupted", test_init_hang_interrupted);
   return g_test_run ();
 }

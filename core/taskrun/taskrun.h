@@ -292,6 +292,10 @@ typedef struct {
   double task_timeout;        /* seconds; a task running longer is stopped (its worker gets
                                * SIGTERM, then SIGKILL after a grace); 0: no limit */
   guint retries;              /* run a failed task up to this many more times */
+  double start_timeout;       /* seconds a worker may take to load the plugin and run
+                               * worker_init before it counts as failed; 0: 60 */
+  const volatile int *interrupted; /* if not NULL and it becomes non-zero while
+                                    * tr_pool_new waits for the workers, it gives up */
 } TrPoolOptions;
 
 typedef struct TrPool TrPool;

@@ -342,6 +342,7 @@ emit_batch (Copy *c, TrTask *task)
     tr_task_set_description (task, "%s and %u more", c->batch_first, c->batch_n - 1);
   tr_task_set_units (task, MAX (c->batch_bytes, 1));
   c->batch_n = 0;
+  c->batch_bytes = 0;
   g_clear_pointer (&c->batch_first, g_free);
 }
 
@@ -443,7 +444,7 @@ copy_next (gpointer state, TrTask *task, GError **error)
       emit_chunk (c, task);
       return TR_NEXT_TASK;
     }
-    if (c->batch_n >= BATCH_ENTRIES || c->batch_bytes >= BATCH_BYTES) {
+    if (c->batch_n && (c->batch_n >= BATCH_ENTRIES || c->batch_bytes >= BATCH_BYTES)) {
       emit_batch (c, task);
       return TR_NEXT_TASK;
     }
@@ -574,6 +575,7 @@ finish_big_file (Copy *c, BigFile *b)
   if (b->failed) {
     unlinkat (dst_dir, b->tmp, 0);
     close (dst_dir);
+    c->counts.failed++;
     return;
   }
   g_autoptr (GError) error = NULL;
@@ -729,8 +731,6 @@ copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **er
     BigFile *b = v;
     b->failed = TRUE;
     finish_big_file (c, b);
-    if (*b->tmp)
-      c->counts.failed++;
   }
   g_hash_table_remove_all (c->big);
   if (c->dst_root >= 0) {

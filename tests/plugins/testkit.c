@@ -10,12 +10,15 @@
  *   crash            SIGSEGV;  abort: SIGABRT;  exit:N: exit with status N
  *   hang             sleep forever;  hang-ignoring-term: and ignore SIGTERM
  *   mark-hang:DIR    create DIR/started.PID, then sleep forever
+ *   bg-then-crash:DIR  start `sleep 30 &` (pid in DIR/bgpid), then SIGSEGV
+ *   child-sleep:DIR  run a child `sleep 30` (pid in DIR/childpid) and wait for it
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
- * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init.
+ * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init;
+ * `init = hang` never returns from it.
  */
 #include <taskrun/taskrun.h>
 
@@ -24,7 +27,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const char *const init_choices[] = { "ok", "fail", "crash", NULL };
+static const char *const init_choices[] = { "ok", "fail", "crash", "hang", NULL };
 
 static const TrOption testkit_options[] = {
   { .name = "tasks", .type = TR_OPTION_INT, .default_value = "10", .min = 0, .max = 1e12,
@@ -108,6 +111,9 @@ testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
   const char *init = tr_config_get_string (config, "init");
   if (g_str_equal (init, "crash"))
     raise (SIGSEGV);
+  if (g_str_equal (init, "hang"))
+    for (;;)
+      pause ();
   if (g_str_equal (init, "fail")) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "testkit refuses to start (init = fail)");
     return FALSE;
@@ -151,6 +157,18 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     g_file_set_contents (mark, "", 0, NULL);
     for (;;)
       pause ();
+  } else if (g_str_has_prefix (cmd, "bg-then-crash:")) {
+    /* leaves a background process (its pid in DIR/bgpid), then crashes */
+    g_autofree char *sh = g_strdup_printf ("sleep 30 & echo $! > %s/bgpid", cmd + 14);
+    if (system (sh) != 0)
+      _exit (98);
+    raise (SIGSEGV);
+  } else if (g_str_has_prefix (cmd, "child-sleep:")) {
+    /* waits for a child process (its pid in DIR/childpid) that sleeps 30 s */
+    g_autofree char *sh = g_strdup_printf ("echo $$ > %s/childpid; exec sleep 30", cmd + 12);
+    if (system (sh) != 0)
+      _exit (98);
+    tr_output_append (out, "child done", 10);
   } else if (g_str_equal (cmd, "hang-ignoring-term")) {
     signal (SIGTERM, SIG_IGN);
     for (;;)

@@ -57,6 +57,7 @@ typedef struct {
   char *rel;
   GPtrArray *names; /* sorted */
   guint next;
+  int src_fd;       /* the source folder, kept open while its entries are handed out */
 } Frame;
 
 typedef struct {
@@ -127,6 +128,8 @@ static void
 frame_free (gpointer p)
 {
   Frame *f = p;
+  if (f->src_fd >= 0)
+    close (f->src_fd);
   g_free (f->rel);
   g_ptr_array_unref (f->names);
   g_free (f);
@@ -314,6 +317,7 @@ start_walk (Copy *c, GError **error)
   Frame *f = g_new0 (Frame, 1);
   f->rel = g_strdup ("");
   f->names = names;
+  f->src_fd = -1;
   g_ptr_array_add (c->stack, f);
   return TRUE;
 }
@@ -466,16 +470,15 @@ copy_next (gpointer state, TrTask *task, GError **error)
     }
     const char *name = g_ptr_array_index (f->names, f->next++);
     g_autofree char *rel = join_rel (f->rel, name);
-    int src_dir = open_dir_rel (c->src_root, f->rel, FALSE);
+    /* Only the innermost folders keep an fd open, so that a tree of any depth stays
+     * within the descriptor limit. */
+    if (f->src_fd < 0)
+      f->src_fd = open_dir_rel (c->src_root, f->rel, FALSE);
     struct stat st;
-    if (src_dir < 0 || fstatat (src_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-      int e = errno;
-      if (src_dir >= 0)
-        close (src_dir);
-      emit_fail (c, task, "%s: %s", rel, e);
+    if (f->src_fd < 0 || fstatat (f->src_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      emit_fail (c, task, "%s: %s", rel, errno);
       return TR_NEXT_TASK;
     }
-    close (src_dir);
 
     if (S_ISDIR (st.st_mode)) {
       int dst_dir = open_dir_rel (c->dst_root, rel, TRUE);
@@ -501,6 +504,11 @@ copy_next (gpointer state, TrTask *task, GError **error)
       Frame *nf = g_new0 (Frame, 1);
       nf->rel = g_steal_pointer (&rel);
       nf->names = names;
+      nf->src_fd = -1;
+      if (c->stack->len > 64 && f->src_fd >= 0) {
+        close (f->src_fd);
+        f->src_fd = -1; /* opened again when the walk comes back to it */
+      }
       g_ptr_array_add (c->stack, nf);
       continue;
     }

@@ -78,8 +78,10 @@ gboolean is_temp_name (const char *name);
 void split_rel (const char *rel, char **dir, const char **name);
 
 /* Data (copydata.c). */
-gboolean copy_range (int src, int dst, guint64 offset, guint64 length, gboolean try_clone,
-                     guint64 *copied, GError **error);
+/* Copies [offset, offset + length).  `try_clone`: may share extents (whole files only;
+ * set to FALSE when the filesystem said no).  `maybe_sparse`: look for holes. */
+gboolean copy_range (int src, int dst, guint64 offset, guint64 length, gboolean *try_clone,
+                     gboolean maybe_sparse, guint64 *copied, GError **error);
 gboolean verify_range (int src, int dst, guint64 offset, guint64 length, GError **error);
 
 /* Metadata (metadata.c).  `src_fd` (may be -1) is where xattrs come from. */

@@ -90,18 +90,24 @@ copy_region (int src, int dst, guint64 from, guint64 to, gboolean *use_cfr, gboo
 }
 
 gboolean
-copy_range (int src, int dst, guint64 offset, guint64 length, gboolean try_clone, guint64 *copied,
-            GError **error)
+copy_range (int src, int dst, guint64 offset, guint64 length, gboolean *try_clone,
+            gboolean maybe_sparse, guint64 *copied, GError **error)
 {
   *copied = 0;
   if (length == 0)
     return TRUE;
-  if (try_clone && ioctl (dst, FICLONE, src) == 0) {
-    *copied = length;
-    return TRUE;
+  if (try_clone && *try_clone) {
+    if (ioctl (dst, FICLONE, src) == 0) {
+      *copied = length;
+      return TRUE;
+    }
+    if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == EINVAL)
+      *try_clone = FALSE; /* this filesystem does not clone: stop asking */
   }
   guint64 end = offset + length;
   gboolean use_cfr = TRUE, wrote = FALSE;
+  if (!maybe_sparse)
+    return copy_region (src, dst, offset, end, &use_cfr, &wrote, copied, error);
   guint64 pos = offset;
   while (pos < end) {
     off_t data = lseek (src, (off_t) pos, SEEK_DATA);

@@ -22,6 +22,7 @@ typedef struct {
   int src_root, dst_root;
   char *src_dir_rel, *dst_dir_rel;
   int src_dir, dst_dir;
+  gboolean try_clone; /* FALSE once the destination said it cannot clone */
 } CopyWorker;
 
 static gboolean
@@ -98,7 +99,9 @@ write_regular (CopyWorker *w, int src_dir, const char *name, int dst_dir, const 
   gboolean ok = TRUE;
   if (ftruncate (out, st->st_size) < 0)
     ok = fail_errno (error, errno, "truncate %s: %s", tmp);
-  ok = ok && copy_range (in, out, 0, (guint64) st->st_size, TRUE, bytes, error);
+  /* fewer allocated blocks than bytes: there may be holes to keep */
+  gboolean sparse = (guint64) st->st_blocks * 512 < (guint64) st->st_size;
+  ok = ok && copy_range (in, out, 0, (guint64) st->st_size, &w->try_clone, sparse, bytes, error);
   ok = ok && (!w->o.verify || verify_range (in, out, 0, (guint64) st->st_size, error));
   ok = ok && meta_apply_fd (out, st, in, &w->o, error);
   if (ok && w->o.fsync && fsync (out) < 0)
@@ -242,7 +245,9 @@ copy_chunk (CopyWorker *w, PayloadReader *r, CopyCounts *c, GError **error)
     return fail_errno (error, e, "open the partial copy of %s: %s", rel);
   }
   guint64 bytes = 0;
-  gboolean ok = copy_range (in, out, offset, length, FALSE, &bytes, error);
+  struct stat st;
+  gboolean sparse = fstat (in, &st) < 0 || (guint64) st.st_blocks * 512 < (guint64) st.st_size;
+  gboolean ok = copy_range (in, out, offset, length, NULL, sparse, &bytes, error);
   ok = ok && (!w->o.verify || verify_range (in, out, offset, length, error));
   close (in);
   close (out);
@@ -257,6 +262,7 @@ copy_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
 {
   CopyWorker *w = g_new0 (CopyWorker, 1);
   w->src_root = w->dst_root = w->src_dir = w->dst_dir = -1;
+  w->try_clone = TRUE;
   if (!copy_options_load (config, &w->o, error)) {
     g_free (w);
     return FALSE;

@@ -399,6 +399,7 @@ tr_run (TrRunOptions *opts)
     g_printerr ("taskrun: %s: [%s] the plugin rejected the configuration: %s\n",
                 tr_jobfile_get_path (jf), desc->name,
                 error ? error->message : "(no reason given)");
+    tr_progress_free (job.progress);
     return TR_EXIT_CANNOT_START;
   }
 

@@ -130,6 +130,31 @@ test_describe_sleep_demo (void)
   g_assert_nonnull (strstr (out, "\njitter: double, default 0"));
 }
 
+/* Every option of every shipped plugin is described with its type and default. */
+static void
+test_describe_shipped (void)
+{
+  static const char *const expect[][8] = {
+    { "compute", "\nop: enum, default primes, one of: primes | sum-squares.",
+      "\nstart: int, default 0, from 0 to", "\nend: int, required, from 0 to",
+      "\nchunk: int, default 100000, from 1 to", NULL },
+    { "copy", "\nsource: path, required.", "\ndestination: path, required.",
+      "\nif_exists: enum, default update, one of: update | overwrite | skip | error.",
+      "\npreserve: string, default all.", "\nchunk_size: size, default 64M, from 4096 to",
+      "\nfsync: bool, default no.", "\nverify: bool, default no." },
+    { "sleep-demo", "\ntasks: int, default 10", "\nseconds: double, default 0.5",
+      "\njitter: double, default 0", NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (expect); i++) {
+    const char *args[] = { "--describe", expect[i][0], NULL };
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint (tt_run_taskrun (args, NULL, NULL, &out, &err), ==, 0);
+    for (int j = 1; j < 8 && expect[i][j]; j++)
+      if (!strstr (out, expect[i][j]))
+        g_error ("--describe %s lacks \"%s\":\n%s", expect[i][0], expect[i][j], out);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -147,5 +172,6 @@ main (int argc, char **argv)
   g_test_add_func ("/loader/list-plugins-with-broken", test_list_plugins_with_broken);
   g_test_add_func ("/loader/describe-unknown", test_describe_unknown);
   g_test_add_func ("/loader/describe-sleep-demo", test_describe_sleep_demo);
+  g_test_add_func ("/loader/describe-shipped", test_describe_shipped);
   return g_test_run ();
 }

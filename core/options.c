@@ -119,12 +119,16 @@ out_of_range (const TrOption *o, double x)
   return x < o->min || x > o->max;
 }
 
-static char *
-range_text (const TrOption *o)
+/* FALSE with "X is out of range (MIN to MAX)" when x is outside the option's bounds. */
+static gboolean
+check_range (const TrOption *o, double x, const char *text, GError **error)
 {
-  if (o->type == TR_OPTION_DOUBLE)
-    return g_strdup_printf ("%g to %g", o->min, o->max);
-  return g_strdup_printf ("%.0f to %.0f", o->min, o->max);
+  if (!out_of_range (o, x))
+    return TRUE;
+  g_autofree char *r = o->type == TR_OPTION_DOUBLE ? g_strdup_printf ("%g to %g", o->min, o->max)
+                                                   : g_strdup_printf ("%.0f to %.0f", o->min, o->max);
+  g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE, "%s is out of range (%s)", text, r);
+  return FALSE;
 }
 
 /* Parses `text` for option `o` into v.  On failure sets an error that says what is wrong
@@ -153,37 +157,21 @@ parse_value (const TrOption *o, const char *text, const char *base_dir, TrValue 
     /* g_canonicalize_filename drops a trailing slash; rsync-style meaning is kept by the
      * plugin, which sees the resolved path only. */
     break;
-  case TR_OPTION_INT: {
-    gint64 n;
-    g_autoptr (GError) e = NULL;
-    if (!g_ascii_string_to_signed (text, 10, G_MININT64, G_MAXINT64, &n, &e)) {
-      g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE,
-                   "'%s' is not a whole number", text);
-      return FALSE;
-    }
-    if (out_of_range (o, (double) n)) {
-      g_autofree char *r = range_text (o);
-      g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE, "%s is out of range (%s)",
-                   text, r);
-      return FALSE;
-    }
-    v->i = n;
-    v->text = g_strdup (text);
-    break;
-  }
+  case TR_OPTION_INT:
   case TR_OPTION_SIZE: {
     gint64 n;
-    if (!parse_size (text, &n)) {
+    if (o->type == TR_OPTION_INT
+            ? !g_ascii_string_to_signed (text, 10, G_MININT64, G_MAXINT64, &n, NULL)
+            : !parse_size (text, &n)) {
       g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE,
-                   "'%s' is not a size (a byte count such as 4096, 64K, 64M or 1G)", text);
+                   o->type == TR_OPTION_INT
+                       ? "'%s' is not a whole number"
+                       : "'%s' is not a size (a byte count such as 4096, 64K, 64M or 1G)",
+                   text);
       return FALSE;
     }
-    if (out_of_range (o, (double) n)) {
-      g_autofree char *r = range_text (o);
-      g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE, "%s is out of range (%s)",
-                   text, r);
+    if (!check_range (o, (double) n, text, error))
       return FALSE;
-    }
     v->i = n;
     v->text = g_strdup (text);
     break;
@@ -196,12 +184,8 @@ parse_value (const TrOption *o, const char *text, const char *base_dir, TrValue 
       g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE, "'%s' is not a number", text);
       return FALSE;
     }
-    if (out_of_range (o, d)) {
-      g_autofree char *r = range_text (o);
-      g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE, "%s is out of range (%s)",
-                   text, r);
+    if (!check_range (o, d, text, error))
       return FALSE;
-    }
     v->d = d;
     v->text = g_strdup (text);
     break;

@@ -238,10 +238,9 @@ async_clear_result (TrAsync *a)
 static void
 async_free_contents (TrAsync *a)
 {
-  g_free (a->description);
-  if (a->payload_bytes)
-    g_bytes_unref (a->payload_bytes);
-  g_free (a->payload_heap);
+  g_clear_pointer (&a->description, g_free);
+  g_clear_pointer (&a->payload_bytes, g_bytes_unref);
+  g_clear_pointer (&a->payload_heap, g_free);
   async_clear_result (a);
 }
 
@@ -252,9 +251,18 @@ async_new (TrPool *pool, guint64 seq, const char *description, GBytes *bytes, co
 {
   TrAsync *a = pool->free_list;
   if (a) {
+    /* a recycled task: async_free_contents cleared what points elsewhere; the rest is
+     * reset here, field by field (cheaper than clearing the whole struct per task) */
     pool->free_list = a->next;
     pool->free_count--;
-    memset (a, 0, offsetof (TrAsync, payload_inline));
+    a->next = NULL;
+    a->worker = 0;
+    a->pid = 0;
+    a->seconds = 0;
+    a->start_time = 0;
+    a->isolate = FALSE;
+    a->done = FALSE;
+    a->order = 0;
   } else {
     a = g_new0 (TrAsync, 1);
   }
@@ -263,6 +271,9 @@ async_new (TrPool *pool, guint64 seq, const char *description, GBytes *bytes, co
   a->id = ++pool->next_id;
   a->seq = seq ? seq : a->id;
   a->description = description && *description ? g_strdup (description) : NULL;
+  a->callback = a->error_callback = NULL;
+  a->user_data = NULL;
+  a->report_attempts = a->recyclable = FALSE;
   if (bytes) {
     a->payload_bytes = g_bytes_ref (bytes);
     a->payload = g_bytes_get_data (bytes, &a->payload_len);
@@ -991,25 +1002,25 @@ static void
 deliver (TrPool *pool, TrAsync *a)
 {
   gboolean again = retryable (pool, a);
-  a->result_view = (TrResult) {
-    .seq = a->seq,
-    .description = a->description ? a->description : "",
-    .data = a->result,
-    .len = a->result_len,
-    .error = a->error,
-    .error_code = a->error ? a->error_code : 0,
-    .worker = a->worker,
-    .worker_pid = a->pid,
-    .seconds = a->seconds,
-    .units = a->units,
-    .attempt = a->attempt,
-    .final = !again,
-    .start_time = a->start_time,
-    .sent = a->payload_len,
-    .payload = a->payload,
-    .exit_value = a->error ? a->exit_value : 0,
-    .signal = a->error ? a->signal : 0,
-  };
+  TrResult *v = &a->result_view;
+  v->seq = a->seq;
+  v->description = a->description ? a->description : "";
+  v->data = a->result;
+  v->len = a->result_len;
+  v->error = a->error;
+  v->error_code = a->error ? a->error_code : 0;
+  v->worker = a->worker;
+  v->worker_pid = a->pid;
+  v->seconds = a->seconds;
+  v->units = a->units;
+  v->attempt = a->attempt;
+  v->final = !again;
+  v->start_time = a->start_time;
+  v->payload = a->payload;
+  v->sent = a->payload_len;
+  v->exit_value = a->error ? a->exit_value : 0;
+  v->signal = a->error ? a->signal : 0;
+
   pool->outstanding--;
   if (again) {
     if (a->report_attempts && a->error_callback)
@@ -1250,6 +1261,7 @@ typedef struct {
   guint64 in_window;   /* made and not yet handed to on_result */
   TrStats *stats;
   GHashTable *pids;
+  GPid last_pid;
 } Stream;
 
 static void
@@ -1263,8 +1275,10 @@ stream_count (Stream *s, const TrResult *r)
   } else {
     s->stats->failed++;
   }
-  if (r->worker_pid)
+  if (r->worker_pid && r->worker_pid != s->last_pid) {
     g_hash_table_add (s->pids, GINT_TO_POINTER (r->worker_pid));
+    s->last_pid = r->worker_pid;
+  }
 }
 
 /* In ordered mode a result that comes early waits (and keeps its place in the window, so
@@ -1378,8 +1392,10 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       tq_push_tail (&batch, a);
       s.in_window++;
       /* Hand tasks over in groups, but never sit on them: a slow generator (a directory
-       * walk) must not keep idle workers waiting. */
-      if (batch.length >= 256 || g_get_monotonic_time () - batch_since > 1000)
+       * walk) must not keep idle workers waiting.  The clock is read when the group
+       * reaches 2, 4, 8 ... tasks: on some machines a read costs as much as a tiny task. */
+      if (batch.length >= 256 ||
+          ((batch.length & (batch.length - 1)) == 0 && g_get_monotonic_time () - batch_since > 1000))
         submit_queue (pool, &batch);
       if (++pulled % 1024 == 0) {
         submit_queue (pool, &batch);

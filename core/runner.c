@@ -62,45 +62,48 @@ struct TrJob {
   TrProgress *progress;
 };
 
-/* Everything taskrun writes while a run goes on passes here, so the progress line is
- * erased first and never mixes with it. */
+/* Everything taskrun and its plugin write while a run goes on passes here, so the
+ * progress line is erased first and never mixes with it. */
+static void
+emit (TrJob *job, FILE *to, const char *prefix, const char *format, va_list ap)
+{
+  tr_progress_clear (job->progress);
+  g_autofree char *text = g_strdup_vprintf (format, ap);
+  gsize n = strlen (text);
+  fprintf (to, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
+  if (to == stderr)
+    fflush (stderr);
+}
+
 static void
 say (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
 static void
 say (TrJob *job, const char *format, ...)
 {
-  tr_progress_clear (job->progress);
   va_list ap;
   va_start (ap, format);
-  g_autofree char *text = g_strdup_vprintf (format, ap);
+  emit (job, stderr, "taskrun: ", format, ap);
   va_end (ap);
-  g_printerr ("%s", text);
 }
 
 void
 tr_job_message (TrJob *job, const char *format, ...)
 {
-  tr_progress_clear (job->progress);
+  g_autofree char *prefix = g_strdup_printf ("taskrun: %s: ", job->desc->name);
   va_list ap;
   va_start (ap, format);
-  g_autofree char *text = g_strdup_vprintf (format, ap);
+  emit (job, stderr, prefix, format, ap);
   va_end (ap);
-  gsize n = strlen (text);
-  g_printerr ("taskrun: %s: %s%s", job->desc->name, text, n && text[n - 1] == '\n' ? "" : "\n");
 }
 
 void
 tr_job_print (TrJob *job, const char *format, ...)
 {
-  tr_progress_clear (job->progress);
   va_list ap;
   va_start (ap, format);
-  g_autofree char *text = g_strdup_vprintf (format, ap);
+  emit (job, stdout, "", format, ap);
   va_end (ap);
-  fputs (text, stdout);
-  if (!*text || text[strlen (text) - 1] != '\n')
-    fputc ('\n', stdout);
 }
 
 void
@@ -118,7 +121,7 @@ tr_job_stop (TrJob *job, const char *reason)
   if (job->stop_reason)
     return;
   job->stop_reason = g_strdup (reason ? reason : "the plugin stopped the job");
-  say (job, "taskrun: stopping: %s\n", job->stop_reason);
+  say (job, "stopping: %s", job->stop_reason);
   if (job->pool)
     tr_pool_stop_feeding (job->pool);
 }
@@ -224,22 +227,22 @@ run_on_result (const TrResult *r, gpointer data)
   if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r)) &&
       !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
-    say (ctx->job, "taskrun: cannot write the job log %s: %s\n", ctx->joblog_path, g_strerror (errno));
+    say (ctx->job, "cannot write the job log %s: %s", ctx->joblog_path, g_strerror (errno));
   }
   if (!r->final) {
-    say (ctx->job, "taskrun: task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s\n",
+    say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s",
          r->seq, describe (ctx, r), r->attempt, ctx->retries + 1, r->error->message);
     return;
   }
   tr_progress_task_done (ctx->job->progress, r->units, r->error != NULL);
   if (r->error) {
     if (!cancelled || ctx->opts->verbose)
-      say (ctx->job, "taskrun: task %" G_GUINT64_FORMAT " (%s) failed: %s\n", r->seq,
+      say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed: %s", r->seq,
            describe (ctx, r), r->error->message);
     if (!cancelled && ctx->stop_on_failure && !ctx->job->stop_reason)
       tr_job_stop (ctx->job, "a task failed and on_failure = stop: no new tasks are started");
   } else if (ctx->opts->verbose) {
-    say (ctx->job, "taskrun: task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s\n",
+    say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s",
          r->seq, describe (ctx, r), r->worker, (int) r->worker_pid, r->seconds);
   }
   if (ctx->job->desc->result)

@@ -107,6 +107,11 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
   gsize frame = tr_wire_begin (io->out, TR_MSG_RESULTS);
   tr_wire_put_u32 (io->out, n);
   TrOutput output = { .buf = io->out };
+  /* One clock read per task: a task starts when the one before it ended, and its wall
+   * start is derived from the frame's. */
+  gint64 mono_base = g_get_monotonic_time ();
+  gint64 real_base = g_get_real_time ();
+  gint64 t0 = mono_base;
   for (guint32 i = 0; i < n; i++) {
     TrWireTask task;
     if (!tr_wire_read_task (&r, &task))
@@ -117,14 +122,15 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
     gsize status_at = io->out->len;
     tr_wire_put_u8 (io->out, 1);
     tr_wire_put_u32 (io->out, 0);
-    tr_wire_put_u64 (io->out, (guint64) g_get_real_time ());
+    tr_wire_put_u64 (io->out, (guint64) (real_base + (t0 - mono_base)));
     tr_wire_put_u64 (io->out, 0);
     gsize len_at = io->out->len;
     tr_wire_put_u32 (io->out, 0);
     GError *error = NULL;
-    gint64 t0 = g_get_monotonic_time ();
     gboolean ok = desc->run (wstate, payload, plen, &output, &error);
-    guint64 ns = (guint64) (g_get_monotonic_time () - t0) * 1000;
+    gint64 t1 = g_get_monotonic_time ();
+    guint64 ns = (guint64) (t1 - t0) * 1000;
+    t0 = t1;
     gsize rlen = io->out->len - len_at - 4;
     const char *msg = NULL;
     if (rlen > TR_WIRE_MAX_BODY / 2 || io->out->len - frame > TR_WIRE_MAX_BODY - 4096) {

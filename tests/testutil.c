@@ -10,21 +10,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int
-tt_run_taskrun (const char *const *args, const char *cwd, const char *const *env, char **out,
-                char **err)
+/* taskrun's argv, and this process's environment with `env` ("NAME=value") added. */
+static GPtrArray *
+taskrun_argv (const char *const *args, const char *const *env, GStrv *envp)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  GPtrArray *argv = g_ptr_array_new ();
   g_ptr_array_add (argv, (gpointer) TT_TASKRUN);
   for (int i = 0; args && args[i]; i++)
     g_ptr_array_add (argv, (gpointer) args[i]);
   g_ptr_array_add (argv, NULL);
-  g_auto (GStrv) envp = g_get_environ ();
+  *envp = g_get_environ ();
   for (int i = 0; env && env[i]; i++) {
     const char *eq = strchr (env[i], '=');
     g_autofree char *name = g_strndup (env[i], eq - env[i]);
-    envp = g_environ_setenv (envp, name, eq + 1, TRUE);
+    *envp = g_environ_setenv (*envp, name, eq + 1, TRUE);
   }
+  return argv;
+}
+
+int
+tt_run_taskrun (const char *const *args, const char *cwd, const char *const *env, char **out,
+                char **err)
+{
+  g_auto (GStrv) envp = NULL;
+  g_autoptr (GPtrArray) argv = taskrun_argv (args, env, &envp);
   int status = 0;
   g_autoptr (GError) error = NULL;
   if (!g_spawn_sync (cwd ? cwd : TT_SOURCE_ROOT, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL,
@@ -87,17 +96,8 @@ tt_count_lines (const char *text, const char *prefix)
 GPid
 tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *env)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, (gpointer) TT_TASKRUN);
-  for (int i = 0; args && args[i]; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  g_auto (GStrv) envp = g_get_environ ();
-  for (int i = 0; env && env[i]; i++) {
-    const char *eq = strchr (env[i], '=');
-    g_autofree char *name = g_strndup (env[i], eq - env[i]);
-    envp = g_environ_setenv (envp, name, eq + 1, TRUE);
-  }
+  g_auto (GStrv) envp = NULL;
+  g_autoptr (GPtrArray) argv = taskrun_argv (args, env, &envp);
   g_autofree char *out = g_build_filename (dir, "out.txt", NULL);
   g_autofree char *err = g_build_filename (dir, "err.txt", NULL);
   int out_fd = open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

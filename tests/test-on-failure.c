@@ -8,13 +8,10 @@
 static void
 test_stop (void)
 {
-  g_autofree char *dir = tt_tmpdir ();
-  g_autofree char *job = tt_testkit_job (dir, "workers = 1\non_failure = stop\n",
-                                         "tasks = 20\nop = sleepecho:20:%n\nbad_task = 3\nbad_op = fail:three\n");
-  const char *args[] = { "-c", job, NULL };
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
-  g_test_message ("%s", err);
+  g_assert_cmpint (tt_run_testkit ("workers = 1\non_failure = stop\n",
+                                   "tasks = 20\nop = sleepecho:20:%n\nbad_task = 3\nbad_op = fail:three\n",
+                                   NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "task 3 (fail:three) failed: three"));
   g_assert_nonnull (strstr (err, "on_failure = stop"));
   /* tasks 1 and 2 ran; 3 failed; at most the tasks already handed to the worker ran after */
@@ -27,20 +24,15 @@ test_stop (void)
   g_assert_cmpuint (ok + failed + not_run, ==, 20);
   g_assert_cmpuint (ok, >=, 2);
   g_assert_cmpuint (not_run, >=, 10);
-  tt_rmtree (dir);
 }
 
 static void
 test_continue (void)
 {
-  g_autofree char *dir = tt_tmpdir ();
-  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n",
-                                         "tasks = 20\nbad_task = 3\nbad_op = fail:three\n");
-  const char *args[] = { "-c", job, NULL };
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (tt_run_testkit ("workers = 1\n", "tasks = 20\nbad_task = 3\nbad_op = fail:three\n",
+                                   NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "20 tasks: 19 succeeded, 1 failed, 0 not run"));
-  tt_rmtree (dir);
 }
 
 int

@@ -117,33 +117,24 @@ static void
 test_crash_in_big_frames (gconstpointer data)
 {
   const char *batch = data;
-  g_autofree char *dir = tt_tmpdir ();
   g_autofree char *core = g_strdup_printf ("workers = 1\nbatch = %s\n", batch);
-  g_autofree char *job = tt_testkit_job (dir, core, "tasks = 3000\nquiet = yes\nbad_task = 1500\n"
-                                                    "bad_op = crash\n");
-  const char *args[] = { "-c", job, NULL };
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
-  g_test_message ("%s", err);
+  g_assert_cmpint (tt_run_testkit (core, "tasks = 3000\nquiet = yes\nbad_task = 1500\nbad_op = crash\n",
+                                   NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "3000 tasks: 2999 succeeded, 1 failed, 0 not run"));
   g_assert_nonnull (strstr (err, "task 1500 (crash) failed: worker 1 (pid "));
-  tt_rmtree (dir);
 }
 
 /* Garbage from a worker holding a frame of several tasks: the replacement worker lives on. */
 static void
 test_garbage_in_a_frame (void)
 {
-  g_autofree char *dir = tt_tmpdir ();
-  g_autofree char *job = tt_testkit_job (dir, "workers = 1\nbatch = 4\n",
-                                         "tasks = 12\nbad_task = 5\nbad_op = garbage\n");
-  const char *args[] = { "-c", job, NULL };
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
-  g_test_message ("%s", err);
+  g_assert_cmpint (tt_run_testkit ("workers = 1\nbatch = 4\n",
+                                   "tasks = 12\nbad_task = 5\nbad_op = garbage\n", NULL, &out, &err),
+                   ==, 1);
   g_assert_nonnull (strstr (err, "12 tasks: 11 succeeded, 1 failed, 0 not run"));
   g_assert_nonnull (strstr (err, "sent a malformed frame and was killed"));
-  tt_rmtree (dir);
 }
 
 static gboolean

@@ -234,3 +234,21 @@ tt_testkit_job (const char *dir, const char *taskrun_keys, const char *testkit_k
                                            testkit_keys ? testkit_keys : "");
   return tt_write (dir, "job.ini", text);
 }
+
+int
+tt_run_testkit (const char *taskrun_keys, const char *testkit_keys, const char *const *extra,
+                char **out, char **err)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, taskrun_keys, testkit_keys);
+  g_autoptr (GPtrArray) args = g_ptr_array_new ();
+  g_ptr_array_add (args, "-c");
+  g_ptr_array_add (args, job);
+  for (int i = 0; extra && extra[i]; i++)
+    g_ptr_array_add (args, (gpointer) extra[i]);
+  g_ptr_array_add (args, NULL);
+  int status = tt_run_taskrun ((const char *const *) args->pdata, dir, NULL, out, err);
+  g_test_message ("%s", err && *err ? *err : "");
+  tt_rmtree (dir);
+  return status;
+}

@@ -31,6 +31,11 @@ char *tt_write (const char *dir, const char *name, const char *content);
 /* Writes dir/job.ini for the testkit plugin with the given extra lines for [taskrun]
  * and [testkit] (each "key = value\n"...), and returns its path. */
 char *tt_testkit_job (const char *dir, const char *taskrun_keys, const char *testkit_keys);
+/* Writes a testkit job (as tt_testkit_job) into a temporary folder, runs taskrun on it
+ * there with `extra` arguments (may be NULL), removes the folder, and returns the exit
+ * status; *out and *err receive stdout and stderr. */
+int tt_run_testkit (const char *taskrun_keys, const char *testkit_keys, const char *const *extra,
+                    char **out, char **err);
 /* build/tests/plugins/NAME.so */
 char *tt_test_plugin (const char *name);
 const char *tt_source_root (void);

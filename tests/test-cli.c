@@ -131,6 +131,17 @@ test_usage_errors (void)
 }
 
 static void
+test_verbose (void)
+{
+  const char *args[] = { "-c", "conf/sleep-demo.ini", "-j", "2", "-s", "sleep-demo.tasks=3", "-s",
+                         "sleep-demo.seconds=0", "-v", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, NULL, &out, &err), ==, 0);
+  g_assert_cmpuint (tt_count_lines (err, "taskrun: task "), ==, 3);
+  g_assert_nonnull (strstr (err, "taskrun: task 2 (sleep 2 (0.000 s)) done by worker "));
+}
+
+static void
 test_version_and_help (void)
 {
   const char *v[] = { "--version", NULL };
@@ -156,5 +167,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/init-failure-exit-2", test_init_failure_exit_2);
   g_test_add_func ("/cli/usage-errors", test_usage_errors);
   g_test_add_func ("/cli/version-and-help", test_version_and_help);
+  g_test_add_func ("/cli/verbose", test_verbose);
   return g_test_run ();
 }

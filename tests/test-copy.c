@@ -604,6 +604,58 @@ test_socket_skipped (void)
   tt_rmtree (top);
 }
 
+/* fsync and verify change how a file is written, not what: the oracle still agrees. */
+static void
+test_fsync_verify (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-fsync-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  for (int i = 0; i < 30; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/f%02d", src, i);
+    write_file (f, (gsize) (i * 9000), i);
+  }
+  g_autofree char *big = p (src, "big");
+  write_file (big, 300000, 99); /* chunked: verified chunk by chunk */
+  g_autofree char *job = copy_job (top, src, dst, "fsync = yes\nverify = yes\n");
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 0);
+  g_autofree char *diff = oracle (src, dst);
+  g_assert_cmpstr (diff, ==, "");
+  tt_rmtree (top);
+}
+
+/* preserve = none keeps the bytes only; a bad preserve value names the key. */
+static void
+test_preserve (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  g_autofree char *f = p (src, "old");
+  write_file (f, 100, 1);
+  chmod (f, 0604);
+  set_times (f, 1000000000, 5);
+  g_autofree char *job = copy_job (top, src, dst, "preserve = none\n");
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 0);
+  g_autofree char *d = p (dst, "old");
+  struct stat st;
+  must (stat (d, &st), d);
+  g_assert_cmpint (st.st_mtim.tv_sec, !=, 1000000000); /* a fresh time */
+  g_assert_cmpint (st.st_mode & 07777, ==, 0600);       /* the temporary file's mode */
+  g_autofree char *job2 = copy_job (top, src, dst, "preserve = mode, sizes\n");
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (run_copy (job2, &out2, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "'preserve': 'sizes' is not all, none, or a list of mode, ownership, "
+                                  "timestamps, xattr"));
+  g_assert_cmpstr (out2, ==, "");
+  tt_rmtree (top);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -618,5 +670,7 @@ main (int argc, char **argv)
   g_test_add_func ("/copy/unreadable-file", test_unreadable_file);
   g_test_add_func ("/copy/disk-full", test_disk_full);
   g_test_add_func ("/copy/socket-skipped", test_socket_skipped);
+  g_test_add_func ("/copy/fsync-verify", test_fsync_verify);
+  g_test_add_func ("/copy/preserve", test_preserve);
   return g_test_run ();
 }

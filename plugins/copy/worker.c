@@ -90,7 +90,8 @@ write_regular (CopyWorker *w, int src_dir, const char *name, int dst_dir, const 
   int in = openat (src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0)
     return fail_errno (error, errno, "open %s: %s", name);
-  int out = openat (dst_dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int mode = w->o.verify ? O_RDWR : O_WRONLY; /* verify reads the copy back */
+  int out = openat (dst_dir, tmp, mode | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out < 0) {
     int e = errno;
     close (in);
@@ -238,7 +239,7 @@ copy_chunk (CopyWorker *w, PayloadReader *r, CopyCounts *c, GError **error)
   int in = openat (src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0)
     return fail_errno (error, errno, "open %s: %s", rel);
-  int out = openat (dst_dir, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  int out = openat (dst_dir, tmp, (w->o.verify ? O_RDWR : O_WRONLY) | O_NOFOLLOW | O_CLOEXEC);
   if (out < 0) {
     int e = errno;
     close (in);

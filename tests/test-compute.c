@@ -201,6 +201,26 @@ test_memory_bound (void)
   tt_rmtree (dir);
 }
 
+/* --resume cannot give a total: the skipped tasks' results are not in the run. */
+static void
+test_resume_no_wrong_total (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  const char *first[] = { "-c", "conf/compute.ini", "-s", "compute.end=100000", "-s",
+                          "compute.chunk=1000", "--joblog", log, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (first, NULL, NULL, &out, &err), ==, 0);
+  g_assert_cmpstr (out, ==, "9592\n");
+  const char *again[] = { "-c", "conf/compute.ini", "-s", "compute.end=100000", "-s",
+                          "compute.chunk=1000", "--joblog", log, "--resume", NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_run_taskrun (again, NULL, NULL, &out2, &err2), ==, 1);
+  g_assert_cmpstr (out2, ==, "");
+  g_assert_nonnull (strstr (err2, "100 tasks were skipped (--resume)"));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -213,5 +233,6 @@ main (int argc, char **argv)
   g_test_add_data_func ("/compute/ordered/batch-auto", "auto", test_ordered_under_batching);
   g_test_add_data_func ("/compute/ordered/batch-7", "7", test_ordered_under_batching);
   g_test_add_func ("/compute/memory-bound", test_memory_bound);
+  g_test_add_func ("/compute/resume-no-wrong-total", test_resume_no_wrong_total);
   return g_test_run ();
 }

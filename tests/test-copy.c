@@ -155,9 +155,13 @@ build_tree (const char *root)
   g_autofree char *h4 = p (root, "medium-link");
   must (link (f2, h4), h4);
 
-  /* a FIFO and, as root, a device node */
+  /* a FIFO and, as root, a device node; a symlink and the FIFO with a second name */
   g_autofree char *fifo = p (root, "dir/fifo");
   must (mkfifo (fifo, 0620), fifo);
+  g_autofree char *fifo2 = p (root, "fifo-2");
+  must (linkat (AT_FDCWD, fifo, AT_FDCWD, fifo2, 0), fifo2);
+  g_autofree char *s1b = p (root, "dir/link-rel-2");
+  must (linkat (AT_FDCWD, s1, AT_FDCWD, s1b, 0), s1b);
   if (root_user) {
     g_autofree char *dev = p (root, "dir/null-dev");
     must (mknod (dev, S_IFCHR | 0666, makedev (1, 3)), dev);
@@ -646,13 +650,100 @@ test_preserve (void)
   struct stat st;
   must (stat (d, &st), d);
   g_assert_cmpint (st.st_mtim.tv_sec, !=, 1000000000); /* a fresh time */
-  g_assert_cmpint (st.st_mode & 07777, ==, 0600);       /* the temporary file's mode */
+  mode_t mask = umask (022);
+  umask (mask);
+  g_assert_cmpint (st.st_mode & 07777, ==, 0604 & ~mask); /* the source's, less the umask */
   g_autofree char *job2 = copy_job (top, src, dst, "preserve = mode, sizes\n");
   g_autofree char *out2 = NULL, *err2 = NULL;
   g_assert_cmpint (run_copy (job2, &out2, &err2), ==, 2);
   g_assert_nonnull (strstr (err2, "'preserve': 'sizes' is not all, none, or a list of mode, ownership, "
                                   "timestamps, xattr"));
   g_assert_cmpstr (out2, ==, "");
+  tt_rmtree (top);
+}
+
+/* An ordinary failed entry fails alone: the job goes on (only a full or broken
+ * destination stops it). */
+static void
+test_ordinary_failure_goes_on (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  for (int i = 0; i < 20; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/f%02d", src, i);
+    write_file (f, 100000, i); /* chunked: many tasks after the failure */
+  }
+  g_autofree char *a = p (src, "aaa");
+  write_file (a, 10, 50);
+  must (mkdir (dst, 0755), dst);
+  g_autofree char *blocker = p (dst, "aaa");
+  must (mkdir (blocker, 0755), blocker); /* a folder where the source has a file */
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_null (strstr (err, "stopping"));
+  g_assert_nonnull (strstr (err, "aaa: Is a directory in the destination; it is not replaced"));
+  g_assert_nonnull (strstr (err, "20 files ("));
+  g_assert_nonnull (strstr (err, " 1 failed"));
+  tt_rmtree (top);
+}
+
+/* A hard link's name that exists with other content: if_exists = error keeps it. */
+static void
+test_hard_link_if_exists_error (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  must (mkdir (dst, 0755), dst);
+  g_autofree char *a = p (src, "a");
+  write_file (a, 10, 1);
+  g_autofree char *b = p (src, "b");
+  must (link (a, b), b);
+  g_autofree char *old = p (dst, "b");
+  g_assert_true (g_file_set_contents (old, "OLD", 3, NULL));
+  g_autofree char *job = copy_job (top, src, dst, "if_exists = error\n");
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "hard link b -> a: File exists"));
+  g_autofree char *kept = NULL;
+  g_assert_true (g_file_get_contents (old, &kept, NULL, NULL));
+  g_assert_cmpstr (kept, ==, "OLD");
+  tt_rmtree (top);
+}
+
+/* Interrupted in the middle of a chunked file, then --resume: the copy is complete. */
+static void
+test_resume_chunked (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-resume-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  for (int i = 0; i < 3; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/big%d", src, i);
+    write_file (f, 48 << 20, i);
+  }
+  g_autofree char *job = copy_job (top, src, dst, "chunk_size = 1M\nverify = yes\n");
+  g_autofree char *log = p (top, "log.tsv");
+  const char *args[] = { "-c", job, "--joblog", log, NULL };
+  GPid pid = tt_spawn_taskrun (args, top, NULL);
+  g_assert_true (tt_wait_lines (log, 1 + 20, 30)); /* 20 chunks done */
+  kill (pid, SIGINT);
+  g_assert_cmpint (tt_wait_taskrun (pid, 30, top, NULL, NULL), ==, 130);
+  const char *again[] = { "-c", job, "--joblog", log, "--resume", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_taskrun (again, top, NULL, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+  g_autofree char *diff = oracle (src, dst);
+  g_assert_cmpstr (diff, ==, "");
+  g_assert_cmpuint (count_temps (dst), ==, 0);
   tt_rmtree (top);
 }
 
@@ -672,5 +763,8 @@ main (int argc, char **argv)
   g_test_add_func ("/copy/socket-skipped", test_socket_skipped);
   g_test_add_func ("/copy/fsync-verify", test_fsync_verify);
   g_test_add_func ("/copy/preserve", test_preserve);
+  g_test_add_func ("/copy/ordinary-failure-goes-on", test_ordinary_failure_goes_on);
+  g_test_add_func ("/copy/hard-link-if-exists-error", test_hard_link_if_exists_error);
+  g_test_add_func ("/copy/resume-chunked", test_resume_chunked);
   return g_test_run ();
 }

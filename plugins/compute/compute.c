@@ -137,6 +137,13 @@ compute_finish (gpointer state, const TrStats *stats, GString *summary, GError *
                  ") does not fit in 128 bits: no total printed", what, c->start, c->end);
     return FALSE;
   }
+  if (stats->skipped) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
+                 "%" G_GUINT64_FORMAT " tasks were skipped (--resume): their results are not in "
+                 "this run, so no total is printed; run the job without --resume",
+                 stats->skipped);
+    return FALSE;
+  }
   if (stats->failed || stats->not_run) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
                  "%" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static guint
@@ -54,6 +55,8 @@ copy_options_load (const TrConfig *config, CopyOptions *o, GError **error)
   o->fsync = tr_config_get_bool (config, "fsync");
   o->verify = tr_config_get_bool (config, "verify");
   o->is_root = geteuid () == 0;
+  o->umask = umask (022);
+  umask (o->umask);
   if (!o->is_root)
     o->preserve &= ~(guint) PRESERVE_OWNERSHIP;
   return TRUE;

@@ -258,10 +258,20 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
     return FALSE;
   }
   struct stat st;
-  if (stat (c->o.source, &st) < 0 || !S_ISDIR (st.st_mode)) {
-    int e = errno;
-    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "'source' %s: %s", c->o.source,
-                 S_ISDIR (st.st_mode) || e ? g_strerror (e) : "not a folder");
+  const char *problem = NULL;
+  if (stat (c->o.source, &st) < 0)
+    problem = g_strerror (errno);
+  else if (!S_ISDIR (st.st_mode))
+    problem = "not a folder (copy copies a folder's contents)";
+  if (!problem && stat (c->o.destination, &st) == 0 && !S_ISDIR (st.st_mode)) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "'destination' %s: not a folder",
+                 c->o.destination);
+    copy_options_clear (&c->o);
+    g_free (c);
+    return FALSE;
+  }
+  if (problem) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "'source' %s: %s", c->o.source, problem);
     copy_options_clear (&c->o);
     g_free (c);
     return FALSE;
@@ -358,6 +368,7 @@ emit_fail (Copy *c, TrTask *task, const char *fmt, const char *rel, int e)
   GByteArray *b = g_byte_array_new ();
   guint8 kind = TASK_FAIL;
   g_byte_array_append (b, &kind, 1);
+  payload_put_u64 (b, (guint64) e);
   payload_put_str (b, msg, strlen (msg));
   tr_task_set_payload (task, b->data, b->len);
   tr_task_set_description (task, "%s", *rel ? rel : ".");
@@ -490,7 +501,6 @@ copy_next (gpointer state, TrTask *task, GError **error)
       if (!names) {
         if (dst_dir >= 0)
           close (dst_dir);
-        c->dirs_failed++;
         emit_fail (c, task, dst_dir < 0 ? "destination folder %s: %s" : "source folder %s: %s",
                    rel, e);
         return TR_NEXT_TASK;
@@ -517,7 +527,7 @@ copy_next (gpointer state, TrTask *task, GError **error)
       c->sockets++;
       continue;
     }
-    if (S_ISREG (st.st_mode) && st.st_nlink > 1) {
+    if (!S_ISDIR (st.st_mode) && st.st_nlink > 1) {
       InodeKey key = { st.st_dev, st.st_ino };
       const char *first = g_hash_table_lookup (c->inodes, &key);
       if (first) {
@@ -584,6 +594,7 @@ finish_big_file (Copy *c, BigFile *b)
     unlinkat (dst_dir, b->tmp, 0);
     close (dst_dir);
     c->counts.failed++;
+    tr_job_message (c->job, "%s: not copied (a part of it failed or did not run)", b->rel);
     return;
   }
   g_autoptr (GError) error = NULL;
@@ -645,6 +656,30 @@ copy_result (gpointer state, const TrResult *r)
   }
 }
 
+/* Writes all of a big file into its temporary, in the parent. */
+static gboolean
+complete_big_file (Copy *c, BigFile *b)
+{
+  g_autofree char *dir = NULL;
+  const char *name;
+  split_rel (b->rel, &dir, &name);
+  int sd = open_dir_rel (c->src_root, dir, FALSE);
+  int dd = sd < 0 ? -1 : open_dir_rel (c->dst_root, dir, FALSE);
+  int in = dd < 0 ? -1 : openat (sd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int out = in < 0 ? -1 : openat (dd, b->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  guint64 copied = 0;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = out >= 0 && copy_range (in, out, 0, (guint64) b->st.st_size, NULL, TRUE, &copied,
+                                        &error);
+  if (!ok)
+    tr_job_message (c->job, "%s: %s", b->rel, error ? error->message : g_strerror (errno));
+  c->counts.bytes += copied;
+  for (int *fd = (int[]) { sd, dd, in, out }, i = 0; i < 4; i++)
+    if (fd[i] >= 0)
+      close (fd[i]);
+  return ok;
+}
+
 static void
 make_hard_links (Copy *c)
 {
@@ -660,11 +695,17 @@ make_hard_links (Copy *c)
     gboolean ok = FALSE;
     int e = 0;
     if (ld >= 0 && fstatat (td, tname, &ts, AT_SYMLINK_NOFOLLOW) == 0) {
-      if (fstatat (ld, lname, &ls, AT_SYMLINK_NOFOLLOW) == 0 && ls.st_ino == ts.st_ino &&
-          ls.st_dev == ts.st_dev) {
+      gboolean exists = fstatat (ld, lname, &ls, AT_SYMLINK_NOFOLLOW) == 0;
+      if (exists && ls.st_ino == ts.st_ino && ls.st_dev == ts.st_dev) {
         ok = TRUE; /* already linked */
-      } else if (c->o.if_exists == IF_EXISTS_SKIP && fstatat (ld, lname, &ls, AT_SYMLINK_NOFOLLOW) == 0) {
+        c->counts.uptodate++;
+        c->hardlinks--; /* counted below as made; it was already there */
+      } else if (exists && c->o.if_exists == IF_EXISTS_SKIP) {
         ok = TRUE;
+        c->counts.skipped++;
+        c->hardlinks--;
+      } else if (exists && c->o.if_exists == IF_EXISTS_ERROR) {
+        e = EEXIST;
       } else {
         char tmp[TEMP_NAME_SIZE];
         temp_name (tmp);
@@ -737,10 +778,27 @@ copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **er
   g_hash_table_iter_init (&it, c->big);
   while (g_hash_table_iter_next (&it, NULL, &v)) {
     BigFile *b = v;
-    b->failed = TRUE;
+    /* Chunks that never reported were skipped by --resume (a chunk that was cancelled or
+     * failed did report, and marked the file failed): copy the whole file here, since
+     * this run cannot know what an earlier run wrote into a temporary it removed. */
+    if (!b->failed && *b->tmp && stats->skipped > 0 && !complete_big_file (c, b))
+      b->failed = TRUE;
+    else if (!*b->tmp)
+      ; /* up to date */
+    else if (stats->skipped == 0)
+      b->failed = TRUE;
     finish_big_file (c, b);
   }
   g_hash_table_remove_all (c->big);
+  /* a second interrupt may have killed workers mid-file: no temporary stays behind */
+  for (guint i = 0; c->dst_root >= 0 && i < c->dirs->len; i++) {
+    DirRecord *d = g_ptr_array_index (c->dirs, i);
+    int fd = open_dir_rel (c->dst_root, d->rel, FALSE);
+    if (fd >= 0) {
+      remove_leftovers (fd);
+      close (fd);
+    }
+  }
   if (c->dst_root >= 0) {
     make_hard_links (c);
     finish_dirs (c);

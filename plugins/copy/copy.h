@@ -28,6 +28,7 @@ typedef struct {
   gboolean fsync;
   gboolean verify;
   gboolean is_root; /* owners and device nodes can be copied */
+  mode_t umask;     /* without preserve = mode, modes are the source's less this */
 } CopyOptions;
 
 gboolean copy_options_load (const TrConfig *config, CopyOptions *o, GError **error);
@@ -39,7 +40,7 @@ typedef enum {
   TASK_ENTRIES = 1, /* u32 n, n x str relpath: small files, symlinks, FIFOs, devices */
   TASK_CHUNK = 2,   /* u64 file id, u64 offset, u64 length, u64 file size,
                      * str relpath, str temporary name ("" = up to date: nothing to do) */
-  TASK_FAIL = 3,    /* str message: something the walk could not do, failed as a task */
+  TASK_FAIL = 3,    /* u64 errno, str message: what the walk could not do, as a task */
 } TaskKind;
 
 /* What a task did, sent back as its output (also when it failed). */

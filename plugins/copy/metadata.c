@@ -102,7 +102,8 @@ meta_apply_fd (int fd, const struct stat *st, int src_fd, const CopyOptions *o, 
 {
   if ((o->preserve & PRESERVE_OWNERSHIP) && fchown (fd, st->st_uid, st->st_gid) < 0)
     return fail (error, errno, "chown");
-  if ((o->preserve & PRESERVE_MODE) && fchmod (fd, st->st_mode & 07777) < 0)
+  mode_t mode = (o->preserve & PRESERVE_MODE) ? st->st_mode & 07777 : st->st_mode & 0777 & ~o->umask;
+  if (fchmod (fd, mode) < 0)
     return fail (error, errno, "chmod");
   if ((o->preserve & PRESERVE_XATTR) && src_fd >= 0 &&
       !copy_xattrs (f_list, f_get, GINT_TO_POINTER (src_fd), f_set, GINT_TO_POINTER (fd), FALSE,
@@ -125,7 +126,8 @@ meta_apply_at (int dirfd, const char *name, const struct stat *st, int src_dirfd
       fchownat (dirfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
     return fail (error, errno, "chown");
   /* a symlink has no mode of its own on Linux */
-  if ((o->preserve & PRESERVE_MODE) && !is_link && fchmodat (dirfd, name, st->st_mode & 07777, 0) < 0)
+  mode_t mode = (o->preserve & PRESERVE_MODE) ? st->st_mode & 07777 : st->st_mode & 0777 & ~o->umask;
+  if (!is_link && fchmodat (dirfd, name, mode, 0) < 0)
     return fail (error, errno, "chmod");
   if ((o->preserve & PRESERVE_XATTR) && src_dirfd >= 0) {
     /* The l*xattr calls take paths: /proc/self/fd/N/NAME names the entry itself. */

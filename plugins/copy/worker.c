@@ -302,7 +302,7 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
   } else if (kind == TASK_ENTRIES) {
     guint64 n = payload_get_u64 (&r);
     GString *errors = NULL;
-    int fatal = 0;
+    int fatal = 0, first = 0;
     for (guint64 i = 0; i < n && !r.bad; i++) {
       g_autofree char *rel = payload_get_str (&r);
       if (!rel)
@@ -310,6 +310,8 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
       g_autoptr (GError) e = NULL;
       if (!copy_entry (w, rel, &c, &e)) {
         c.failed++;
+        if (!first)
+          first = e->code;
         if (!errors)
           errors = g_string_new (NULL);
         if (errors->len < 2000)
@@ -321,7 +323,9 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
       }
     }
     if (errors) {
-      g_set_error (error, TR_TASK_ERROR, fatal ? fatal : EIO, "%" G_GUINT64_FORMAT " of %"
+      /* the code says whether the job must stop: only a fatal errno does */
+      g_set_error (error, TR_TASK_ERROR, fatal ? fatal : copy_errno_is_fatal (first) ? 0 : first,
+                   "%" G_GUINT64_FORMAT " of %"
                    G_GUINT64_FORMAT " entries failed: %s", c.failed, n, errors->str);
       g_string_free (errors, TRUE);
       ok = FALSE;
@@ -330,8 +334,9 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
     ok = copy_chunk (w, &r, &c, error);
     c.failed += !ok;
   } else if (kind == TASK_FAIL) {
+    int code = (int) payload_get_u64 (&r);
     g_autofree char *msg = payload_get_str (&r);
-    g_set_error_literal (error, TR_TASK_ERROR, EIO, msg ? msg : "the walk failed");
+    g_set_error_literal (error, TR_TASK_ERROR, code, msg ? msg : "the walk failed");
     c.failed++;
     ok = FALSE;
   } else {

@@ -39,8 +39,10 @@ tr_task_clear (TrTask *task)
 void
 tr_task_set_payload (TrTask *task, const void *data, gsize len)
 {
-  g_byte_array_set_size (task->payload, 0);
-  tr_task_append_payload (task, data, len);
+  /* the buffer is reused from task to task: it only grows, and a copy is all it takes */
+  g_byte_array_set_size (task->payload, len);
+  if (len)
+    memcpy (task->payload->data, data, len);
 }
 
 void

@@ -692,34 +692,32 @@ make_hard_links (Copy *c)
     int td = open_dir_rel (c->dst_root, tdir, FALSE);
     int ld = td < 0 ? -1 : open_dir_rel (c->dst_root, ldir, FALSE);
     struct stat ts, ls;
-    gboolean ok = FALSE;
+    gboolean ok = TRUE;
     int e = 0;
     if (ld >= 0 && fstatat (td, tname, &ts, AT_SYMLINK_NOFOLLOW) == 0) {
       gboolean exists = fstatat (ld, lname, &ls, AT_SYMLINK_NOFOLLOW) == 0;
       if (exists && ls.st_ino == ts.st_ino && ls.st_dev == ts.st_dev) {
-        ok = TRUE; /* already linked */
-        c->counts.uptodate++;
-        c->hardlinks--; /* counted below as made; it was already there */
+        c->counts.uptodate++; /* already linked */
       } else if (exists && c->o.if_exists == IF_EXISTS_SKIP) {
-        ok = TRUE;
         c->counts.skipped++;
-        c->hardlinks--;
       } else if (exists && c->o.if_exists == IF_EXISTS_ERROR) {
+        ok = FALSE;
         e = EEXIST;
       } else {
         char tmp[TEMP_NAME_SIZE];
         temp_name (tmp);
         ok = linkat (td, tname, ld, tmp, 0) == 0 && renameat (ld, tmp, ld, lname) == 0;
         e = errno;
-        if (!ok)
+        if (ok)
+          c->hardlinks++;
+        else
           unlinkat (ld, tmp, 0);
       }
     } else {
+      ok = FALSE;
       e = errno;
     }
-    if (ok) {
-      c->hardlinks++;
-    } else {
+    if (!ok) {
       c->hardlinks_failed++;
       tr_job_message (c->job, "hard link %s -> %s: %s", h->link, h->target, g_strerror (e));
     }

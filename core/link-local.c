@@ -139,6 +139,13 @@ local_kill (TrLink *link)
     kill (link->pid, SIGKILL);
 }
 
+static void
+local_signal_group (TrLink *link, int sig)
+{
+  if (link->pid > 0)
+    kill (-link->pid, sig);
+}
+
 char *
 tr_describe_wait_status (int status, gboolean *clean)
 {
@@ -165,6 +172,7 @@ local_close (TrLink *link, gboolean *clean, int *status)
   do
     r = waitpid (link->pid, status, 0);
   while (r < 0 && errno == EINTR);
+  kill (-link->pid, SIGKILL); /* whatever its tasks started goes with it */
   g_free (link);
   if (r < 0) {
     *clean = FALSE;
@@ -179,5 +187,6 @@ const TrLinkClass tr_link_local = {
   .send = local_send,
   .receive = local_receive,
   .kill = local_kill,
+  .signal_group = local_signal_group,
   .close = local_close,
 };

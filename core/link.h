@@ -1,8 +1,8 @@
 /* link.h — the worker link: how the parent starts a worker and exchanges frames with it.
  *
  * One small interface (spawn, send, receive, close) so that the pool does not care whether
- * a worker is a forked child on this machine (link-local.c) or, later, an MPI rank on
- * another host.  Every link exposes a file descriptor that poll() reports readable when
+ * a worker is a forked child on this machine (link-local.c) or a worker started by an MPI
+ * rank on another host (core/mpi/bridge.c).  Every link exposes a file descriptor that poll() reports readable when
  * bytes arrive, so the pool's I/O thread can wait on all links and its wake-up fd at once.
  */
 #ifndef TASKRUN_LINK_H
@@ -24,7 +24,10 @@ typedef struct {
   gssize (*receive) (TrLink *link, guint8 *buf, gsize len);
   /* Asks the worker to stop now (SIGKILL for a local process). */
   void (*kill) (TrLink *link);
-  /* Closes the link, reaps the worker, and frees the link.  Returns how the worker ended
+  /* Sends `sig` to the worker's process group: the worker and whatever its task started. */
+  void (*signal_group) (TrLink *link, int sig);
+  /* Closes the link, reaps the worker, stops what is left of its process group, and
+   * frees the link.  Returns how the worker ended
    * in words ("exited with status 3", "killed by signal 9 (SIGKILL)"), newly allocated,
    * sets *clean when it exited with status 0, and *status to its wait status. */
   char *(*close) (TrLink *link, gboolean *clean, int *status);
@@ -37,5 +40,8 @@ struct TrLink {
 };
 
 extern const TrLinkClass tr_link_local;
+
+/* The link class of the pools made from now on (NULL: local). */
+void tr_pool_use_link_class (const TrLinkClass *klass);
 
 #endif

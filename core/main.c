@@ -5,6 +5,7 @@
  * job is in runner.c.
  */
 #include "config.h"
+#include "mpi-backend.h"
 #include "runner.h"
 
 #include <locale.h>
@@ -54,17 +55,40 @@ usage_error (GOptionContext *ctx, const char *message)
   return TR_EXIT_CANNOT_START;
 }
 
+static int run_command_line (int argc, char **argv);
+
 int
 main (int argc, char **argv)
 {
   if (argc == 3 && strcmp (argv[1], TR_WORKER_ARG) == 0)
     return tr_worker_main (3, (pid_t) atol (argv[2]));
-
   setlocale (LC_ALL, "");
   /* Result lines appear as tasks finish, also through a pipe (as GNU parallel's do). */
   setvbuf (stdout, NULL, _IOLBF, 0);
-  /* stdout belongs to results: every log message (G_MESSAGES_DEBUG=taskrun) goes to stderr. */
+  /* stdout belongs to results: every log message (G_MESSAGES_DEBUG=taskrun) goes to stderr.
+   * (Before any thread starts, as GLib asks.) */
   g_log_writer_default_set_use_stderr (TRUE);
+  /* Started by mpirun or srun as several ranks: rank 0 goes on to run the command line,
+   * every other rank serves it as a host for one worker (see mpi-backend.h). */
+  int mpi_rank = -1, mpi_size = 0;
+  if (tr_mpi_launched (&mpi_rank, &mpi_size) && mpi_size != 1) {
+    g_autoptr (GError) mpi_error = NULL;
+    const TrMpiSession *mpi = tr_mpi_start (&mpi_error);
+    if (!mpi) {
+      if (mpi_rank <= 0)
+        g_printerr ("taskrun: started as %d MPI ranks, but %s\n", mpi_size, mpi_error->message);
+      return TR_EXIT_CANNOT_START;
+    }
+    if (mpi->rank > 0)
+      return mpi->module->agent_main ();
+  }
+  return tr_mpi_finish (run_command_line (argc, argv));
+}
+
+static int
+run_command_line (int argc, char **argv)
+{
+
   /* GOption does not take a value glued to a short option; users of make and parallel
    * type -j2, so split "-jN" into "-j" "N". */
   g_autoptr (GPtrArray) args = g_ptr_array_new ();

@@ -409,9 +409,6 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   WorkerState was = w->state;
   w->state = W_DEAD;
 
-  /* the worker's process group: whatever its tasks started goes with it */
-  kill (-pid, SIGKILL);
-
   int exit_value = -1, sig = 0;
   g_autofree char *cause = NULL;
   gboolean timed_out = w->term_sent && w->timed_out && w->timed_out == w->inflight.head;
@@ -788,7 +785,8 @@ check_timeouts (TrPool *pool)
       gint64 due = w->head_started + pool->timeout_us;
       if (now >= due) {
         g_debug ("worker %u (pid %d): task timed out, sending SIGTERM", w->slot, (int) w->link->pid);
-        kill (-w->link->pid, SIGTERM); /* the worker's process group: its task's children too */
+        /* the worker's process group: its task's children too */
+        w->link->klass->signal_group (w->link, SIGTERM);
         w->term_sent = now;
         w->timed_out = w->inflight.head;
         due = now + TIMEOUT_GRACE_US;
@@ -797,7 +795,7 @@ check_timeouts (TrPool *pool)
     } else if (!w->kill_sent) {
       gint64 due = w->term_sent + TIMEOUT_GRACE_US;
       if (now >= due) {
-        kill (-w->link->pid, SIGKILL);
+        w->link->klass->signal_group (w->link, SIGKILL);
         w->kill_sent = TRUE;
       } else {
         next = MIN (next, due);
@@ -847,7 +845,10 @@ check_started (TrPool *pool, gboolean *announced)
   *announced = TRUE;
   g_mutex_lock (&pool->lock);
   pool->started = TRUE;
-  if (!any_worker_alive (pool))
+  /* One worker that cannot start fails the start: its host (an MPI rank on another
+   * machine, say) lacks something the job needs, and a pool quietly smaller than asked
+   * for would hide it. */
+  if (!any_worker_alive (pool) || pool->fatal_error)
     pool->start_error = g_strdup (pool->fatal_error ? pool->fatal_error : "no worker could start");
   g_cond_broadcast (&pool->cond);
   g_mutex_unlock (&pool->lock);
@@ -1060,6 +1061,14 @@ pump (TrPool *pool, gint64 timeout_us)
   return TRUE;
 }
 
+static const TrLinkClass *link_class_for_new_pools = &tr_link_local;
+
+void
+tr_pool_use_link_class (const TrLinkClass *klass)
+{
+  link_class_for_new_pools = klass ? klass : &tr_link_local;
+}
+
 TrPool *
 tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
              GError **error)
@@ -1081,7 +1090,7 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
                                      G_USEC_PER_SEC);
   pool->program = options->worker_program ? g_strdup (options->worker_program)
                                           : tr_paths_worker_program ();
-  pool->link_class = &tr_link_local;
+  pool->link_class = link_class_for_new_pools;
   g_mutex_init (&pool->lock);
   g_cond_init (&pool->cond);
 

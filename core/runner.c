@@ -7,7 +7,10 @@
  * second SIGINT/SIGTERM.
  * Does not own: the pool (pool.c), the file format (jobfile.c), option parsing (options.c).
  */
+#include "config.h"
 #include "runner.h"
+#include "link.h"
+#include "mpi-backend.h"
 #include "joblog.h"
 
 #include <errno.h>
@@ -284,16 +287,37 @@ where (const TrJobFile *jf, GPtrArray *overrides, const char *key)
   return g_strdup (tr_jobfile_get_path (jf));
 }
 
+/* backend: where the workers run.  Unset, it follows how taskrun was started: under mpirun
+ * or srun with several ranks, rank 0 runs the job and the other ranks are its workers. */
 static gboolean
-refuse_unsupported (const TrJobFile *jf, GPtrArray *overrides, const TrConfig *core)
+choose_backend (const TrJobFile *jf, GPtrArray *overrides, const TrConfig *core,
+                gboolean *use_mpi)
 {
-  if (strcmp (tr_config_get_string (core, "backend"), "local") != 0) {
-    g_autofree char *at = where (jf, overrides, "backend");
+  const TrMpiSession *mpi = tr_mpi_session ();
+  gboolean set = tr_overrides_find (overrides, "taskrun", "backend") ||
+                 tr_jobfile_lookup (jf, "taskrun", "backend", NULL);
+  gboolean want_mpi = set ? strcmp (tr_config_get_string (core, "backend"), "mpi") == 0
+                          : mpi != NULL;
+  g_autofree char *at = where (jf, overrides, "backend");
+  if (want_mpi && !mpi) {
+#ifdef TR_HAVE_MPI
+    g_printerr ("taskrun: %s: [taskrun] backend 'mpi': taskrun was not started as several MPI "
+                "ranks; start it with mpirun -n N (or srun -n N): rank 0 runs the job, the "
+                "other N - 1 ranks are its workers\n", at);
+#else
     g_printerr ("taskrun: %s: [taskrun] backend 'mpi': this taskrun was built without MPI "
                 "support\n", at);
-    return TRUE;
+#endif
+    return FALSE;
   }
-  return FALSE;
+  if (!want_mpi && mpi) {
+    g_printerr ("taskrun: %s: [taskrun] backend 'local', but taskrun was started as %d MPI "
+                "ranks; leave backend unset (or mpi) to use them, or start taskrun without "
+                "mpirun\n", at, mpi->size);
+    return FALSE;
+  }
+  *use_mpi = want_mpi;
+  return TRUE;
 }
 
 static void
@@ -361,7 +385,8 @@ tr_run (TrRunOptions *opts)
                 "to 65536\n", at, tr_config_get_string (core, "batch"));
     return TR_EXIT_CANNOT_START;
   }
-  if (refuse_unsupported (jf, opts->overrides, core))
+  gboolean use_mpi = FALSE;
+  if (!choose_backend (jf, opts->overrides, core, &use_mpi))
     return TR_EXIT_CANNOT_START;
 
   /* The plugin: a path in the job file is relative to the job file's folder, one given
@@ -398,6 +423,21 @@ tr_run (TrRunOptions *opts)
   job.workers = opts->workers > 0 ? (guint) opts->workers
                 : tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
                                                      : g_get_num_processors ();
+  if (use_mpi) {
+    /* one worker per rank but rank 0; a pool size that says otherwise is a mistake */
+    guint ranks = (guint) tr_mpi_session ()->size;
+    gboolean given = opts->workers > 0 || tr_config_is_set (core, "workers");
+    if (given && job.workers != ranks - 1) {
+      g_autofree char *at = opts->workers > 0 ? g_strdup_printf ("-j %u", job.workers) : where (jf, opts->overrides, "workers");
+      g_printerr ("taskrun: %s: [taskrun] workers = %u, but with backend 'mpi' the workers are "
+                  "the %u ranks after rank 0 (mpirun -n %u); drop workers, or make it %u\n",
+                  at, job.workers, ranks - 1, ranks, ranks - 1);
+      tr_progress_free (job.progress);
+      return TR_EXIT_CANNOT_START;
+    }
+    job.workers = ranks - 1;
+    tr_pool_use_link_class (tr_mpi_session ()->module->link_class);
+  }
   if (desc->configure && !desc->configure (&job, pcfg, &job.state, &error)) {
     g_printerr ("taskrun: %s: [%s] the plugin rejected the configuration: %s\n",
                 tr_jobfile_get_path (jf), desc->name,

@@ -6,6 +6,7 @@
  *   sleep:MS         sleep MS milliseconds, result "slept"
  *   sleepecho:MS:T   sleep MS milliseconds, result T
  *   pid              result the worker's pid, in decimal
+ *   rank-pid         result "R:P": the MPI rank of the worker's host (or -) and its pid
  *   fail:MESSAGE     fail the task with MESSAGE
  *   crash            SIGSEGV;  abort: SIGABRT;  exit:N: exit with status N
  *   hang             sleep forever;  hang-ignoring-term: and ignore SIGTERM
@@ -18,7 +19,7 @@
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
  * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init;
- * `init = hang` never returns from it.
+ * `init = hang` never returns from it; `init = fail-on-rank-2` fails on MPI rank 2 only.
  */
 #include <taskrun/taskrun.h>
 
@@ -27,7 +28,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const char *const init_choices[] = { "ok", "fail", "crash", "hang", NULL };
+static const char *const init_choices[] = { "ok", "fail", "crash", "hang", "fail-on-rank-2", NULL };
 
 static const TrOption testkit_options[] = {
   { .name = "tasks", .type = TR_OPTION_INT, .default_value = "10", .min = 0, .max = 1e12,
@@ -114,6 +115,11 @@ testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
   if (g_str_equal (init, "hang"))
     for (;;)
       pause ();
+  if (g_str_equal (init, "fail-on-rank-2") && g_strcmp0 (g_getenv ("OMPI_COMM_WORLD_RANK"), "2") == 0) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
+                 "testkit refuses to start on rank 2 (init = fail-on-rank-2)");
+    return FALSE;
+  }
   if (g_str_equal (init, "fail")) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "testkit refuses to start (init = fail)");
     return FALSE;
@@ -139,6 +145,10 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
   } else if (g_str_equal (cmd, "pid")) {
     g_autofree char *pid = g_strdup_printf ("%d", (int) getpid ());
     tr_output_append (out, pid, strlen (pid));
+  } else if (g_str_equal (cmd, "rank-pid")) {
+    const char *rank = g_getenv ("OMPI_COMM_WORLD_RANK");
+    g_autofree char *text = g_strdup_printf ("%s:%d", rank ? rank : "-", (int) getpid ());
+    tr_output_append (out, text, strlen (text));
   } else if (g_str_has_prefix (cmd, "fail:")) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "%s", cmd + 5);
     return FALSE;

@@ -1,0 +1,113 @@
+/* mpi-launch.c — finding out that mpirun or srun started taskrun, and loading the MPI
+ * module (see mpi-backend.h) only then.
+ *
+ * Launchers announce themselves in the environment: Open MPI's mpirun sets
+ * OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK, Slurm's srun SLURM_PROCID and
+ * SLURM_NTASKS (with PMI_SIZE from its PMI plugins).  Nothing here calls MPI.
+ */
+#include "config.h"
+#include "mpi-backend.h"
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+
+G_DEFINE_QUARK (taskrun-mpi-error-quark, tr_mpi_error)
+
+static TrMpiSession session;
+static gboolean started;
+
+static int
+env_int (const char *name)
+{
+  const char *v = g_getenv (name);
+  if (!v || !*v)
+    return -1;
+  char *end = NULL;
+  long n = strtol (v, &end, 10);
+  return *end == '\0' && n >= 0 && n <= G_MAXINT ? (int) n : -1;
+}
+
+gboolean
+tr_mpi_launched (int *rank, int *size)
+{
+  static const char *const size_vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
+                                            "SLURM_NTASKS", NULL };
+  static const char *const rank_vars[] = { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
+                                           "SLURM_PROCID", NULL };
+  *size = 0;
+  *rank = -1;
+  gboolean launched = FALSE;
+  for (int i = 0; rank_vars[i]; i++)
+    if (env_int (rank_vars[i]) >= 0) {
+      launched = TRUE;
+      if (*rank < 0)
+        *rank = env_int (rank_vars[i]);
+    }
+  for (int i = 0; size_vars[i] && *size == 0; i++)
+    if (env_int (size_vars[i]) > 0)
+      *size = env_int (size_vars[i]);
+  /* srun sets SLURM_PROCID for an ordinary job step too: only a step of several tasks
+   * (or an MPI-aware one) counts. */
+  if (launched && g_getenv ("SLURM_PROCID") && !g_getenv ("OMPI_COMM_WORLD_RANK") &&
+      !g_getenv ("PMIX_RANK") && !g_getenv ("PMI_RANK") && *size <= 1)
+    launched = FALSE;
+  return launched;
+}
+
+static char *
+module_path (void)
+{
+  const char *env = g_getenv ("TASKRUN_MPI_MODULE");
+  if (env && *env)
+    return g_strdup (env);
+  if (tr_paths_in_build_tree ())
+    return g_build_filename (TR_BUILD_ROOT, "core", "mpi", "taskrun-mpi.so", NULL);
+  return g_strdup (TR_MPI_MODULE);
+}
+
+const TrMpiSession *
+tr_mpi_start (GError **error)
+{
+  g_autofree char *path = module_path ();
+#ifndef TR_HAVE_MPI
+  g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_UNSUPPORTED,
+               "this taskrun was built without MPI support (Open MPI was not found when it "
+               "was configured; see the meson option mpi)");
+  return NULL;
+#endif
+  void *handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED, "cannot load the MPI module: %s",
+                 dlerror ());
+    return NULL;
+  }
+  const TrMpiModule *module = dlsym (handle, TR_MPI_MODULE_SYMBOL);
+  if (!module || module->abi != TR_MPI_MODULE_ABI) {
+    g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED,
+                 "%s: not a taskrun MPI module of this version", path);
+    dlclose (handle);
+    return NULL;
+  }
+  int rank = 0, size = 0;
+  if (!module->init (&rank, &size, error))
+    return NULL; /* MPI's state is unknown: the module stays loaded */
+  session = (TrMpiSession) { .module = module, .rank = rank, .size = size };
+  started = TRUE;
+  return &session;
+}
+
+const TrMpiSession *
+tr_mpi_session (void)
+{
+  return started ? &session : NULL;
+}
+
+int
+tr_mpi_finish (int status)
+{
+  if (!started || session.rank != 0)
+    return status;
+  started = FALSE;
+  return session.module->finish (status);
+}

@@ -1,0 +1,254 @@
+/* agent.c — what every rank but 0 runs: a stand-in for rank 0 on its host.
+ *
+ * On rank 0's request the agent starts a worker with the local link (fork + exec of
+ * taskrun in worker mode, in a process group of its own, exactly as a local pool would),
+ * then carries bytes between the worker's socket and MPI messages until the worker ends,
+ * and reports how it ended.  Signals for the worker (task timeouts, kills) arrive as
+ * control messages.  So a task that crashes takes down its worker, never the rank, and
+ * MPI never sees a process die; only a rank that is itself killed ends the MPI job.
+ *
+ * Single-threaded: MPI is initialised with at least MPI_THREAD_SERIALIZED for rank 0's
+ * sake, and here only this thread calls it.
+ */
+#include "module.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct {
+  int rank;
+  char host[EVENT_HOST_MAX];
+  char *program;
+
+  pid_t pid;   /* the worker, until reaped; 0: none */
+  int fd;      /* the worker's socket; -1 once closed */
+  gboolean reaped;
+  int wait_status;
+
+  GByteArray *to_worker;
+  gsize to_worker_off;
+  guint8 *send_buf;
+  MPI_Request send_req;
+  gboolean sending;
+  GByteArray *recv_buf;
+} Agent;
+
+static void
+send_event (Agent *ag, int kind, int arg, pid_t pid)
+{
+  AgentEvent ev = { .kind = kind, .arg = arg, .pid = (int32_t) pid };
+  g_strlcpy (ev.host, ag->host, sizeof ev.host);
+  MPI_Send (&ev, sizeof ev, MPI_BYTE, 0, TAG_EVENT, MPI_COMM_WORLD);
+}
+
+static void
+close_worker_fd (Agent *ag)
+{
+  if (ag->fd >= 0) {
+    close (ag->fd);
+    ag->fd = -1;
+  }
+  ag->to_worker->len = 0;
+  ag->to_worker_off = 0;
+}
+
+static void
+spawn_worker (Agent *ag)
+{
+  if (ag->pid) {
+    send_event (ag, EVENT_SPAWN_FAILED, EBUSY, 0);
+    return;
+  }
+  g_autoptr (GError) error = NULL;
+  TrLink *link = tr_link_local.spawn ((guint) ag->rank, ag->program, &error);
+  if (!link) {
+    g_printerr ("taskrun: rank %d (%s): %s\n", ag->rank, ag->host, error->message);
+    send_event (ag, EVENT_SPAWN_FAILED, EIO, 0);
+    return;
+  }
+  ag->pid = link->pid;
+  ag->fd = link->fd;
+  ag->reaped = FALSE;
+  g_free (link); /* the agent owns fd and pid from here */
+  send_event (ag, EVENT_SPAWNED, 0, ag->pid);
+}
+
+/* The worker is gone when it has been reaped, its socket is closed, and everything it
+ * wrote has been sent on; then rank 0 hears how it ended. */
+static void
+maybe_report_exit (Agent *ag)
+{
+  if (!ag->pid || !ag->reaped || ag->fd >= 0 || ag->sending)
+    return;
+  send_event (ag, EVENT_EXITED, ag->wait_status, ag->pid);
+  ag->pid = 0;
+}
+
+static void
+reap (Agent *ag, gboolean block)
+{
+  if (!ag->pid || ag->reaped)
+    return;
+  int status = 0;
+  pid_t r;
+  do
+    r = waitpid (ag->pid, &status, block ? 0 : WNOHANG);
+  while (r < 0 && errno == EINTR);
+  if (r == 0)
+    return;
+  ag->reaped = TRUE;
+  ag->wait_status = r > 0 ? status : 0;
+  /* whatever its tasks started goes with it; this also ends a descendant that holds the
+   * socket open, so that its end of stream comes */
+  kill (-ag->pid, SIGKILL);
+}
+
+static gboolean
+handle_control (Agent *ag, const int32_t *msg)
+{
+  switch (msg[0]) {
+  case CTRL_SPAWN:
+    spawn_worker (ag);
+    break;
+  case CTRL_SIGNAL:
+    if (ag->pid && !ag->reaped)
+      kill (-ag->pid, msg[1]);
+    break;
+  case CTRL_KILL:
+    if (ag->pid && !ag->reaped)
+      kill (ag->pid, SIGKILL);
+    break;
+  case CTRL_CLOSE:
+    close_worker_fd (ag);
+    break;
+  case CTRL_SHUTDOWN:
+    return FALSE;
+  default:
+    g_printerr ("taskrun: rank %d: unknown control message %d from rank 0\n", ag->rank, msg[0]);
+    break;
+  }
+  return TRUE;
+}
+
+/* Takes every message rank 0 has sent so far.  FALSE when told to shut down. */
+static gboolean
+receive_messages (Agent *ag, gboolean *busy)
+{
+  for (;;) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe (0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+    if (!flag)
+      return TRUE;
+    *busy = TRUE;
+    int n = 0;
+    MPI_Get_count (&st, MPI_BYTE, &n);
+    g_byte_array_set_size (ag->recv_buf, (guint) MAX (n, 1));
+    MPI_Recv (ag->recv_buf->data, n, MPI_BYTE, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (st.MPI_TAG == TAG_DATA) {
+      if (ag->fd >= 0)
+        g_byte_array_append (ag->to_worker, ag->recv_buf->data, (guint) n);
+    } else if (st.MPI_TAG == TAG_CTRL && n == 2 * (int) sizeof (int32_t)) {
+      int32_t msg[2];
+      memcpy (msg, ag->recv_buf->data, sizeof msg);
+      if (!handle_control (ag, msg))
+        return FALSE;
+    }
+  }
+}
+
+static void
+pump_worker (Agent *ag, gboolean *busy)
+{
+  if (ag->fd >= 0 && ag->to_worker->len > ag->to_worker_off) {
+    gssize n = send (ag->fd, ag->to_worker->data + ag->to_worker_off,
+                     ag->to_worker->len - ag->to_worker_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      *busy = TRUE;
+      ag->to_worker_off += (gsize) n;
+      if (ag->to_worker_off == ag->to_worker->len) {
+        ag->to_worker->len = 0;
+        ag->to_worker_off = 0;
+      }
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      ag->to_worker->len = 0; /* the worker is gone; its end of stream will follow */
+      ag->to_worker_off = 0;
+    }
+  }
+  if (ag->fd >= 0 && !ag->sending) {
+    gssize n = recv (ag->fd, ag->send_buf, DATA_CHUNK, MSG_DONTWAIT);
+    if (n > 0) {
+      *busy = TRUE;
+      MPI_Isend (ag->send_buf, (int) n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD, &ag->send_req);
+      ag->sending = TRUE;
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      *busy = TRUE;
+      close_worker_fd (ag);
+    }
+  }
+}
+
+int
+tr_mpi_agent_main (void)
+{
+  Agent ag = { .fd = -1 };
+  MPI_Comm_rank (MPI_COMM_WORLD, &ag.rank);
+  if (gethostname (ag.host, sizeof ag.host - 1) != 0)
+    g_strlcpy (ag.host, "?", sizeof ag.host);
+  ag.program = tr_paths_worker_program ();
+  ag.to_worker = g_byte_array_new ();
+  ag.recv_buf = g_byte_array_new ();
+  ag.send_buf = g_malloc (DATA_CHUNK);
+
+  guint sleep_us = IDLE_SLEEP_MIN_US;
+  for (;;) {
+    gboolean busy = FALSE;
+    if (ag.sending) {
+      int done = 0;
+      MPI_Test (&ag.send_req, &done, MPI_STATUS_IGNORE);
+      if (done) {
+        ag.sending = FALSE;
+        busy = TRUE;
+      }
+    }
+    if (!receive_messages (&ag, &busy))
+      break;
+    pump_worker (&ag, &busy);
+    reap (&ag, FALSE);
+    maybe_report_exit (&ag);
+    if (busy) {
+      sleep_us = IDLE_SLEEP_MIN_US;
+      continue;
+    }
+    struct pollfd pfd = { .fd = ag.fd, .events = 0 };
+    if (ag.fd >= 0) {
+      if (!ag.sending)
+        pfd.events |= POLLIN;
+      if (ag.to_worker->len > ag.to_worker_off)
+        pfd.events |= POLLOUT;
+    }
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) sleep_us * 1000 };
+    ppoll (&pfd, ag.fd >= 0 && pfd.events ? 1 : 0, &ts, NULL);
+    sleep_us = MIN (sleep_us * 2, IDLE_SLEEP_MAX_US);
+  }
+
+  /* Shut down: the job is over (or rank 0 gave up); a worker still here is stopped. */
+  if (ag.pid && !ag.reaped) {
+    kill (-ag.pid, SIGKILL);
+    kill (ag.pid, SIGKILL);
+  }
+  close_worker_fd (&ag);
+  reap (&ag, TRUE);
+  if (ag.sending)
+    MPI_Wait (&ag.send_req, MPI_STATUS_IGNORE);
+  g_free (ag.send_buf);
+  g_byte_array_unref (ag.recv_buf);
+  g_byte_array_unref (ag.to_worker);
+  g_free (ag.program);
+  MPI_Finalize ();
+  return 0;
+}

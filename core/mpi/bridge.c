@@ -1,0 +1,456 @@
+/* bridge.c — rank 0's side of the MPI backend: the link class the pool uses, and the
+ * bridge thread that carries its bytes to and from the agents.
+ *
+ * The pool waits on file descriptors (link.h); MPI has none to offer.  So each link is a
+ * Unix socketpair, as for a local worker: the pool holds one end, the bridge thread the
+ * other, and the bridge thread moves bytes between its ends and MPI messages to the rank
+ * of that slot (slot N is rank N).  The pool's code paths, its batching, timeouts and
+ * failure handling are the same for both backends.
+ *
+ * Only the bridge thread calls MPI (MPI_THREAD_SERIALIZED).  The pool's I/O thread hands
+ * it control messages (spawn, signal, kill) through a queue and an eventfd, and waits on
+ * a condition for the answers it needs (the worker's pid; how it ended).
+ */
+#include "module.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef enum { SLOT_IDLE, SLOT_SPAWNING, SLOT_RUNNING, SLOT_FAILED, SLOT_EXITED } SlotState;
+
+typedef struct {
+  /* bridge thread only */
+  int fd;                /* the bridge's end of the socketpair; -1: none */
+  gboolean pool_closed;  /* the pool closed its end: CTRL_CLOSE was sent */
+  gboolean exit_pending; /* EVENT_EXITED came: close fd once to_pool is written */
+  GByteArray *to_pool;
+  gsize to_pool_off;
+  guint8 *send_buf;
+  MPI_Request send_req;
+  gboolean sending;
+  /* shared, under B.lock */
+  SlotState state;
+  pid_t pid;
+  int wait_status;
+  int spawn_errno;
+  char host[EVENT_HOST_MAX];
+} Slot;
+
+typedef struct {
+  int rank;
+  int32_t msg[2];
+  int fd; /* CTRL_SPAWN: the bridge's end of the new socketpair */
+} Control;
+
+static struct {
+  GMutex lock;
+  GCond cond;
+  GThread *thread;
+  int wake_fd;
+  int size;
+  Slot *slots;         /* [size]; slot 0 unused */
+  GArray *controls;    /* Control, to send; under lock */
+  gboolean finishing;  /* under lock */
+  gboolean finished;   /* under lock */
+} B;
+
+typedef struct {
+  TrLink base;
+  int rank;
+} MpiLink;
+
+static void
+wake_bridge (void)
+{
+  guint64 one = 1;
+  if (write (B.wake_fd, &one, sizeof one) < 0) {
+    /* the counter is already non-zero: the bridge will wake */
+  }
+}
+
+static void
+queue_control (int rank, int op, int arg)
+{
+  Control c = { .rank = rank, .msg = { op, arg }, .fd = -1 };
+  g_mutex_lock (&B.lock);
+  g_array_append_val (B.controls, c);
+  g_mutex_unlock (&B.lock);
+  wake_bridge ();
+}
+
+/* ---- the link class (the pool's I/O thread) ------------------------------------------ */
+
+static TrLink *
+mpi_spawn (guint slot, const char *program, GError **error)
+{
+  (void) program; /* each agent runs its own host's taskrun */
+  if ((int) slot >= B.size) {
+    g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED,
+                 "worker %u: there is no rank %u (mpirun started %d ranks)", slot, slot, B.size);
+    return NULL;
+  }
+  int sv[2];
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                 "worker %u: socketpair: %s", slot, g_strerror (errno));
+    return NULL;
+  }
+  Slot *s = &B.slots[slot];
+  g_mutex_lock (&B.lock);
+  g_assert (s->state != SLOT_SPAWNING && s->state != SLOT_RUNNING);
+  s->state = SLOT_SPAWNING;
+  s->pid = 0;
+  Control c = { .rank = (int) slot, .msg = { CTRL_SPAWN, 0 }, .fd = sv[1] };
+  g_array_append_val (B.controls, c);
+  g_mutex_unlock (&B.lock);
+  wake_bridge ();
+
+  g_mutex_lock (&B.lock);
+  while (s->state == SLOT_SPAWNING)
+    g_cond_wait (&B.cond, &B.lock);
+  gboolean ok = s->state == SLOT_RUNNING;
+  pid_t pid = s->pid;
+  g_autofree char *host = g_strdup (s->host);
+  g_mutex_unlock (&B.lock);
+  if (!ok) {
+    close (sv[0]);
+    g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED,
+                 "worker %u: rank %u (%s) could not start a worker (its message is above)",
+                 slot, slot, host);
+    return NULL;
+  }
+  g_debug ("worker %u is rank %u on %s, pid %d", slot, slot, host, (int) pid);
+  MpiLink *link = g_new0 (MpiLink, 1);
+  link->base.klass = &tr_link_mpi;
+  link->base.fd = sv[0];
+  link->base.pid = pid;
+  link->rank = (int) slot;
+  return &link->base;
+}
+
+static gssize
+mpi_send (TrLink *link, const guint8 *data, gsize len)
+{
+  return tr_link_local.send (link, data, len);
+}
+
+static gssize
+mpi_receive (TrLink *link, guint8 *buf, gsize len)
+{
+  return tr_link_local.receive (link, buf, len);
+}
+
+static void
+mpi_kill (TrLink *link)
+{
+  queue_control (((MpiLink *) link)->rank, CTRL_KILL, SIGKILL);
+}
+
+static void
+mpi_signal_group (TrLink *link, int sig)
+{
+  queue_control (((MpiLink *) link)->rank, CTRL_SIGNAL, sig);
+}
+
+static char *
+mpi_close (TrLink *link, gboolean *clean, int *status)
+{
+  int rank = ((MpiLink *) link)->rank;
+  close (link->fd);
+  g_free (link);
+  wake_bridge ();
+  Slot *s = &B.slots[rank];
+  g_mutex_lock (&B.lock);
+  while (s->state == SLOT_RUNNING)
+    g_cond_wait (&B.cond, &B.lock);
+  *status = s->wait_status;
+  s->state = SLOT_IDLE;
+  g_mutex_unlock (&B.lock);
+  return tr_describe_wait_status (*status, clean);
+}
+
+const TrLinkClass tr_link_mpi = {
+  .name = "mpi",
+  .spawn = mpi_spawn,
+  .send = mpi_send,
+  .receive = mpi_receive,
+  .kill = mpi_kill,
+  .signal_group = mpi_signal_group,
+  .close = mpi_close,
+};
+
+/* ---- the bridge thread (the only MPI caller on rank 0) -------------------------------- */
+
+static void
+slot_set_state (Slot *s, SlotState state)
+{
+  g_mutex_lock (&B.lock);
+  s->state = state;
+  g_cond_broadcast (&B.cond);
+  g_mutex_unlock (&B.lock);
+}
+
+static void
+slot_close_fd (Slot *s)
+{
+  if (s->fd >= 0)
+    close (s->fd);
+  s->fd = -1;
+  s->to_pool->len = 0;
+  s->to_pool_off = 0;
+}
+
+static void
+handle_event (int rank, const AgentEvent *ev)
+{
+  Slot *s = &B.slots[rank];
+  switch (ev->kind) {
+  case EVENT_SPAWNED:
+    g_mutex_lock (&B.lock);
+    s->pid = ev->pid;
+    g_strlcpy (s->host, ev->host, sizeof s->host);
+    s->state = SLOT_RUNNING;
+    g_cond_broadcast (&B.cond);
+    g_mutex_unlock (&B.lock);
+    break;
+  case EVENT_SPAWN_FAILED:
+    g_mutex_lock (&B.lock);
+    g_strlcpy (s->host, ev->host, sizeof s->host);
+    s->spawn_errno = ev->arg;
+    g_mutex_unlock (&B.lock);
+    slot_close_fd (s);
+    slot_set_state (s, SLOT_FAILED);
+    break;
+  case EVENT_EXITED:
+    g_mutex_lock (&B.lock);
+    s->wait_status = ev->arg;
+    g_mutex_unlock (&B.lock);
+    s->exit_pending = TRUE;
+    break;
+  default:
+    break;
+  }
+}
+
+static void
+send_controls (void)
+{
+  g_mutex_lock (&B.lock);
+  g_autoptr (GArray) todo = B.controls;
+  B.controls = g_array_new (FALSE, FALSE, sizeof (Control));
+  g_mutex_unlock (&B.lock);
+  for (guint i = 0; i < todo->len; i++) {
+    Control *c = &g_array_index (todo, Control, i);
+    if (c->msg[0] == CTRL_SPAWN) {
+      Slot *s = &B.slots[c->rank];
+      slot_close_fd (s);
+      s->fd = c->fd;
+      s->pool_closed = FALSE;
+      s->exit_pending = FALSE;
+    }
+    MPI_Send (c->msg, sizeof c->msg, MPI_BYTE, c->rank, TAG_CTRL, MPI_COMM_WORLD);
+  }
+}
+
+static void
+receive_messages (GByteArray *buf, gboolean *busy)
+{
+  for (;;) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe (MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+    if (!flag)
+      return;
+    *busy = TRUE;
+    int n = 0;
+    MPI_Get_count (&st, MPI_BYTE, &n);
+    g_byte_array_set_size (buf, (guint) MAX (n, 1));
+    MPI_Recv (buf->data, n, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD,
+              MPI_STATUS_IGNORE);
+    int rank = st.MPI_SOURCE;
+    if (rank <= 0 || rank >= B.size)
+      continue;
+    Slot *s = &B.slots[rank];
+    if (st.MPI_TAG == TAG_DATA) {
+      if (s->fd >= 0 && !s->pool_closed)
+        g_byte_array_append (s->to_pool, buf->data, (guint) n);
+    } else if (st.MPI_TAG == TAG_EVENT && n == (int) sizeof (AgentEvent)) {
+      AgentEvent ev;
+      memcpy (&ev, buf->data, sizeof ev);
+      ev.host[sizeof ev.host - 1] = '\0';
+      handle_event (rank, &ev);
+    }
+  }
+}
+
+static void
+pump_slot (Slot *s, int rank, gboolean *busy)
+{
+  if (s->sending) {
+    int done = 0;
+    MPI_Test (&s->send_req, &done, MPI_STATUS_IGNORE);
+    if (done) {
+      s->sending = FALSE;
+      *busy = TRUE;
+    }
+  }
+  if (s->fd < 0)
+    return;
+  if (s->to_pool->len > s->to_pool_off) {
+    gssize n = send (s->fd, s->to_pool->data + s->to_pool_off, s->to_pool->len - s->to_pool_off,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      *busy = TRUE;
+      s->to_pool_off += (gsize) n;
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      s->to_pool_off = s->to_pool->len; /* the pool closed its end: drop it */
+    }
+    if (s->to_pool_off == s->to_pool->len) {
+      s->to_pool->len = 0;
+      s->to_pool_off = 0;
+    }
+  }
+  if (!s->pool_closed && !s->sending && !s->exit_pending) {
+    gssize n = recv (s->fd, s->send_buf, DATA_CHUNK, MSG_DONTWAIT);
+    if (n > 0) {
+      *busy = TRUE;
+      MPI_Isend (s->send_buf, (int) n, MPI_BYTE, rank, TAG_DATA, MPI_COMM_WORLD, &s->send_req);
+      s->sending = TRUE;
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      *busy = TRUE;
+      s->pool_closed = TRUE;
+      int32_t msg[2] = { CTRL_CLOSE, 0 };
+      MPI_Send (msg, sizeof msg, MPI_BYTE, rank, TAG_CTRL, MPI_COMM_WORLD);
+    }
+  }
+  /* The worker ended and all it wrote is with the pool (or the pool is gone): end of
+   * stream for the pool, then the pool's close() gets the wait status. */
+  if (s->exit_pending && !s->sending && (s->to_pool->len == 0 || s->pool_closed)) {
+    *busy = TRUE;
+    s->exit_pending = FALSE;
+    slot_close_fd (s);
+    slot_set_state (s, SLOT_EXITED);
+  }
+}
+
+static gpointer
+bridge_main (gpointer data)
+{
+  (void) data;
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  struct pollfd *fds = g_new0 (struct pollfd, (gsize) B.size + 1);
+  guint sleep_us = IDLE_SLEEP_MIN_US;
+  for (;;) {
+    gboolean busy = FALSE;
+    send_controls ();
+    receive_messages (buf, &busy);
+    for (int r = 1; r < B.size; r++)
+      pump_slot (&B.slots[r], r, &busy);
+    g_mutex_lock (&B.lock);
+    gboolean finishing = B.finishing && B.controls->len == 0;
+    g_mutex_unlock (&B.lock);
+    if (finishing)
+      break;
+    if (busy) {
+      sleep_us = IDLE_SLEEP_MIN_US;
+      continue;
+    }
+    nfds_t n = 0;
+    fds[n++] = (struct pollfd) { .fd = B.wake_fd, .events = POLLIN };
+    for (int r = 1; r < B.size; r++) {
+      Slot *s = &B.slots[r];
+      if (s->fd < 0)
+        continue;
+      short ev = 0;
+      if (!s->pool_closed && !s->sending && !s->exit_pending)
+        ev |= POLLIN;
+      if (s->to_pool->len > s->to_pool_off)
+        ev |= POLLOUT;
+      if (ev)
+        fds[n++] = (struct pollfd) { .fd = s->fd, .events = ev };
+    }
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) sleep_us * 1000 };
+    if (ppoll (fds, n, &ts, NULL) > 0 && (fds[0].revents & POLLIN)) {
+      guint64 v;
+      if (read (B.wake_fd, &v, sizeof v) < 0) {
+        /* nothing to read after all */
+      }
+    }
+    sleep_us = MIN (sleep_us * 2, IDLE_SLEEP_MAX_US);
+  }
+  g_free (fds);
+
+  /* The job is over: every agent stops its worker, if any, and leaves MPI. */
+  for (int r = 1; r < B.size; r++) {
+    Slot *s = &B.slots[r];
+    if (s->sending)
+      MPI_Wait (&s->send_req, MPI_STATUS_IGNORE);
+    int32_t msg[2] = { CTRL_SHUTDOWN, 0 };
+    MPI_Send (msg, sizeof msg, MPI_BYTE, r, TAG_CTRL, MPI_COMM_WORLD);
+  }
+  MPI_Finalize ();
+  g_mutex_lock (&B.lock);
+  B.finished = TRUE;
+  g_cond_broadcast (&B.cond);
+  g_mutex_unlock (&B.lock);
+  return NULL;
+}
+
+gboolean
+tr_mpi_bridge_start (int size, GError **error)
+{
+  B.wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (B.wake_fd < 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "eventfd: %s",
+                 g_strerror (errno));
+    return FALSE;
+  }
+  B.size = size;
+  B.slots = g_new0 (Slot, (gsize) size);
+  for (int r = 0; r < size; r++) {
+    B.slots[r].fd = -1;
+    B.slots[r].to_pool = g_byte_array_new ();
+    B.slots[r].send_buf = g_malloc (DATA_CHUNK);
+  }
+  B.controls = g_array_new (FALSE, FALSE, sizeof (Control));
+  B.thread = g_thread_new ("taskrun-mpi", bridge_main, NULL);
+  return TRUE;
+}
+
+/* Rank 0's end of the job.  Bounded: when an agent is gone (mpirun is ending the job
+ * after a rank died) the shutdown may never complete, and taskrun exits anyway. */
+int
+tr_mpi_bridge_finish (int status)
+{
+  g_mutex_lock (&B.lock);
+  B.finishing = TRUE;
+  g_mutex_unlock (&B.lock);
+  wake_bridge ();
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  g_mutex_lock (&B.lock);
+  gboolean done = TRUE;
+  while (!B.finished && done)
+    done = g_cond_wait_until (&B.cond, &B.lock, deadline);
+  g_mutex_unlock (&B.lock);
+  if (!B.finished) {
+    g_printerr ("taskrun: the MPI ranks did not shut down within 10 s; exiting\n");
+    fflush (stdout);
+    _exit (status ? status : 1);
+  }
+  g_thread_join (B.thread);
+  for (int r = 0; r < B.size; r++) {
+    slot_close_fd (&B.slots[r]);
+    g_byte_array_unref (B.slots[r].to_pool);
+    g_free (B.slots[r].send_buf);
+  }
+  g_free (B.slots);
+  g_array_unref (B.controls);
+  close (B.wake_fd);
+  return status;
+}

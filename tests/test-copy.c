@@ -6,7 +6,7 @@
  * changes nothing.  Also: kill -9 at random moments never leaves a wrong file at a final
  * name, and a rerun completes the copy without leftovers; the destination is never
  * emptied, never followed through a symlink, never inside the source; unreadable files
- * fail alone; a full disk stops the job. */
+ * fail alone; a full disk stops the job.  The oracle also runs with the MPI backend. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -289,6 +289,20 @@ test_oracle (gconstpointer data)
   chmod (ro_dst, 0755);
   tt_rmtree (src_top);
   tt_rmtree (dst_top);
+}
+
+/* The same tree and oracle with the MPI backend: rank 0 walks, ranks 1 and 2 copy
+ * (chunks of the big file included) into a destination that all ranks see. */
+static void
+test_oracle_mpi (void)
+{
+  if (!tt_have_mpi ()) {
+    g_test_skip ("no MPI backend in this build, or no mpirun on PATH");
+    return;
+  }
+  tt_use_mpirun (3); /* copy_job's workers = 2: the ranks after rank 0 */
+  test_oracle (NULL);
+  tt_use_mpirun (0);
 }
 
 /* Builds a tree of many small files and a few chunked ones, for the kill tests. */
@@ -747,6 +761,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_data_func ("/copy/oracle/tmpfs-to-tmpfs", NULL, test_oracle);
   g_test_add_data_func ("/copy/oracle/tmpfs-to-disk", TT_BUILD_DIR, test_oracle);
+  g_test_add_func ("/copy/oracle/mpi", test_oracle_mpi);
   g_test_add_func ("/copy/kill-and-rerun", test_kill_and_rerun);
   g_test_add_func ("/copy/deeper-than-path-max", test_deeper_than_path_max);
   g_test_add_func ("/copy/refuses-itself", test_refuses_itself);

@@ -5,6 +5,12 @@
 
 #include <glib.h>
 
+/* Whether this build has the MPI backend and mpirun is on PATH. */
+gboolean tt_have_mpi (void);
+/* From now on the helpers below start taskrun as `mpirun --oversubscribe -n RANKS
+ * taskrun ...` (0: directly).  The test environment allows mpirun to run as root. */
+void tt_use_mpirun (int ranks);
+
 /* Runs build/core/taskrun with `args` (NULL-terminated) in `cwd` (NULL: the source root)
  * with extra environment entries `env` ("NAME=value", may be NULL).  Returns the exit
  * status (128 + signal when killed); *out and *err receive stdout and stderr. */

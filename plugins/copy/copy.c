@@ -847,7 +847,8 @@ copy_destroy (gpointer state)
 TR_PLUGIN_DEFINE (
   .name = "copy",
   .version = "1.0",
-  .description = "copies a folder tree like cp -a: atomic per file, resumable, in parallel",
+  .description = "copies a folder tree like cp -a: atomic per file, resumable, in parallel; "
+                 "under MPI, source and destination must be on a filesystem every rank sees",
   .license = "MIT",
   .options = copy_options,
   .flags = TR_PLUGIN_FLAG_DETERMINISTIC,

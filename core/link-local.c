@@ -168,11 +168,19 @@ local_close (TrLink *link, gboolean *clean, int *status)
 {
   close (link->fd);
   *status = 0;
+  /* Whatever its tasks started goes with it.  The group is killed while the worker is
+   * still a zombie: until it is reaped its pid, and so its group's id, cannot be reused. */
+  siginfo_t info;
+  int w;
+  do
+    w = waitid (P_PID, (id_t) link->pid, &info, WEXITED | WNOWAIT);
+  while (w < 0 && errno == EINTR);
+  if (w == 0)
+    kill (-link->pid, SIGKILL);
   pid_t r;
   do
     r = waitpid (link->pid, status, 0);
   while (r < 0 && errno == EINTR);
-  kill (-link->pid, SIGKILL); /* whatever its tasks started goes with it */
   g_free (link);
   if (r < 0) {
     *clean = FALSE;

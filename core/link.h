@@ -37,6 +37,7 @@ struct TrLink {
   const TrLinkClass *klass;
   int fd;   /* poll() this for POLLIN / POLLOUT */
   pid_t pid;
+  char *where; /* where the worker runs, for messages ("rank 2 on node7"); NULL: here */
 };
 
 extern const TrLinkClass tr_link_local;

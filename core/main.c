@@ -74,12 +74,12 @@ main (int argc, char **argv)
   if (tr_mpi_launched (&mpi_rank, &mpi_size) && mpi_size != 1) {
     g_autoptr (GError) mpi_error = NULL;
     const TrMpiSession *mpi = tr_mpi_start (&mpi_error);
-    if (!mpi) {
+    if (!mpi && mpi_error) {
       if (mpi_rank <= 0)
         g_printerr ("taskrun: started as %d MPI ranks, but %s\n", mpi_size, mpi_error->message);
       return TR_EXIT_CANNOT_START;
     }
-    if (mpi->rank > 0)
+    if (mpi && mpi->rank > 0)
       return mpi->module->agent_main ();
   }
   return tr_mpi_finish (run_command_line (argc, argv));

@@ -54,7 +54,8 @@ typedef struct {
 gboolean tr_mpi_launched (int *rank, int *size);
 
 /* Loads the module and initialises MPI.  NULL with an error when this taskrun has no
- * MPI support or MPI cannot start. */
+ * MPI support or MPI cannot start; NULL without one when MPI has a single rank (MPI is
+ * then finalised, and the job runs on local workers). */
 const TrMpiSession *tr_mpi_start (GError **error);
 
 /* The session tr_mpi_start made, or NULL. */

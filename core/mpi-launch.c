@@ -92,6 +92,12 @@ tr_mpi_start (GError **error)
   int rank = 0, size = 0;
   if (!module->init (&rank, &size, error))
     return NULL; /* MPI's state is unknown: the module stays loaded */
+  if (size < 2) {
+    /* One rank (a batch script that runs taskrun without srun, say): no workers to be
+     * had from MPI, so the job runs on local workers. */
+    module->finish (0);
+    return NULL;
+  }
   session = (TrMpiSession) { .module = module, .rank = rank, .size = size };
   started = TRUE;
   return &session;

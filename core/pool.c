@@ -400,6 +400,13 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   if (!w->link)
     return;
   pid_t pid = w->link->pid;
+  /* "worker 2 (pid 4711)", or "worker 2 (rank 2 on node7, pid 4711)" */
+  g_autofree char *who = w->link->where
+                             ? g_strdup_printf ("worker %u (%s, pid %d)", w->slot, w->link->where, (int) pid)
+                             : g_strdup_printf ("worker %u (pid %d)", w->slot, (int) pid);
+  g_autofree char *who_short = w->link->where
+                                   ? g_strdup_printf ("worker %u, %s, pid %d", w->slot, w->link->where, (int) pid)
+                                   : g_strdup_printf ("worker %u, pid %d", w->slot, (int) pid);
   if (why)
     w->link->klass->kill (w->link);
   gboolean clean = FALSE;
@@ -415,13 +422,13 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   if (timed_out) {
     code = TR_TASK_ERROR_TIMEOUT;
     sig = w->kill_sent ? SIGKILL : SIGTERM;
-    cause = g_strdup_printf ("timed out after %g s (worker %u, pid %d, stopped with SIG%s)",
-                             pool->timeout_us / 1e6, w->slot, (int) pid, sigabbrev_np (sig));
+    cause = g_strdup_printf ("timed out after %g s (%s, stopped with SIG%s)",
+                             pool->timeout_us / 1e6, who_short, sigabbrev_np (sig));
   } else if (why) {
     sig = SIGKILL;
-    cause = g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, why);
+    cause = g_strdup_printf ("%s %s", who, why);
   } else {
-    cause = g_strdup_printf ("worker %u (pid %d) %s", w->slot, (int) pid, how);
+    cause = g_strdup_printf ("%s %s", who, how);
     if (WIFSIGNALED (status)) {
       exit_value = 0; /* GNU parallel's job log: Exitval 0, Signal N */
       sig = WTERMSIG (status);
@@ -570,7 +577,11 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
     if (!msg)
       return FALSE;
     g_free (pool->fatal_error);
-    pool->fatal_error = g_utf8_make_valid (msg, -1);
+    g_autofree char *text = g_utf8_make_valid (msg, -1);
+    /* on another host, say which: the others may be fine */
+    pool->fatal_error = w->link->where ? g_strdup_printf ("worker %u (%s): %s", w->slot,
+                                                          w->link->where, text)
+                                       : g_steal_pointer (&text);
     return TRUE; /* the worker exits; its end of stream is handled by the caller */
   }
   case TR_MSG_RESULTS:
@@ -1132,7 +1143,7 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
     return NULL;
   }
   if (start_error) {
-    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER, "no worker could start: %s",
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER, "a worker could not start: %s",
                  start_error);
     g_free (start_error);
     tr_pool_free (pool);
@@ -1269,8 +1280,8 @@ typedef struct {
   GHashTable *held;    /* ordered: order -> TrAsync* that finished early */
   guint64 in_window;   /* made and not yet handed to on_result */
   TrStats *stats;
-  GHashTable *pids;
-  GPid last_pid;
+  GHashTable *pids;   /* slot << 32 | pid: the pids of two hosts may be equal */
+  guint64 last_pid;
 } Stream;
 
 static void
@@ -1284,9 +1295,12 @@ stream_count (Stream *s, const TrResult *r)
   } else {
     s->stats->failed++;
   }
-  if (r->worker_pid && r->worker_pid != s->last_pid) {
-    g_hash_table_add (s->pids, GINT_TO_POINTER (r->worker_pid));
-    s->last_pid = r->worker_pid;
+  guint64 key = (guint64) r->worker << 32 | (guint32) r->worker_pid;
+  if (r->worker_pid && key != s->last_pid) {
+    guint64 *k = g_new (guint64, 1);
+    *k = key;
+    g_hash_table_add (s->pids, k);
+    s->last_pid = key;
   }
 }
 
@@ -1360,7 +1374,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
     .pool = pool, .on_result = on_result, .user_data = user_data, .ordered = ordered,
     .next_order = 1, .stats = stats,
     .held = g_hash_table_new (g_int64_hash, g_int64_equal),
-    .pids = g_hash_table_new (NULL, NULL),
+    .pids = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL),
   };
   guint64 window = (guint64) pool->n_workers * MAX (2 * (pool->batch ? pool->batch : AUTO_BATCH_MAX), MAX_DEPTH) + 64;
   gint64 t0 = g_get_monotonic_time ();

@@ -97,7 +97,7 @@ test_init_failure_exit_2 (void)
   const char *args[] = { "-c", job, NULL };
   g_autofree char *out = NULL, *err = NULL;
   g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 2);
-  g_assert_nonnull (strstr (err, "no worker could start: testkit: worker_init failed: testkit "
+  g_assert_nonnull (strstr (err, "a worker could not start: testkit: worker_init failed: testkit "
                                  "refuses to start (init = fail)"));
   g_assert_cmpstr (out, ==, "");
   tt_rmtree (dir);

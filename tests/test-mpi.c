@@ -1,9 +1,9 @@
 /* test-mpi.c — the MPI backend, through `mpirun --oversubscribe -n 3 taskrun ...`: rank 0
  * runs the job, ranks 1 and 2 are its workers.  Exact answers as with local workers, one
  * worker per rank, errors for a pool size or backend that disagrees with the launch, a
- * worker that cannot start on one rank, task crashes and timeouts on a rank, SIGINT to
- * mpirun and to rank 0, and a killed rank, each followed by --resume finishing exactly
- * the rest.  (The copy plugin under MPI is in test-copy.c, against the rsync oracle.)
+ * worker that cannot start on one rank, task crashes and timeouts on a rank, a task's
+ * child process when mpirun ends the job, SIGINT to mpirun and to rank 0, and a killed
+ * rank, each followed by --resume finishing exactly the rest.  (The copy plugin under MPI is in test-copy.c, against the rsync oracle.)
  * Skipped as a whole when the build has no MPI backend. */
 #include "testutil.h"
 
@@ -147,6 +147,7 @@ test_cannot_start_on_one_rank (void)
   const char *args[] = { "-c", job, NULL };
   g_autofree char *out = NULL, *err = NULL;
   g_assert_cmpint (run_mpi (args, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "worker 2 (rank 2 on "));
   g_assert_nonnull (strstr (err, "testkit refuses to start on rank 2"));
   g_assert_cmpstr (out, ==, "");
   tt_rmtree (dir);
@@ -162,6 +163,7 @@ test_crash_and_timeout_on_a_rank (void)
   g_autofree char *out = NULL, *err = NULL;
   g_assert_cmpint (run_mpi (args, &out, &err), ==, 1);
   g_assert_nonnull (strstr (out, "3 error worker "));
+  g_assert_nonnull (strstr (out, " (rank "));
   g_assert_nonnull (strstr (out, "killed by signal 11 (SIGSEGV)"));
   g_assert_nonnull (strstr (err, "8 tasks: 7 succeeded, 1 failed, 0 not run"));
 
@@ -303,6 +305,33 @@ interrupt_then_resume (StopHow how)
   tt_rmtree (dir);
 }
 
+/* When mpirun ends the job, a task's own child process (in its worker's process group)
+ * goes too: the agent stops the group on mpirun's SIGTERM. */
+static void
+test_mpirun_stops_task_children (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 1\nop = child-sleep:%s\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, NULL, keys);
+  g_autofree char *childpid = g_build_filename (dir, "childpid", NULL);
+  const char *args[] = { "-c", job, NULL };
+  tt_use_mpirun (RANKS);
+  GPid mpirun = tt_spawn_taskrun (args, dir, NULL);
+  tt_use_mpirun (0);
+  g_assert_true (tt_wait_lines (childpid, 1, 60));
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (childpid, &text, NULL, NULL));
+  GPid child = (GPid) atoi (text);
+  g_assert_cmpint (child, >, 0);
+  g_assert_cmpint (kill (child, 0), ==, 0);
+  kill (mpirun, SIGINT);
+  g_assert_cmpint (tt_wait_taskrun (mpirun, 60, dir, NULL, NULL), !=, 0);
+  g_autoptr (GArray) gone = g_array_new (FALSE, FALSE, sizeof (GPid));
+  g_array_append_val (gone, child);
+  g_assert_cmpuint (tt_wait_gone (gone, 10), ==, 0);
+  tt_rmtree (dir);
+}
+
 static void
 test_sigint_to_mpirun (void)
 {
@@ -340,6 +369,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mpi/launch-disagrees", test_launch_disagrees);
   g_test_add_func ("/mpi/cannot-start-on-one-rank", test_cannot_start_on_one_rank);
   g_test_add_func ("/mpi/crash-and-timeout-on-a-rank", test_crash_and_timeout_on_a_rank);
+  g_test_add_func ("/mpi/mpirun-stops-task-children", test_mpirun_stops_task_children);
   g_test_add_func ("/mpi/sigint-to-mpirun-then-resume", test_sigint_to_mpirun);
   g_test_add_func ("/mpi/sigint-to-rank0-then-resume", test_sigint_to_rank0);
   g_test_add_func ("/mpi/killed-rank-then-resume", test_killed_rank);

@@ -99,7 +99,7 @@ test_init_failure_no_storm (gconstpointer data)
   g_test_message ("%s", err);
   g_assert_cmpint (status, ==, 2);
   g_assert_cmpstr (out, ==, "");
-  g_assert_nonnull (strstr (err, "taskrun: no worker could start: "));
+  g_assert_nonnull (strstr (err, "taskrun: a worker could not start: "));
   if (g_str_equal (init, "fail"))
     g_assert_nonnull (strstr (err, "testkit refuses to start (init = fail)"));
   else

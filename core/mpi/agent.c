@@ -9,6 +9,10 @@
  *
  * Single-threaded: MPI is initialised with at least MPI_THREAD_SERIALIZED for rank 0's
  * sake, and here only this thread calls it.
+ *
+ * When mpirun ends the job (Ctrl-C, a rank that died) it sends every rank SIGTERM: the
+ * agent then stops its worker's whole process group, the task's own children included,
+ * before it exits.
  */
 #include "module.h"
 
@@ -18,6 +22,14 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t agent_signal;
+
+static void
+on_signal (int sig)
+{
+  agent_signal = sig;
+}
 
 typedef struct {
   int rank;
@@ -60,6 +72,8 @@ static void
 spawn_worker (Agent *ag)
 {
   if (ag->pid) {
+    g_printerr ("taskrun: rank %d (%s): asked for a worker while one is running\n", ag->rank,
+                ag->host);
     send_event (ag, EVENT_SPAWN_FAILED, EBUSY, 0);
     return;
   }
@@ -93,18 +107,37 @@ reap (Agent *ag, gboolean block)
 {
   if (!ag->pid || ag->reaped)
     return;
+  siginfo_t info = { 0 };
+  int w;
+  do
+    w = waitid (P_PID, (id_t) ag->pid, &info, WEXITED | WNOWAIT | (block ? 0 : WNOHANG));
+  while (w < 0 && errno == EINTR);
+  if (w == 0 && info.si_pid == 0)
+    return; /* still running */
+  /* Whatever its tasks started goes with it (also a descendant that holds the socket
+   * open, so that its end of stream comes).  Killed while the worker is a zombie, so
+   * that its group's id cannot have been reused. */
+  if (w == 0)
+    kill (-ag->pid, SIGKILL);
   int status = 0;
   pid_t r;
   do
-    r = waitpid (ag->pid, &status, block ? 0 : WNOHANG);
+    r = waitpid (ag->pid, &status, 0);
   while (r < 0 && errno == EINTR);
-  if (r == 0)
-    return;
   ag->reaped = TRUE;
   ag->wait_status = r > 0 ? status : 0;
-  /* whatever its tasks started goes with it; this also ends a descendant that holds the
-   * socket open, so that its end of stream comes */
-  kill (-ag->pid, SIGKILL);
+}
+
+/* Stops the worker, if any, and its process group; reaps it. */
+static void
+stop_worker (Agent *ag)
+{
+  if (ag->pid && !ag->reaped) {
+    kill (-ag->pid, SIGKILL);
+    kill (ag->pid, SIGKILL);
+  }
+  close_worker_fd (ag);
+  reap (ag, TRUE);
 }
 
 static gboolean
@@ -203,9 +236,19 @@ tr_mpi_agent_main (void)
   ag.to_worker = g_byte_array_new ();
   ag.recv_buf = g_byte_array_new ();
   ag.send_buf = g_malloc (DATA_CHUNK);
+  struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: ppoll returns */
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
 
   guint sleep_us = IDLE_SLEEP_MIN_US;
   for (;;) {
+    if (agent_signal) {
+      /* mpirun is ending the job: no MPI_Finalize, the other ranks are going too */
+      int sig = agent_signal;
+      stop_worker (&ag);
+      _exit (128 + sig);
+    }
     gboolean busy = FALSE;
     if (ag.sending) {
       int done = 0;
@@ -236,15 +279,12 @@ tr_mpi_agent_main (void)
     sleep_us = MIN (sleep_us * 2, IDLE_SLEEP_MAX_US);
   }
 
-  /* Shut down: the job is over (or rank 0 gave up); a worker still here is stopped. */
-  if (ag.pid && !ag.reaped) {
-    kill (-ag.pid, SIGKILL);
-    kill (ag.pid, SIGKILL);
-  }
-  close_worker_fd (&ag);
-  reap (&ag, TRUE);
+  /* Shut down: the job is over; a worker still here is stopped.  Rank 0 goes on
+   * receiving until BYE, so a send still in flight completes. */
+  stop_worker (&ag);
   if (ag.sending)
     MPI_Wait (&ag.send_req, MPI_STATUS_IGNORE);
+  send_event (&ag, EVENT_BYE, 0, 0);
   g_free (ag.send_buf);
   g_byte_array_unref (ag.recv_buf);
   g_byte_array_unref (ag.to_worker);

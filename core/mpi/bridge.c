@@ -22,7 +22,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-typedef enum { SLOT_IDLE, SLOT_SPAWNING, SLOT_RUNNING, SLOT_FAILED, SLOT_EXITED } SlotState;
+/* SLOT_LOST: its agent stopped answering (see ANSWER_TIMEOUT_US); never used again. */
+typedef enum {
+  SLOT_IDLE, SLOT_SPAWNING, SLOT_RUNNING, SLOT_FAILED, SLOT_EXITED, SLOT_LOST
+} SlotState;
+
+/* How long the pool waits for an agent to start a worker or report its end.  An agent
+ * answers within milliseconds; one that does not is on a rank that died under a launcher
+ * that let the job go on (mpirun would have ended it). */
+#define ANSWER_TIMEOUT_US (30 * G_USEC_PER_SEC)
+
+/* Messages taken per pass of the bridge loop, so that busy ranks cannot hold up the
+ * others or the control messages. */
+#define MESSAGES_PER_PASS 64
 
 typedef struct {
   /* bridge thread only */
@@ -58,6 +70,7 @@ static struct {
   GArray *controls;    /* Control, to send; under lock */
   gboolean finishing;  /* under lock */
   gboolean finished;   /* under lock */
+  int byes;            /* bridge thread: agents that said BYE */
 } B;
 
 typedef struct {
@@ -103,6 +116,15 @@ mpi_spawn (guint slot, const char *program, GError **error)
   }
   Slot *s = &B.slots[slot];
   g_mutex_lock (&B.lock);
+  if (s->state == SLOT_LOST) {
+    g_autofree char *host = g_strdup (s->host);
+    g_mutex_unlock (&B.lock);
+    close (sv[0]);
+    close (sv[1]);
+    g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED,
+                 "worker %u: rank %u (%s) stopped answering", slot, slot, host);
+    return NULL;
+  }
   g_assert (s->state != SLOT_SPAWNING && s->state != SLOT_RUNNING);
   s->state = SLOT_SPAWNING;
   s->pid = 0;
@@ -111,18 +133,28 @@ mpi_spawn (guint slot, const char *program, GError **error)
   g_mutex_unlock (&B.lock);
   wake_bridge ();
 
+  gint64 deadline = g_get_monotonic_time () + ANSWER_TIMEOUT_US;
   g_mutex_lock (&B.lock);
   while (s->state == SLOT_SPAWNING)
-    g_cond_wait (&B.cond, &B.lock);
-  gboolean ok = s->state == SLOT_RUNNING;
+    if (!g_cond_wait_until (&B.cond, &B.lock, deadline)) {
+      s->state = SLOT_LOST; /* the bridge closes its end when the agent answers, if ever */
+      break;
+    }
+  SlotState state = s->state;
   pid_t pid = s->pid;
-  g_autofree char *host = g_strdup (s->host);
+  int err = s->spawn_errno;
+  g_autofree char *host = g_strdup (s->host[0] ? s->host : "?");
   g_mutex_unlock (&B.lock);
-  if (!ok) {
+  if (state != SLOT_RUNNING) {
     close (sv[0]);
-    g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED,
-                 "worker %u: rank %u (%s) could not start a worker (its message is above)",
-                 slot, slot, host);
+    if (state == SLOT_LOST)
+      g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED,
+                   "worker %u: rank %u did not start a worker within %d s", slot, slot,
+                   (int) (ANSWER_TIMEOUT_US / G_USEC_PER_SEC));
+    else
+      g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED,
+                   "worker %u: rank %u (%s) could not start a worker: %s (its message is above)",
+                   slot, slot, host, g_strerror (err));
     return NULL;
   }
   g_debug ("worker %u is rank %u on %s, pid %d", slot, slot, host, (int) pid);
@@ -130,6 +162,7 @@ mpi_spawn (guint slot, const char *program, GError **error)
   link->base.klass = &tr_link_mpi;
   link->base.fd = sv[0];
   link->base.pid = pid;
+  link->base.where = g_strdup_printf ("rank %u on %s", slot, host);
   link->rank = (int) slot;
   return &link->base;
 }
@@ -163,15 +196,27 @@ mpi_close (TrLink *link, gboolean *clean, int *status)
 {
   int rank = ((MpiLink *) link)->rank;
   close (link->fd);
+  g_free (link->where);
   g_free (link);
   wake_bridge ();
   Slot *s = &B.slots[rank];
+  gint64 deadline = g_get_monotonic_time () + ANSWER_TIMEOUT_US;
   g_mutex_lock (&B.lock);
   while (s->state == SLOT_RUNNING)
-    g_cond_wait (&B.cond, &B.lock);
-  *status = s->wait_status;
-  s->state = SLOT_IDLE;
+    if (!g_cond_wait_until (&B.cond, &B.lock, deadline)) {
+      s->state = SLOT_LOST;
+      break;
+    }
+  gboolean lost = s->state == SLOT_LOST;
+  *status = lost ? 0 : s->wait_status;
+  if (!lost)
+    s->state = SLOT_IDLE;
   g_mutex_unlock (&B.lock);
+  if (lost) {
+    *clean = FALSE;
+    return g_strdup_printf ("was lost: rank %d did not report how it ended within %d s", rank,
+                            (int) (ANSWER_TIMEOUT_US / G_USEC_PER_SEC));
+  }
   return tr_describe_wait_status (*status, clean);
 }
 
@@ -210,6 +255,17 @@ static void
 handle_event (int rank, const AgentEvent *ev)
 {
   Slot *s = &B.slots[rank];
+  if (ev->kind == EVENT_BYE) {
+    B.byes++;
+    return;
+  }
+  g_mutex_lock (&B.lock);
+  gboolean lost = s->state == SLOT_LOST;
+  g_mutex_unlock (&B.lock);
+  if (lost) {
+    slot_close_fd (s);
+    return;
+  }
   switch (ev->kind) {
   case EVENT_SPAWNED:
     g_mutex_lock (&B.lock);
@@ -261,7 +317,7 @@ send_controls (void)
 static void
 receive_messages (GByteArray *buf, gboolean *busy)
 {
-  for (;;) {
+  for (int taken = 0; taken < MESSAGES_PER_PASS; taken++) {
     int flag = 0;
     MPI_Status st;
     MPI_Iprobe (MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
@@ -386,15 +442,24 @@ bridge_main (gpointer data)
   }
   g_free (fds);
 
-  /* The job is over: every agent stops its worker, if any, and leaves MPI. */
+  /* The job is over: every agent stops its worker, if any, and says BYE; until then
+   * whatever they still send is taken (and dropped), so that no send of theirs waits
+   * for a receive that never comes. */
   for (int r = 1; r < B.size; r++) {
     Slot *s = &B.slots[r];
     if (s->sending)
       MPI_Wait (&s->send_req, MPI_STATUS_IGNORE);
+    s->sending = FALSE;
+    slot_close_fd (s);
     int32_t msg[2] = { CTRL_SHUTDOWN, 0 };
     MPI_Send (msg, sizeof msg, MPI_BYTE, r, TAG_CTRL, MPI_COMM_WORLD);
   }
-  MPI_Finalize ();
+  while (B.byes < B.size - 1) {
+    gboolean busy = FALSE;
+    receive_messages (buf, &busy);
+    if (!busy)
+      g_usleep (IDLE_SLEEP_MAX_US);
+  }
   g_mutex_lock (&B.lock);
   B.finished = TRUE;
   g_cond_broadcast (&B.cond);
@@ -423,8 +488,9 @@ tr_mpi_bridge_start (int size, GError **error)
   return TRUE;
 }
 
-/* Rank 0's end of the job.  Bounded: when an agent is gone (mpirun is ending the job
- * after a rank died) the shutdown may never complete, and taskrun exits anyway. */
+/* Rank 0's end of the job (main thread).  Bounded: when an agent is gone (mpirun is
+ * ending the job after a rank died) the shutdown may never complete, and taskrun exits
+ * anyway. */
 int
 tr_mpi_bridge_finish (int status)
 {
@@ -444,6 +510,7 @@ tr_mpi_bridge_finish (int status)
     _exit (status ? status : 1);
   }
   g_thread_join (B.thread);
+  MPI_Finalize (); /* on the thread that initialised MPI */
   for (int r = 0; r < B.size; r++) {
     slot_close_fd (&B.slots[r]);
     g_byte_array_unref (B.slots[r].to_pool);

@@ -2,12 +2,17 @@
  * descriptor the taskrun binary looks up after loading the module. */
 #include "module.h"
 
+#include <stdlib.h>
+
 static int world_size = 1;
 
 static gboolean
 module_init (int *rank, int *size, GError **error)
 {
   int provided = 0;
+  /* Agents fork (and at once exec) their workers: on InfiniBand, ask libibverbs to keep
+   * registered memory out of the child (fork would otherwise break it in the parent). */
+  setenv ("RDMAV_FORK_SAFE", "1", 0);
   if (MPI_Init_thread (NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
     g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED, "MPI_Init_thread failed");
     return FALSE;

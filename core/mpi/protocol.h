@@ -28,6 +28,7 @@ enum {
   EVENT_SPAWNED = 1,      /* pid: the worker's; then its host name */
   EVENT_SPAWN_FAILED = 2, /* arg: errno */
   EVENT_EXITED = 3,       /* arg: the worker's wait status; nothing more comes for it */
+  EVENT_BYE = 4,          /* after CTRL_SHUTDOWN: the agent sends nothing more */
 };
 
 #define EVENT_INTS 3

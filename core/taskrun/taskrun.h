@@ -301,7 +301,7 @@ typedef struct {
 typedef struct TrPool TrPool;
 
 /* Starts the workers: each loads the plugin and runs its worker_init with `config`.
- * Returns when every worker is ready.  Fails when no worker could start, with the
+ * Returns when every worker is ready.  Fails when a worker could not start, with the
  * worker's own message. */
 TrPool *tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
                      GError **error);

@@ -15,6 +15,10 @@ typedef struct TrLink TrLink;
 
 typedef struct {
   const char *name;
+  /* How long a message may take to reach a worker or come back from it, beyond the
+   * socket's own time, in microseconds (0 for a local worker).  The pool keeps enough
+   * work queued in a worker to cover a round trip. */
+  guint latency_us;
   /* Starts a worker for `slot` (1-based) running `program` in worker mode. */
   TrLink *(*spawn) (guint slot, const char *program, GError **error);
   /* Writes what it can without blocking; returns the bytes written, or -1 with errno set

@@ -667,16 +667,20 @@ frame_size (TrPool *pool)
 
 /* How many tasks a worker may hold: enough frames to cover about 2 ms of work, so that it
  * never waits for the parent, but never a second frame when one frame is already that
- * long (a task must not queue behind a slow one while another worker idles). */
+ * long (a task must not queue behind a slow one while another worker idles).  Over a
+ * link with latency (an MPI rank) a worker always holds a second frame, and enough to
+ * cover a round trip: there, waiting for the parent costs more than a queued task. */
 static guint
 worker_depth (TrPool *pool, guint fs)
 {
+  guint latency_us = pool->link_class->latency_us;
   if (!pool->have_ewma)
-    return pool->batch ? 2 * fs : 1;
+    return pool->batch ? 2 * fs : latency_us ? 2 : 1;
   double per_frame = MAX (pool->ewma_ns, 1.0) * fs;
-  if (per_frame >= 2 * AUTO_TARGET_NS)
+  double cover_ns = 2 * AUTO_TARGET_NS + 2 * 1000.0 * latency_us;
+  if (per_frame >= cover_ns && !latency_us)
     return fs;
-  guint frames = (guint) CLAMP (2 * AUTO_TARGET_NS / per_frame, 2.0, (double) MAX_FRAMES_IN_FLIGHT);
+  guint frames = (guint) CLAMP (cover_ns / per_frame, 2.0, (double) MAX_FRAMES_IN_FLIGHT);
   return MIN (frames * fs, MAX (2 * fs, MAX_DEPTH));
 }
 

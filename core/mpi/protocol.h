@@ -39,6 +39,6 @@ enum {
  * look for messages after each wake-up and sleep at most this long (microseconds) in
  * between, starting short after any traffic. */
 #define IDLE_SLEEP_MIN_US 20
-#define IDLE_SLEEP_MAX_US 1000
+#define IDLE_SLEEP_MAX_US 2000
 
 #endif

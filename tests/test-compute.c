@@ -13,19 +13,6 @@
 
 typedef unsigned __int128 u128;
 
-static char *
-u128_text (u128 v)
-{
-  char buf[64];
-  int i = sizeof buf - 1;
-  buf[i] = '\0';
-  do {
-    buf[--i] = (char) ('0' + (int) (v % 10));
-    v /= 10;
-  } while (v);
-  return g_strdup (buf + i);
-}
-
 /* Runs conf/compute.ini with overrides; returns stdout's first line (the total) or NULL. */
 static char *
 compute (const char *op, guint64 start, guint64 end, guint64 chunk, int workers, int *status,
@@ -82,7 +69,7 @@ test_sum_squares_closed_form (void)
   for (gsize i = 0; i < G_N_ELEMENTS (ends); i++) {
     u128 n = ends[i];
     u128 want = (n - 1) * n * (2 * n - 1) / 6;
-    g_autofree char *text = u128_text (want);
+    g_autofree char *text = tt_u128_text (want);
     expect_total ("sum-squares", 0, ends[i], 99991, 2, text);
   }
   u128 n = 10000000;

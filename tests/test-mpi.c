@@ -27,19 +27,6 @@ run_mpi (const char *const *args, char **out, char **err)
   return status;
 }
 
-static char *
-u128_decimal (unsigned __int128 v)
-{
-  char buf[64];
-  int i = sizeof buf - 1;
-  buf[i] = '\0';
-  do {
-    buf[--i] = (char) ('0' + (int) (v % 10));
-    v /= 10;
-  } while (v);
-  return g_strdup (buf + i);
-}
-
 static void
 test_compute (void)
 {
@@ -54,7 +41,7 @@ test_compute (void)
   const guint64 n = 5000000;
   unsigned __int128 expect = (unsigned __int128) (n - 1) * n * (2 * n - 1) / 6;
   g_assert_true (expect > (unsigned __int128) G_MAXUINT64);
-  g_autofree char *digits = u128_decimal (expect);
+  g_autofree char *digits = tt_u128_text (expect);
   g_autofree char *want = g_strdup_printf ("%s\n", digits);
   const char *squares[] = { "-c", "conf/compute.ini", "-s", "compute.op=sum-squares",
                             "-s", "compute.end=5000000", "-s", "compute.chunk=977", NULL };

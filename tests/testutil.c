@@ -120,6 +120,19 @@ tt_source_root (void)
   return TT_SOURCE_ROOT;
 }
 
+char *
+tt_u128_text (unsigned __int128 v)
+{
+  char buf[64];
+  int i = sizeof buf - 1;
+  buf[i] = '\0';
+  do {
+    buf[--i] = (char) ('0' + (int) (v % 10));
+    v /= 10;
+  } while (v);
+  return g_strdup (buf + i);
+}
+
 guint
 tt_count_lines (const char *text, const char *prefix)
 {

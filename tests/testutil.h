@@ -45,6 +45,8 @@ int tt_run_testkit (const char *taskrun_keys, const char *testkit_keys, const ch
 /* build/tests/plugins/NAME.so */
 char *tt_test_plugin (const char *name);
 const char *tt_source_root (void);
+/* `v` in decimal, newly allocated (the exact sums the compute tests check). */
+char *tt_u128_text (unsigned __int128 v);
 /* Lines of `text` that start with `prefix`. */
 guint tt_count_lines (const char *text, const char *prefix);
 

@@ -126,6 +126,27 @@ test_launch_disagrees (void)
                                   "taskrun was started as 3 MPI ranks"));
 }
 
+/* One rank has no workers to give: the job runs on local workers, unless backend = mpi
+ * asks for ranks. */
+static void
+test_single_rank_runs_locally (void)
+{
+  tt_use_mpirun (1);
+  const char *args[] = { "-c", "conf/compute.ini", "-j", "2", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_taskrun (args, NULL, NULL, &out, &err);
+  const char *mpi[] = { "-c", "conf/compute.ini", "-s", "taskrun.backend=mpi", NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  int status2 = tt_run_taskrun (mpi, NULL, NULL, &out2, &err2);
+  tt_use_mpirun (0);
+  g_test_message ("%s\n%s", err, err2);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (out, ==, "664579\n");
+  g_assert_nonnull (strstr (err, "2 workers (2 processes ran tasks)"));
+  g_assert_cmpint (status2, ==, 2);
+  g_assert_nonnull (strstr (err2, "[taskrun] backend 'mpi': taskrun was not started as several MPI ranks"));
+}
+
 static void
 test_cannot_start_on_one_rank (void)
 {
@@ -354,6 +375,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mpi/compute-exact", test_compute);
   g_test_add_func ("/mpi/one-worker-per-rank", test_one_worker_per_rank);
   g_test_add_func ("/mpi/launch-disagrees", test_launch_disagrees);
+  g_test_add_func ("/mpi/single-rank-runs-locally", test_single_rank_runs_locally);
   g_test_add_func ("/mpi/cannot-start-on-one-rank", test_cannot_start_on_one_rank);
   g_test_add_func ("/mpi/crash-and-timeout-on-a-rank", test_crash_and_timeout_on_a_rank);
   g_test_add_func ("/mpi/mpirun-stops-task-children", test_mpirun_stops_task_children);

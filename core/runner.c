@@ -458,6 +458,8 @@ tr_run (TrRunOptions *opts)
   if (opts->dry_run) {
     g_autofree char *workers = g_strdup_printf ("%u", job.workers);
     tr_config_set (core, "workers", workers, NULL, NULL);
+    if (use_mpi)
+      tr_config_set (core, "backend", "mpi", NULL, NULL);
     print_dry_run (&job, core, pcfg, tr_plugin_get_path (plugin));
     goto done;
   }

@@ -36,6 +36,13 @@ test_compute (void)
   g_assert_cmpstr (out, ==, "664579\n");
   g_assert_nonnull (strstr (err, "2 workers (2 processes ran tasks)"));
 
+  /* --dry-run shows the pool size and backend the launch gave */
+  const char *dry[] = { "-c", "conf/compute.ini", "--dry-run", NULL };
+  g_autofree char *dout = NULL, *derr = NULL;
+  g_assert_cmpint (run_mpi (dry, &dout, &derr), ==, 0);
+  g_assert_nonnull (strstr (dout, "\nworkers = 2\n"));
+  g_assert_nonnull (strstr (dout, "\nbackend = mpi\n"));
+
   /* sum of squares below 5e6 passes 2^64: the closed form in 128 bits, and the local
    * backend, must agree with the MPI one */
   const guint64 n = 5000000;

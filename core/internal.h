@@ -101,6 +101,10 @@ struct TrOutput {
 
 /* ---- link-local.c ------------------------------------------------------------------ */
 char *tr_describe_wait_status (int status, gboolean *clean);
+/* Waits (or, unless `block`, only looks) for worker `pid` to end; once it has, kills what
+ * is left of its process group and reaps it.  *reaped says whether it ended, *status is
+ * its wait status.  FALSE when it could not be reaped (errno set). */
+gboolean tr_reap_worker (pid_t pid, gboolean block, int *status, gboolean *reaped);
 
 /* ---- worker.c ---------------------------------------------------------------------- */
 #define TR_WORKER_ARG "--tr-worker"

@@ -163,26 +163,38 @@ tr_describe_wait_status (int status, gboolean *clean)
   return g_strdup_printf ("ended with wait status 0x%x", status);
 }
 
+gboolean
+tr_reap_worker (pid_t pid, gboolean block, int *status, gboolean *reaped)
+{
+  *status = 0;
+  *reaped = FALSE;
+  siginfo_t info = { 0 };
+  int w;
+  do
+    w = waitid (P_PID, (id_t) pid, &info, WEXITED | WNOWAIT | (block ? 0 : WNOHANG));
+  while (w < 0 && errno == EINTR);
+  if (w == 0 && info.si_pid == 0)
+    return TRUE; /* still running */
+  /* Whatever its tasks started goes with it.  The group is killed while the worker is
+   * still a zombie: until it is reaped its pid, and so its group's id, cannot be reused. */
+  if (w == 0)
+    kill (-pid, SIGKILL);
+  pid_t r;
+  do
+    r = waitpid (pid, status, 0);
+  while (r < 0 && errno == EINTR);
+  *reaped = TRUE;
+  return r >= 0;
+}
+
 static char *
 local_close (TrLink *link, gboolean *clean, int *status)
 {
   close (link->fd);
-  *status = 0;
-  /* Whatever its tasks started goes with it.  The group is killed while the worker is
-   * still a zombie: until it is reaped its pid, and so its group's id, cannot be reused. */
-  siginfo_t info;
-  int w;
-  do
-    w = waitid (P_PID, (id_t) link->pid, &info, WEXITED | WNOWAIT);
-  while (w < 0 && errno == EINTR);
-  if (w == 0)
-    kill (-link->pid, SIGKILL);
-  pid_t r;
-  do
-    r = waitpid (link->pid, status, 0);
-  while (r < 0 && errno == EINTR);
+  gboolean reaped;
+  gboolean ok = tr_reap_worker (link->pid, TRUE, status, &reaped);
   g_free (link);
-  if (r < 0) {
+  if (!ok) {
     *clean = FALSE;
     return g_strdup_printf ("could not be reaped: %s", g_strerror (errno));
   }

@@ -14,8 +14,7 @@
 
 G_DEFINE_QUARK (taskrun-mpi-error-quark, tr_mpi_error)
 
-static TrMpiSession session;
-static gboolean started;
+static TrMpiSession session; /* .module NULL: no session */
 
 static int
 env_int (const char *name)
@@ -37,24 +36,25 @@ tr_mpi_launched (int *rank, int *size)
                                            "SLURM_PROCID", NULL };
   *size = 0;
   *rank = -1;
-  gboolean launched = FALSE;
-  for (int i = 0; rank_vars[i]; i++)
-    if (env_int (rank_vars[i]) >= 0) {
-      launched = TRUE;
-      if (*rank < 0)
-        *rank = env_int (rank_vars[i]);
-    }
-  for (int i = 0; size_vars[i] && *size == 0; i++)
-    if (env_int (size_vars[i]) > 0)
-      *size = env_int (size_vars[i]);
+  gboolean mpi_rank = FALSE; /* a rank set by an MPI launcher, not only by Slurm */
+  for (int i = 0; rank_vars[i]; i++) {
+    int r = env_int (rank_vars[i]);
+    if (r < 0)
+      continue;
+    if (*rank < 0)
+      *rank = r;
+    if (strcmp (rank_vars[i], "SLURM_PROCID") != 0)
+      mpi_rank = TRUE;
+  }
+  for (int i = 0; size_vars[i] && *size <= 0; i++)
+    *size = env_int (size_vars[i]);
+  *size = MAX (*size, 0);
   /* srun sets SLURM_PROCID for an ordinary job step too: only a step of several tasks
    * (or an MPI-aware one) counts. */
-  if (launched && g_getenv ("SLURM_PROCID") && !g_getenv ("OMPI_COMM_WORLD_RANK") &&
-      !g_getenv ("PMIX_RANK") && !g_getenv ("PMI_RANK") && *size <= 1)
-    launched = FALSE;
-  return launched;
+  return mpi_rank || (*rank >= 0 && *size > 1);
 }
 
+#ifdef TR_HAVE_MPI
 static char *
 module_path (void)
 {
@@ -65,17 +65,18 @@ module_path (void)
     return g_build_filename (TR_BUILD_ROOT, "core", "mpi", "taskrun-mpi.so", NULL);
   return g_strdup (TR_MPI_MODULE);
 }
+#endif
 
 const TrMpiSession *
 tr_mpi_start (GError **error)
 {
-  g_autofree char *path = module_path ();
 #ifndef TR_HAVE_MPI
   g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_UNSUPPORTED,
                "this taskrun was built without MPI support (Open MPI was not found when it "
                "was configured; see the meson option mpi)");
   return NULL;
-#endif
+#else
+  g_autofree char *path = module_path ();
   void *handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED, "cannot load the MPI module: %s",
@@ -99,21 +100,22 @@ tr_mpi_start (GError **error)
     return NULL;
   }
   session = (TrMpiSession) { .module = module, .rank = rank, .size = size };
-  started = TRUE;
   return &session;
+#endif
 }
 
 const TrMpiSession *
 tr_mpi_session (void)
 {
-  return started ? &session : NULL;
+  return session.module ? &session : NULL;
 }
 
 int
 tr_mpi_finish (int status)
 {
-  if (!started || session.rank != 0)
+  const TrMpiModule *module = session.module;
+  if (!module || session.rank != 0)
     return status;
-  started = FALSE;
-  return session.module->finish (status);
+  session.module = NULL;
+  return module->finish (status);
 }

@@ -405,12 +405,9 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
     return;
   pid_t pid = w->link->pid;
   /* "worker 2 (pid 4711)", or "worker 2 (rank 2 on node7, pid 4711)" */
-  g_autofree char *who = w->link->where
-                             ? g_strdup_printf ("worker %u (%s, pid %d)", w->slot, w->link->where, (int) pid)
-                             : g_strdup_printf ("worker %u (pid %d)", w->slot, (int) pid);
-  g_autofree char *who_short = w->link->where
-                                   ? g_strdup_printf ("worker %u, %s, pid %d", w->slot, w->link->where, (int) pid)
-                                   : g_strdup_printf ("worker %u, pid %d", w->slot, (int) pid);
+  g_autofree char *at = w->link->where ? g_strconcat (w->link->where, ", ", NULL) : g_strdup ("");
+  g_autofree char *who = g_strdup_printf ("worker %u (%spid %d)", w->slot, at, (int) pid);
+  g_autofree char *who_short = g_strdup_printf ("worker %u, %spid %d", w->slot, at, (int) pid);
   if (why)
     w->link->klass->kill (w->link);
   gboolean clean = FALSE;
@@ -1279,7 +1276,6 @@ tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
 /* ---- streaming --------------------------------------------------------------------- */
 
 typedef struct {
-  TrPool *pool;
   TrResultFunc on_result;
   gpointer user_data;
   gboolean ordered;
@@ -1379,7 +1375,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   memset (stats, 0, sizeof *stats);
   stats->workers = pool->n_workers;
   Stream s = {
-    .pool = pool, .on_result = on_result, .user_data = user_data, .ordered = ordered,
+    .on_result = on_result, .user_data = user_data, .ordered = ordered,
     .next_order = 1, .stats = stats,
     .held = g_hash_table_new (g_int64_hash, g_int64_equal),
     .pids = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL),

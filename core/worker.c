@@ -4,10 +4,10 @@
  * hidden worker mode (see link-local.c for why it is exec'd).  It reads one CONFIG frame
  * (plugin path, slot, validated options), loads the plugin, runs worker_init, and answers
  * HELLO or INIT_FAILED.  Then it loops: read whatever the parent sent, run every task of
- * every complete TASKS frame, and append one RESULTS frame per TASKS frame to its output.
- * Output is written when no further complete frame is waiting, or when a millisecond has
- * passed since the last write, so tiny tasks share system calls and slow ones report as
- * soon as each finishes.  QUIT or the end of the stream ends the worker.
+ * every complete TASKS frame, and write one RESULTS frame per TASKS frame as soon as that
+ * frame's tasks are done (so that a crash is blamed on the frame that was running; the
+ * pool sizes frames so that tiny tasks still share system calls).  QUIT or the end of
+ * the stream ends the worker.
  *
  * A worker never decides anything about failures: a task's error travels back as a
  * result, and if the worker dies the parent sees the socket close and reaps it.
@@ -68,7 +68,7 @@ read_more (WorkerIo *io)
 
 /* Waits for the next complete frame.  FALSE at end of stream or on a bad frame. */
 static gboolean
-next_frame (WorkerIo *io, TrMsgType *type, const guint8 **body, gsize *len, gboolean flush_first)
+next_frame (WorkerIo *io, TrMsgType *type, const guint8 **body, gsize *len)
 {
   for (;;) {
     gsize consumed;
@@ -79,8 +79,6 @@ next_frame (WorkerIo *io, TrMsgType *type, const guint8 **body, gsize *len, gboo
       return TRUE;
     }
     if (st == TR_FRAME_BAD)
-      return FALSE;
-    if (flush_first && io->out->len && !flush_out (io))
       return FALSE;
     if (!read_more (io))
       return FALSE;
@@ -177,7 +175,7 @@ tr_worker_main (int fd, pid_t parent)
   gpointer wstate = NULL;
   gboolean inited = FALSE;
 
-  if (!next_frame (&io, &type, &body, &len, FALSE) || type != TR_MSG_CONFIG) {
+  if (!next_frame (&io, &type, &body, &len) || type != TR_MSG_CONFIG) {
     status = 71;
     goto out;
   }
@@ -236,7 +234,7 @@ tr_worker_main (int fd, pid_t parent)
     const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
     /* Each frame's results go out before the next frame starts: if a task brings this
      * process down, the parent then knows that the oldest unanswered frame was running. */
-    while (next_frame (&io, &type, &body, &len, TRUE)) {
+    while (next_frame (&io, &type, &body, &len)) {
       if (type == TR_MSG_QUIT)
         break;
       if (type != TR_MSG_TASKS || !run_tasks (&io, desc, wstate, body, len)) {

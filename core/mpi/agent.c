@@ -107,25 +107,10 @@ reap (Agent *ag, gboolean block)
 {
   if (!ag->pid || ag->reaped)
     return;
-  siginfo_t info = { 0 };
-  int w;
-  do
-    w = waitid (P_PID, (id_t) ag->pid, &info, WEXITED | WNOWAIT | (block ? 0 : WNOHANG));
-  while (w < 0 && errno == EINTR);
-  if (w == 0 && info.si_pid == 0)
-    return; /* still running */
-  /* Whatever its tasks started goes with it (also a descendant that holds the socket
-   * open, so that its end of stream comes).  Killed while the worker is a zombie, so
-   * that its group's id cannot have been reused. */
-  if (w == 0)
-    kill (-ag->pid, SIGKILL);
-  int status = 0;
-  pid_t r;
-  do
-    r = waitpid (ag->pid, &status, 0);
-  while (r < 0 && errno == EINTR);
-  ag->reaped = TRUE;
-  ag->wait_status = r > 0 ? status : 0;
+  /* as the local link's close does: its process group goes with it (also a descendant
+   * that holds the socket open, so that its end of stream comes) */
+  if (!tr_reap_worker (ag->pid, block, &ag->wait_status, &ag->reaped))
+    ag->wait_status = 0;
 }
 
 /* Stops the worker, if any, and its process group; reaps it. */
@@ -180,11 +165,18 @@ receive_messages (Agent *ag, gboolean *busy)
     *busy = TRUE;
     int n = 0;
     MPI_Get_count (&st, MPI_BYTE, &n);
+    if (st.MPI_TAG == TAG_DATA && ag->fd >= 0) {
+      /* straight behind what is still waiting for the worker */
+      guint had = ag->to_worker->len;
+      g_byte_array_set_size (ag->to_worker, had + (guint) n);
+      MPI_Recv (ag->to_worker->data + had, n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD,
+                MPI_STATUS_IGNORE);
+      continue;
+    }
     g_byte_array_set_size (ag->recv_buf, (guint) MAX (n, 1));
     MPI_Recv (ag->recv_buf->data, n, MPI_BYTE, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (st.MPI_TAG == TAG_DATA) {
-      if (ag->fd >= 0)
-        g_byte_array_append (ag->to_worker, ag->recv_buf->data, (guint) n);
+      /* the worker's socket is closed: dropped */
     } else if (st.MPI_TAG == TAG_CTRL && n == 2 * (int) sizeof (int32_t)) {
       int32_t msg[2];
       memcpy (msg, ag->recv_buf->data, sizeof msg);

@@ -182,7 +182,7 @@ mpi_receive (TrLink *link, guint8 *buf, gsize len)
 static void
 mpi_kill (TrLink *link)
 {
-  queue_control (((MpiLink *) link)->rank, CTRL_KILL, SIGKILL);
+  queue_control (((MpiLink *) link)->rank, CTRL_KILL, 0);
 }
 
 static void
@@ -327,17 +327,22 @@ receive_messages (GByteArray *buf, gboolean *busy)
     *busy = TRUE;
     int n = 0;
     MPI_Get_count (&st, MPI_BYTE, &n);
+    int rank = st.MPI_SOURCE;
+    Slot *s = rank > 0 && rank < B.size ? &B.slots[rank] : NULL;
+    if (s && st.MPI_TAG == TAG_DATA && s->fd >= 0 && !s->pool_closed) {
+      /* straight behind what is still waiting for the pool */
+      guint had = s->to_pool->len;
+      g_byte_array_set_size (s->to_pool, had + (guint) n);
+      MPI_Recv (s->to_pool->data + had, n, MPI_BYTE, rank, TAG_DATA, MPI_COMM_WORLD,
+                MPI_STATUS_IGNORE);
+      continue;
+    }
     g_byte_array_set_size (buf, (guint) MAX (n, 1));
     MPI_Recv (buf->data, n, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD,
               MPI_STATUS_IGNORE);
-    int rank = st.MPI_SOURCE;
-    if (rank <= 0 || rank >= B.size)
-      continue;
-    Slot *s = &B.slots[rank];
-    if (st.MPI_TAG == TAG_DATA) {
-      if (s->fd >= 0 && !s->pool_closed)
-        g_byte_array_append (s->to_pool, buf->data, (guint) n);
-    } else if (st.MPI_TAG == TAG_EVENT && n == (int) sizeof (AgentEvent)) {
+    if (!s || st.MPI_TAG == TAG_DATA)
+      continue; /* data for a closed end is dropped */
+    if (st.MPI_TAG == TAG_EVENT && n == (int) sizeof (AgentEvent)) {
       AgentEvent ev;
       memcpy (&ev, buf->data, sizeof ev);
       ev.host[sizeof ev.host - 1] = '\0';

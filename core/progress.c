@@ -46,12 +46,6 @@ tr_progress_free (TrProgress *p)
   g_free (p);
 }
 
-gboolean
-tr_progress_enabled (const TrProgress *p)
-{
-  return p && p->enabled;
-}
-
 void
 tr_progress_set_tasks (TrProgress *p, guint64 made, gboolean all_made)
 {
@@ -136,7 +130,7 @@ draw (TrProgress *p)
   double rate = elapsed > 0 ? done / elapsed : 0;
   g_string_append (s, ", ");
   append_amount (s, rate, by_units ? p->unit : NULL);
-  g_string_append (s, by_units && g_str_equal (p->unit, "bytes") ? "/s" : by_units ? "/s" : " tasks/s");
+  g_string_append (s, by_units ? "/s" : " tasks/s");
   if (!known)
     g_string_append (s, ", total not known yet");
   else if (rate > 0 && done < total) {

@@ -20,6 +20,5 @@ void tr_progress_set_total_units (TrProgress *p, guint64 total, gboolean final);
 void tr_progress_tick (TrProgress *p);
 /* Erases the line, e.g. before printing anything else; the next tick draws it again. */
 void tr_progress_clear (TrProgress *p);
-gboolean tr_progress_enabled (const TrProgress *p);
 
 #endif

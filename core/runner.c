@@ -58,8 +58,6 @@ struct TrJob {
   const TrPluginDesc *desc;
   gpointer state;
   guint workers;
-  guint64 total_units;
-  gboolean total_final;
   char *stop_reason;
   TrPool *pool;
   TrProgress *progress;
@@ -74,8 +72,6 @@ emit (TrJob *job, FILE *to, const char *prefix, const char *format, va_list ap)
   g_autofree char *text = g_strdup_vprintf (format, ap);
   gsize n = strlen (text);
   fprintf (to, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
-  if (to == stderr)
-    fflush (stderr);
 }
 
 static void
@@ -112,8 +108,6 @@ tr_job_print (TrJob *job, const char *format, ...)
 void
 tr_job_set_total_units (TrJob *job, guint64 total, gboolean final)
 {
-  job->total_units = total;
-  job->total_final = final;
   if (job->progress)
     tr_progress_set_total_units (job->progress, total, final);
 }
@@ -250,7 +244,8 @@ run_on_result (const TrResult *r, gpointer data)
   }
   if (ctx->job->desc->result)
     ctx->job->desc->result (ctx->job->state, r);
-  tr_progress_tick (ctx->job->progress);
+  /* no progress tick here: the pool calls run_tick after each batch of results, and a
+   * clock read per task is what its stream loop avoids */
 }
 
 static void
@@ -294,9 +289,7 @@ choose_backend (const TrJobFile *jf, GPtrArray *overrides, const TrConfig *core,
                 gboolean *use_mpi)
 {
   const TrMpiSession *mpi = tr_mpi_session ();
-  gboolean set = tr_overrides_find (overrides, "taskrun", "backend") ||
-                 tr_jobfile_lookup (jf, "taskrun", "backend", NULL);
-  gboolean want_mpi = set ? strcmp (tr_config_get_string (core, "backend"), "mpi") == 0
+  gboolean want_mpi = tr_config_is_set (core, "backend") ? strcmp (tr_config_get_string (core, "backend"), "mpi") == 0
                           : mpi != NULL;
   g_autofree char *at = where (jf, overrides, "backend");
   if (want_mpi && !mpi) {
@@ -484,16 +477,6 @@ tr_run (TrRunOptions *opts)
       goto done;
     }
   }
-  if (joblog_path) {
-    ctx.joblog_path = joblog_path;
-    ctx.joblog = tr_joblog_open (joblog_path, opts->resume, &error);
-    if (!ctx.joblog) {
-      g_printerr ("taskrun: %s\n", error->message);
-      status = TR_EXIT_CANNOT_START;
-      goto done;
-    }
-  }
-
   TrPoolOptions popts = {
     .workers = job.workers,
     .max_tasks_per_worker = (guint) tr_config_get_int (core, "max_tasks_per_worker"),
@@ -509,6 +492,20 @@ tr_run (TrRunOptions *opts)
     status = signal_count ? (signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT)
                           : TR_EXIT_CANNOT_START;
     goto done;
+  }
+  /* The job log is opened (and, without --resume, emptied) only once the workers have
+   * started: a job that cannot start leaves the last run's log as it was. */
+  if (joblog_path) {
+    ctx.joblog_path = joblog_path;
+    ctx.joblog = tr_joblog_open (joblog_path, opts->resume, &error);
+    if (!ctx.joblog) {
+      g_printerr ("taskrun: %s\n", error->message);
+      status = TR_EXIT_CANNOT_START;
+      tr_pool_terminate (pool);
+      tr_pool_join (pool);
+      tr_pool_free (pool);
+      goto done;
+    }
   }
   job.pool = pool;
   signal_pool = pool;

@@ -292,8 +292,8 @@ count_primes (Sieve *sv, guint64 lo, guint64 hi)
       for (guint64 j = start; j < top; j += 2 * p)
         sv->segment[(j - base) / 2] = 1;
     }
-    for (gsize i = 0; i < n; i++)
-      count += !sv->segment[i] && base + 2 * i > 1;
+    for (gsize i = 0; i < n; i++) /* every number here is odd and at least 3 */
+      count += !sv->segment[i];
   }
   return count;
 }

@@ -196,6 +196,13 @@ split_rel (const char *rel, char **dir, const char **name)
 }
 
 gboolean
+copy_fail (GError **error, int e, const char *what)
+{
+  g_set_error (error, TR_TASK_ERROR, e, "%s: %s", what, g_strerror (e));
+  return FALSE;
+}
+
+gboolean
 copy_errno_is_fatal (int e)
 {
   return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS;

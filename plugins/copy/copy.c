@@ -588,8 +588,12 @@ finish_big_file (Copy *c, BigFile *b)
   const char *name;
   split_rel (b->rel, &dir, &name);
   int dst_dir = open_dir_rel (c->dst_root, dir, FALSE);
-  if (dst_dir < 0)
+  if (dst_dir < 0) {
+    c->counts.failed++;
+    tr_job_message (c->job, "%s: not copied: cannot open its folder in the destination: %s",
+                    b->rel, g_strerror (errno));
     return;
+  }
   if (b->failed) {
     unlinkat (dst_dir, b->tmp, 0);
     close (dst_dir);

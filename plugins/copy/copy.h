@@ -100,5 +100,7 @@ void copy_worker_fini (gpointer wstate);
 
 /* Errors that mean every later write will fail too: the job stops. */
 gboolean copy_errno_is_fatal (int e);
+/* Sets *error to "WHAT: strerror(e)" (code e) and returns FALSE. */
+gboolean copy_fail (GError **error, int e, const char *what);
 
 #endif

@@ -26,34 +26,38 @@ cfr_unsupported (int e)
          e == ETXTBSY || e == EBADF;
 }
 
-static gboolean
-fail (GError **error, int e, const char *what)
+/* Buffer `i` (0 or 1) of BUFFER_SIZE bytes, made once: a worker is a process of its own
+ * and copies one range at a time. */
+static guint8 *
+scratch (int i)
 {
-  g_set_error (error, TR_TASK_ERROR, e, "%s: %s", what, g_strerror (e));
-  return FALSE;
+  static guint8 *buffers[2];
+  if (!buffers[i])
+    buffers[i] = g_malloc (BUFFER_SIZE);
+  return buffers[i];
 }
 
 /* Copies [from, to) with read/write. */
 static gboolean
 copy_rw (int src, int dst, guint64 from, guint64 to, guint64 *copied, GError **error)
 {
-  g_autofree guint8 *buf = g_malloc (BUFFER_SIZE);
+  guint8 *buf = scratch (0);
   while (from < to) {
     gsize want = (gsize) MIN ((guint64) BUFFER_SIZE, to - from);
     ssize_t n = pread (src, buf, want, (off_t) from);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
-      return fail (error, errno, "read");
+      return copy_fail (error, errno, "read");
     if (n == 0)
-      return fail (error, EIO, "read: the source file shrank while it was copied");
+      return copy_fail (error, EIO, "read: the source file shrank while it was copied");
     gsize done = 0;
     while (done < (gsize) n) {
       ssize_t w = pwrite (dst, buf + done, (gsize) n - done, (off_t) (from + done));
       if (w < 0 && errno == EINTR)
         continue;
       if (w < 0)
-        return fail (error, errno, "write");
+        return copy_fail (error, errno, "write");
       done += (gsize) w;
     }
     from += (guint64) n;
@@ -78,10 +82,10 @@ copy_region (int src, int dst, guint64 from, guint64 to, gboolean *use_cfr, gboo
         *use_cfr = FALSE; /* before the first byte: fall back */
         break;
       }
-      return fail (error, errno, "copy_file_range");
+      return copy_fail (error, errno, "copy_file_range");
     }
     if (n == 0)
-      return fail (error, EIO, "copy_file_range: the source file shrank while it was copied");
+      return copy_fail (error, EIO, "copy_file_range: the source file shrank while it was copied");
     *wrote = TRUE;
     from += (guint64) n;
     *copied += (guint64) n;
@@ -131,15 +135,14 @@ copy_range (int src, int dst, guint64 offset, guint64 length, gboolean *try_clon
 gboolean
 verify_range (int src, int dst, guint64 offset, guint64 length, GError **error)
 {
-  g_autofree guint8 *a = g_malloc (BUFFER_SIZE);
-  g_autofree guint8 *b = g_malloc (BUFFER_SIZE);
+  guint8 *a = scratch (0), *b = scratch (1);
   guint64 pos = offset, end = offset + length;
   while (pos < end) {
     gsize want = (gsize) MIN ((guint64) BUFFER_SIZE, end - pos);
     ssize_t na = pread (src, a, want, (off_t) pos);
     ssize_t nb = pread (dst, b, want, (off_t) pos);
     if (na < 0 || nb < 0)
-      return fail (error, errno, "verify: read");
+      return copy_fail (error, errno, "verify: read");
     if (na != nb || na == 0 || memcmp (a, b, (gsize) na) != 0) {
       g_set_error (error, TR_TASK_ERROR, EIO,
                    "verify: the copy differs from the source near byte %" G_GUINT64_FORMAT, pos);

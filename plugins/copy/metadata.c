@@ -15,13 +15,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-static gboolean
-fail (GError **error, int e, const char *what)
-{
-  g_set_error (error, TR_TASK_ERROR, e, "%s: %s", what, g_strerror (e));
-  return FALSE;
-}
-
 typedef ssize_t (*ListFn) (gpointer obj, char *list, size_t size);
 typedef ssize_t (*GetFn) (gpointer obj, const char *name, void *value, size_t size);
 typedef int (*SetFn) (gpointer obj, const char *name, const void *value, size_t size);
@@ -33,13 +26,13 @@ copy_xattrs (ListFn list, GetFn get, gpointer src, SetFn set, gpointer dst, gboo
 {
   ssize_t n = list (src, NULL, 0);
   if (n < 0)
-    return errno == ENOTSUP || errno == EOPNOTSUPP ? TRUE : fail (error, errno, "listxattr");
+    return errno == ENOTSUP || errno == EOPNOTSUPP ? TRUE : copy_fail (error, errno, "listxattr");
   if (n == 0)
     return TRUE;
   g_autofree char *names = g_malloc ((gsize) n);
   n = list (src, names, (size_t) n);
   if (n < 0)
-    return fail (error, errno, "listxattr");
+    return copy_fail (error, errno, "listxattr");
   for (char *name = names; name < names + n; name += strlen (name) + 1) {
     ssize_t vn = get (src, name, NULL, 0);
     if (vn < 0)
@@ -55,7 +48,7 @@ copy_xattrs (ListFn list, GetFn get, gpointer src, SetFn set, gpointer dst, gboo
                              g_str_has_prefix (name, "security.")))
         continue; /* not ours to copy without privilege, or user.* on a symlink or FIFO */
       g_autofree char *what = g_strdup_printf ("setxattr %s", name);
-      return fail (error, errno, what);
+      return copy_fail (error, errno, what);
     }
   }
   return TRUE;
@@ -101,10 +94,10 @@ gboolean
 meta_apply_fd (int fd, const struct stat *st, int src_fd, const CopyOptions *o, GError **error)
 {
   if ((o->preserve & PRESERVE_OWNERSHIP) && fchown (fd, st->st_uid, st->st_gid) < 0)
-    return fail (error, errno, "chown");
+    return copy_fail (error, errno, "chown");
   mode_t mode = (o->preserve & PRESERVE_MODE) ? st->st_mode & 07777 : st->st_mode & 0777 & ~o->umask;
   if (fchmod (fd, mode) < 0)
-    return fail (error, errno, "chmod");
+    return copy_fail (error, errno, "chmod");
   if ((o->preserve & PRESERVE_XATTR) && src_fd >= 0 &&
       !copy_xattrs (f_list, f_get, GINT_TO_POINTER (src_fd), f_set, GINT_TO_POINTER (fd), FALSE,
                     error))
@@ -112,7 +105,7 @@ meta_apply_fd (int fd, const struct stat *st, int src_fd, const CopyOptions *o, 
   if (o->preserve & PRESERVE_TIMESTAMPS) {
     struct timespec times[2] = { st->st_atim, st->st_mtim };
     if (futimens (fd, times) < 0)
-      return fail (error, errno, "utimens");
+      return copy_fail (error, errno, "utimens");
   }
   return TRUE;
 }
@@ -124,11 +117,11 @@ meta_apply_at (int dirfd, const char *name, const struct stat *st, int src_dirfd
   gboolean is_link = S_ISLNK (st->st_mode);
   if ((o->preserve & PRESERVE_OWNERSHIP) &&
       fchownat (dirfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-    return fail (error, errno, "chown");
+    return copy_fail (error, errno, "chown");
   /* a symlink has no mode of its own on Linux */
   mode_t mode = (o->preserve & PRESERVE_MODE) ? st->st_mode & 07777 : st->st_mode & 0777 & ~o->umask;
   if (!is_link && fchmodat (dirfd, name, mode, 0) < 0)
-    return fail (error, errno, "chmod");
+    return copy_fail (error, errno, "chmod");
   if ((o->preserve & PRESERVE_XATTR) && src_dirfd >= 0) {
     /* The l*xattr calls take paths: /proc/self/fd/N/NAME names the entry itself. */
     g_autofree char *src = g_strdup_printf ("/proc/self/fd/%d/%s", src_dirfd, src_name);
@@ -139,7 +132,7 @@ meta_apply_at (int dirfd, const char *name, const struct stat *st, int src_dirfd
   if (o->preserve & PRESERVE_TIMESTAMPS) {
     struct timespec times[2] = { st->st_atim, st->st_mtim };
     if (utimensat (dirfd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
-      return fail (error, errno, "utimensat");
+      return copy_fail (error, errno, "utimensat");
   }
   return TRUE;
 }

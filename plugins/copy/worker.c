@@ -32,6 +32,21 @@ fail_errno (GError **error, int e, const char *fmt, const char *path)
   return FALSE;
 }
 
+/* Whether `message` already names `rel` as a path ("open REL: ...", "rename into REL: ..."),
+ * not merely contains its letters (an entry named "e" is in almost every message). */
+static gboolean
+names_entry (const char *message, const char *rel)
+{
+  gsize n = strlen (rel);
+  for (const char *at = strstr (message, rel); at; at = strstr (at + 1, rel)) {
+    gboolean starts = at == message || at[-1] == ' ';
+    gboolean ends = at[n] == ':' || at[n] == ' ' || at[n] == '\0';
+    if (starts && ends)
+      return TRUE;
+  }
+  return FALSE;
+}
+
 static int
 cached_dir (CopyWorker *w, gboolean dst, const char *rel)
 {
@@ -196,7 +211,7 @@ copy_entry (CopyWorker *w, const char *rel, CopyCounts *c, GError **error)
     ok = fail_errno (error, errno, "fsync the folder of %s: %s", rel);
   if (!ok) {
     unlinkat (dst_dir, tmp, 0);
-    if (error && *error && !strstr ((*error)->message, rel)) {
+    if (error && *error && !names_entry ((*error)->message, rel)) {
       /* name the entry in every message */
       g_prefix_error (error, "%s: ", rel);
     }

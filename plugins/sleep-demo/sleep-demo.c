@@ -8,7 +8,6 @@
 #include <taskrun/taskrun.h>
 
 #include <errno.h>
-#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 

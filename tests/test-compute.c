@@ -5,7 +5,6 @@
  * and a generous memory bound for 2M tasks (a leak per task would break it). */
 #include "testutil.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>

@@ -28,7 +28,6 @@ must (int r, const char *what)
     g_error ("%s: %s", what, g_strerror (errno));
 }
 
-static void must (int r, const char *what);
 
 static void
 write_file (const char *path, gsize size, guint seed)
@@ -115,7 +114,6 @@ build_tree (const char *root)
 
   /* deep: 18 levels of 200-byte names (3.6 KB of path; rsync, the oracle, stops at
    * PATH_MAX, so deeper trees have their own test) */
-  GString *deep = g_string_new (root);
   char comp[201];
   memset (comp, 'd', 200);
   comp[200] = '\0';
@@ -131,7 +129,6 @@ build_tree (const char *root)
   must (write (df, "deep", 4) == 4 ? 0 : -1, "write deep");
   close (df);
   close (dirfd);
-  g_string_free (deep, TRUE);
 
   /* symlinks: relative, absolute, dangling, to a folder, in a subfolder */
   g_autofree char *s1 = p (root, "link-rel");
@@ -572,6 +569,7 @@ test_disk_full (void)
   must (mkdir (mnt, 0755), mnt);
   if (mount ("tmpfs", mnt, "tmpfs", 0, "size=2m") < 0) {
     g_test_skip ("cannot mount a tmpfs here");
+    tt_rmtree (top);
     return;
   }
   g_autofree char *src = g_strdup ("/dev/shm/taskrun-full-XXXXXX");
@@ -583,12 +581,14 @@ test_disk_full (void)
   g_autofree char *dst = p (mnt, "dst");
   g_autofree char *job = copy_job (top, src, dst, NULL);
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (run_copy (job, &out, &err), ==, 1);
+  int status = run_copy (job, &out, &err);
+  guint temps = count_temps (dst);
+  umount (mnt); /* before asserting: a failed test must not leave the tmpfs mounted */
   g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 1);
   g_assert_nonnull (strstr (err, "No space left on device"));
   g_assert_nonnull (strstr (err, "stopping: the destination failed"));
-  g_assert_cmpuint (count_temps (dst), ==, 0);
-  umount (mnt);
+  g_assert_cmpuint (temps, ==, 0);
   tt_rmtree (src);
   tt_rmtree (top);
 }

@@ -71,7 +71,7 @@ test_resume_after_sigint (void)
 {
   g_autofree char *dir = tt_tmpdir ();
   g_autofree char *job = tt_testkit_job (dir, "workers = 2\njoblog = log.tsv\n",
-                                         "tasks = 30\nop = sleepecho:60:%n\n");
+                                         "tasks = 30\nop = sleepecho:300:%n\n");
   g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
   const char *args[] = { "-c", job, NULL };
   GPid pid = tt_spawn_taskrun (args, dir, NULL);

@@ -268,7 +268,7 @@ logged_successes (const char *joblog)
 
 typedef enum { STOP_MPIRUN_SIGINT, STOP_RANK0_SIGINT, STOP_KILL_RANK } StopHow;
 
-/* Starts a job of 30 tasks of 0.2 s with a job log, interrupts it as `how` says once a
+/* Starts a job of 30 tasks of 0.3 s with a job log, interrupts it as `how` says once a
  * few tasks are logged, checks how it ended and that nothing is left running, then runs
  * it again with --resume: every task succeeds exactly once over the two runs. */
 static void
@@ -278,7 +278,7 @@ interrupt_then_resume (StopHow how)
   g_autofree char *dir = tt_tmpdir ();
   g_autofree char *joblog = g_build_filename (dir, "joblog", NULL);
   g_autofree char *keys = g_strdup_printf ("joblog = %s\n", joblog);
-  g_autofree char *tk = g_strdup_printf ("tasks = %u\nop = sleepecho:200:%%n\n", tasks);
+  g_autofree char *tk = g_strdup_printf ("tasks = %u\nop = sleepecho:300:%%n\n", tasks);
   g_autofree char *job = tt_testkit_job (dir, keys, tk);
   const char *args[] = { "-c", job, NULL };
 

@@ -5,7 +5,6 @@
 #include "testutil.h"
 #include "internal.h"
 
-#include <signal.h>
 #include <stdlib.h>
 
 typedef struct {

@@ -12,7 +12,8 @@
 static char *
 run_on_terminal (const char *args)
 {
-  g_autofree char *cmd = g_strdup_printf ("%s %s", TT_TASKRUN, args);
+  /* timeout: a run that hangs on a terminal must not hang the test */
+  g_autofree char *cmd = g_strdup_printf ("timeout 60 %s %s", TT_TASKRUN, args);
   const char *argv[] = { "script", "-q", "-e", "-c", cmd, "/dev/null", NULL };
   g_autofree char *out = NULL, *err = NULL;
   int status;

@@ -26,7 +26,7 @@ test_once (gconstpointer data)
 {
   int sig = GPOINTER_TO_INT (data);
   g_autofree char *dir = tt_tmpdir ();
-  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 20\nop = sleepecho:300:%n\n");
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 20\nop = sleepecho:1000:%n\n");
   const char *args[] = { "-c", job, NULL };
   GPid pid = tt_spawn_taskrun (args, dir, NULL);
   g_autofree char *out_path = g_build_filename (dir, "out.txt", NULL);
@@ -122,7 +122,7 @@ static void
 test_group_sigterm (void)
 {
   g_autofree char *dir = tt_tmpdir ();
-  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 20\nop = sleepecho:300:%n\n");
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 20\nop = sleepecho:1000:%n\n");
   g_autofree char *cmd = g_strdup_printf ("exec %s -c %s", TT_TASKRUN, job);
   /* setsid: a group of its own for taskrun, so the test is not in it */
   const char *argv[] = { "setsid", "--wait", "sh", "-c", cmd, NULL };
@@ -141,10 +141,8 @@ test_group_sigterm (void)
   GPid group = getpgid (pid);
   g_assert_cmpint (group, ==, pid);
   kill (-group, SIGTERM);
-  int status;
-  waitpid (pid, &status, 0);
   g_autofree char *err = NULL;
-  g_assert_true (g_file_get_contents (err_path, &err, NULL, NULL));
+  tt_wait_taskrun (pid, 20, dir, NULL, &err); /* bounded: kills and fails on a hang */
   g_test_message ("%s", err);
   guint64 ok, failed, not_run;
   parse_summary (err, 20, &ok, &failed, &not_run);

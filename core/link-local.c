@@ -1,18 +1,20 @@
-/* link-local.c — the worker link for forked workers on this machine.
+/* link-local.c — the worker link for workers started on this machine.
  *
- * Fork strategy: fork + exec of the taskrun binary in its hidden worker mode.  The parent
- * has threads (the pool's I/O thread, GLib's), and a child forked from a threaded process
- * may only call async-signal-safe functions until it execs: a lock another thread held
- * at fork time (malloc's, GLib's) would stay locked forever in the child.  So between
- * fork and exec the child makes raw system calls only: ignore SIGINT (the parent
- * coordinates shutdown), take a process group of its own, unblock signals (blocked
- * around fork so no parent handler runs in the child), ask for SIGKILL when the parent
- * dies, check the parent did not die already, move the socket to fd 3, close every
- * other descriptor, exec.  A fork server would avoid the exec, but exec costs about a millisecond per
- * worker, once, and keeps the worker a clean process whatever the parent loaded.
+ * Start strategy: posix_spawn of the taskrun binary in its hidden worker mode.  The
+ * parent has threads (the pool's I/O thread, GLib's), so nothing may run in a forked
+ * copy of it but raw system calls; and a plain fork would also mark every page of the
+ * parent copy-on-write, so that the parent pays a page fault for each page it writes
+ * afterwards, on the cores the workers need.  posix_spawn (glibc: clone with CLONE_VM
+ * and CLONE_VFORK) shares the parent's memory until the exec and reports a failed exec
+ * as an error.  It sets the process group, the signal mask and dispositions, stdin and
+ * the socket; the worker itself asks for SIGKILL when the parent dies, checks the parent
+ * did not die already, ignores SIGINT and closes any descriptor it inherited by
+ * mistake (worker.c).  A fork server would avoid the exec, but exec costs about a
+ * millisecond per worker, once, and keeps the worker a clean process whatever the
+ * parent loaded.
  *
- * PR_SET_PDEATHSIG fires when the *thread* that forked the child exits; the pool forks
- * from its I/O thread, which outlives every worker it starts.
+ * PR_SET_PDEATHSIG fires when the *thread* that started the child exits; the pool starts
+ * workers from its I/O thread, which outlives every one of them.
  *
  * The link itself is a Unix stream socketpair: fd 3 in the worker, non-blocking in the
  * parent.  The worker's stdin is /dev/null; stdout and stderr are shared with the parent.
@@ -20,12 +22,11 @@
 #include "link.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,64 +45,50 @@ local_spawn (guint slot, const char *program, GError **error)
                  "worker %u: socketpair: %s", slot, g_strerror (errno));
     return NULL;
   }
-  int devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-  /* Everything the child needs is prepared before fork: no allocation after it. */
   char ppid_text[32];
   g_snprintf (ppid_text, sizeof ppid_text, "%ld", (long) getpid ());
   char *argv[] = { (char *) program, (char *) TR_WORKER_ARG, ppid_text, NULL };
-  pid_t parent = getpid ();
 
-  /* No signal handler of the parent may run in the child between fork and exec. */
-  sigset_t all, old;
-  sigfillset (&all);
-  pthread_sigmask (SIG_SETMASK, &all, &old);
-  pid_t pid = fork ();
-  if (pid != 0)
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
-  if (pid < 0) {
-    int e = errno;
-    close (sv[0]);
+  /* Its own process group: a signal for taskrun's group (Ctrl-C, kill -TERM -PGID) is
+   * taskrun's to handle, and the pool can stop a worker with whatever its task started.
+   * No signal blocked, SIGTERM and SIGPIPE at their defaults whatever the parent did. */
+  posix_spawnattr_t attr;
+  posix_spawnattr_init (&attr);
+  posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                       POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup (&attr, 0);
+  sigset_t none, defaults;
+  sigemptyset (&none);
+  posix_spawnattr_setsigmask (&attr, &none);
+  sigemptyset (&defaults);
+  sigaddset (&defaults, SIGTERM);
+  sigaddset (&defaults, SIGPIPE);
+  posix_spawnattr_setsigdefault (&attr, &defaults);
+  /* The socket becomes fd 3 (dup2 clears its FD_CLOEXEC), stdin /dev/null; the worker
+   * closes any other descriptor the parent left inheritable. */
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init (&actions);
+  posix_spawn_file_actions_addopen (&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (sv[1] == WORKER_FD) {
+    /* dup2 onto itself would leave FD_CLOEXEC set: go through a spare number */
+    int spare = fcntl (sv[1], F_DUPFD_CLOEXEC, WORKER_FD + 1);
     close (sv[1]);
-    if (devnull >= 0)
-      close (devnull);
-    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e), "worker %u: fork: %s", slot,
-                 g_strerror (e));
+    sv[1] = spare;
+  }
+  posix_spawn_file_actions_adddup2 (&actions, sv[1], WORKER_FD);
+
+  pid_t pid = 0;
+  int e = sv[1] < 0 ? errno : posix_spawn (&pid, program, &actions, &attr, argv, environ);
+  posix_spawn_file_actions_destroy (&actions);
+  posix_spawnattr_destroy (&attr);
+  if (sv[1] >= 0)
+    close (sv[1]);
+  if (e != 0) {
+    close (sv[0]);
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
+                 "worker %u: cannot start %s: %s", slot, program, g_strerror (e));
     return NULL;
   }
-  if (pid == 0) {
-    /* Child: async-signal-safe calls only, until execv.  Its own process group: a signal
-     * for taskrun's group (Ctrl-C, kill -TERM -PGID) is taskrun's to handle, and the pool
-     * can stop a worker with whatever its task started. */
-    struct sigaction ign = { .sa_handler = SIG_IGN };
-    sigaction (SIGINT, &ign, NULL);
-    struct sigaction dfl = { .sa_handler = SIG_DFL };
-    sigaction (SIGTERM, &dfl, NULL);
-    sigaction (SIGPIPE, &dfl, NULL);
-    setpgid (0, 0);
-    sigset_t none;
-    sigemptyset (&none);
-    sigprocmask (SIG_SETMASK, &none, NULL);
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () != parent)
-      _exit (127);
-    if (devnull >= 0)
-      dup2 (devnull, STDIN_FILENO);
-    if (sv[1] == WORKER_FD)
-      fcntl (WORKER_FD, F_SETFD, 0);
-    else if (dup2 (sv[1], WORKER_FD) < 0)
-      _exit (127);
-    /* dup2 clears FD_CLOEXEC on the copy; close everything above it. */
-    syscall (SYS_close_range, WORKER_FD + 1, ~0U, 0);
-    execv (program, argv);
-    static const char msg[] = "taskrun: cannot start the worker program\n";
-    if (write (STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-      /* nothing more can be done */
-    }
-    _exit (127);
-  }
-  close (sv[1]);
-  if (devnull >= 0)
-    close (devnull);
   int flags = fcntl (sv[0], F_GETFL);
   fcntl (sv[0], F_SETFL, flags | O_NONBLOCK);
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 typedef struct {
@@ -162,6 +163,8 @@ tr_worker_main (int fd, pid_t parent)
     return 70;
   signal (SIGINT, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
+  /* a descriptor the parent left inheritable (a plugin's, a library's) is not ours */
+  syscall (SYS_close_range, fd + 1, ~0U, 0);
   /* the link is this process's alone: programs a task starts must not hold it open */
   fcntl (fd, F_SETFD, FD_CLOEXEC);
 

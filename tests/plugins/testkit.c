@@ -23,6 +23,7 @@
  */
 #include <taskrun/taskrun.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,10 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
       return FALSE;
     }
     tr_output_append (out, "second", 6);
+  } else if (g_str_has_prefix (cmd, "fd-open:")) {
+    /* whether this worker has descriptor N open */
+    const char *state = fcntl (atoi (cmd + 8), F_GETFD) >= 0 ? "open" : "closed";
+    tr_output_append (out, state, strlen (state));
   } else if (g_str_equal (cmd, "garbage")) {
     static const guint8 junk[] = { 0xff, 0xff, 0xff, 0x7f, 0x04, 'j', 'u', 'n', 'k' };
     if (write (3, junk, sizeof junk) < 0)
@@ -208,7 +213,7 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
 TR_PLUGIN_DEFINE (
   .name = "testkit",
   .version = "1.0",
-  .description = "commands for the tests: echo, sleep, pid, fail, crash, hang, garbage",
+  .description = "commands for the tests: echo, sleep, pid, fd-open, fail, crash, hang, garbage",
   .license = "MIT",
   .options = testkit_options,
   .flags = TR_PLUGIN_FLAG_DETERMINISTIC,

@@ -16,7 +16,9 @@
  * queue at once.  Each worker holds a bounded number of tasks in flight (the depth), sent
  * in frames of `batch` tasks.  With batch = 0 (auto) the frame size and depth follow the
  * measured mean run time: one task at a time for long tasks (so no task waits behind a
- * slow one while a worker idles), up to 4096 per frame for tasks of microseconds.
+ * slow one while a worker idles), up to 4096 per frame for tasks of microseconds.  When
+ * the caller says no more tasks are coming (the generator ended, map submitted all,
+ * close), the last tasks are shared out by each worker's measured speed (tail_share).
  * tr_pool_stream never has more than a fixed window of tasks outstanding, so memory does
  * not grow with the length of the stream.
  *
@@ -48,6 +50,7 @@
  * 1 ms kept two workers at 1.6x one on primes below 3e7 (tasks of 0.1 ms); 2 ms, 1.7-1.8x.
  * Longer frames would leave more work unbalanced at the end of a job. */
 #define AUTO_TARGET_NS 2000000.0
+#define TAIL_HOLD 2.0 /* see tail_share */
 #define SHUTDOWN_GRACE_US (5 * G_USEC_PER_SEC)
 #define READ_CHUNK 262144
 
@@ -167,6 +170,7 @@ typedef struct {
   TrAsync *timed_out;  /* the task that was late when SIGTERM went out */
   gboolean kill_sent;  /* task_timeout: SIGKILL sent after the grace */
   guint64 sent;    /* tasks sent to this process */
+  double ewma_ns;  /* this process's mean task time (0: none yet): its speed, for the tail */
   GByteArray *out;
   gsize out_off;
   GByteArray *in;
@@ -199,6 +203,7 @@ struct TrPool {
   gint cancel_req;      /* atomic: stop feeding, cancel what no worker holds */
   gint shutdown_req;    /* atomic */
   gint stop_feeding;    /* atomic */
+  gint input_ended;     /* atomic: the main thread will submit nothing more for now */
 
   GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
 
@@ -375,6 +380,7 @@ worker_spawn (TrPool *pool, Worker *w)
   g_byte_array_set_size (w->in, 0);
   w->out_off = 0;
   w->sent = 0;
+  w->ewma_ns = 0;
   w->quit_sent = FALSE;
   w->term_sent = 0;
   w->timed_out = NULL;
@@ -532,6 +538,8 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     a->seconds = res.run_ns / 1e9;
     a->start_time = res.start_us / 1e6;
     update_ewma (pool, (double) res.run_ns);
+    w->ewma_ns = w->ewma_ns > 0 ? 0.9 * w->ewma_ns + 0.1 * (double) res.run_ns
+                                : MAX ((double) res.run_ns, 1.0);
     if (res.failed) {
       g_autofree char *msg = g_utf8_make_valid ((const char *) res.message, res.message_len);
       a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
@@ -685,15 +693,63 @@ worker_depth (TrPool *pool, guint fs)
   return MIN (frames * fs, MAX (2 * fs, MAX_DEPTH));
 }
 
-static void
-dispatch (TrPool *pool)
+/* How fast a worker runs tasks, relative to the others: the inverse of its mean task
+ * time, or of the pool's while it has finished none. */
+static double
+worker_rate (TrPool *pool, const Worker *w)
 {
+  double ns = w->ewma_ns > 0 ? w->ewma_ns : pool->have_ewma ? pool->ewma_ns : 1.0;
+  return 1.0 / MAX (ns, 1.0);
+}
+
+/* Once nothing more is coming, a worker may hold only half its share of what is left
+ * (queued here and held by the workers), its share in proportion to its speed, so that
+ * the workers finish together: the last frames must not all go to the first worker that
+ * asks while the others run dry, nor as many to a worker on a slow or busy core as to
+ * one on an idle core.  Half, so that the pool keeps back work for whichever worker runs
+ * out first (guided self-scheduling, by "factoring"): a core that stalls for a few
+ * milliseconds (a busy host under a virtual machine) then delays only what it holds. */
+typedef struct {
+  double left;  /* tasks not finished */
+  double rates; /* sum of the workers' rates */
+} Tail;
+
+static Tail
+tail_measure (TrPool *pool)
+{
+  Tail t = { .left = pool->ready.length };
+  for (guint i = 0; i < pool->n_workers; i++) {
+    const Worker *w = &pool->workers[i];
+    if (w->state == W_READY) {
+      t.left += w->inflight.length;
+      t.rates += worker_rate (pool, w);
+    }
+  }
+  return t;
+}
+
+static guint
+tail_share (TrPool *pool, const Tail *t, const Worker *w)
+{
+  double share = CLAMP (t->left * worker_rate (pool, w) / t->rates / TAIL_HOLD, 1.0,
+                        (double) G_MAXUINT - 1);
+  guint whole = (guint) share;
+  return whole < share ? whole + 1 : whole; /* rounded up */
+}
+
+static void
+dispatch (TrPool *pool, gboolean input_ended)
+{
+  if (!pool->ready.head)
+    return;
   guint fs = frame_size (pool);
-  guint depth = worker_depth (pool, fs);
+  guint full_depth = worker_depth (pool, fs);
+  Tail tail = input_ended ? tail_measure (pool) : (Tail) { 0 };
   for (guint k = 0; k < pool->n_workers && pool->ready.head; k++) {
     Worker *w = &pool->workers[(pool->rr + k) % pool->n_workers];
     if (w->state != W_READY)
       continue;
+    guint depth = input_ended ? MIN (full_depth, tail_share (pool, &tail, w)) : full_depth;
     while (pool->ready.head && w->inflight.length < depth) {
       if (pool->max_tasks && w->sent >= pool->max_tasks) {
         w->state = W_RETIRING;
@@ -885,6 +941,8 @@ io_main (gpointer data)
   for (;;) {
     if (g_atomic_int_get (&pool->terminate_req) && !pool->io_terminated)
       io_terminate (pool);
+    /* read before taking: when it says ended, everything submitted is taken below */
+    gboolean input_ended = g_atomic_int_get (&pool->input_ended);
     take_submitted (pool);
     if (g_atomic_int_get (&pool->cancel_req) && !pool->io_cancelled)
       io_cancel_pending (pool);
@@ -895,7 +953,7 @@ io_main (gpointer data)
       while ((a = tq_pop_head (&pool->ready)))
         io_fail (pool, a, TR_TASK_ERROR_NO_WORKER, msg);
     }
-    dispatch (pool);
+    dispatch (pool, input_ended);
 
     gboolean shutting_down = g_atomic_int_get (&pool->shutdown_req);
     if (shutting_down && !shutdown_deadline)
@@ -1001,6 +1059,18 @@ submit_queue (TrPool *pool, TaskQueue *q)
   g_mutex_unlock (&pool->lock);
   if (was_empty)
     wake_io (pool);
+}
+
+/* Tells the I/O thread whether more submissions are on their way.  With none coming it
+ * shares out the tail of the work evenly; this is a scheduling hint, not a promise. */
+static void
+set_input_ended (TrPool *pool, gboolean ended)
+{
+  if (g_atomic_int_get (&pool->input_ended) != ended) {
+    g_atomic_int_set (&pool->input_ended, ended);
+    if (ended)
+      wake_io (pool);
+  }
 }
 
 static gboolean
@@ -1181,6 +1251,7 @@ submit_one (TrPool *pool, guint64 seq, const char *description, GBytes *payload,
     g_async_queue_push (pool->results, one);
     return a;
   }
+  set_input_ended (pool, FALSE);
   TaskQueue q = { 0 };
   tq_push_tail (&q, a);
   submit_queue (pool, &q);
@@ -1255,6 +1326,7 @@ tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
                              NULL);
     g_ptr_array_add (asyncs, async_ref (a));
   }
+  set_input_ended (pool, TRUE);
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   const GError *first = NULL;
   for (guint i = 0; i < asyncs->len; i++) {
@@ -1383,6 +1455,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   guint64 window = (guint64) pool->n_workers * MAX (2 * (pool->batch ? pool->batch : AUTO_BATCH_MAX), MAX_DEPTH) + 64;
   gint64 t0 = g_get_monotonic_time ();
   gboolean gen_done = pool->closed, stopping = FALSE;
+  set_input_ended (pool, gen_done);
   GError *gen_error = NULL;
   TrTask task;
   tr_task_init (&task);
@@ -1418,10 +1491,12 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
         batch_since = g_get_monotonic_time ();
       tq_push_tail (&batch, a);
       s.in_window++;
-      /* Hand tasks over in groups, but never sit on them: a slow generator (a directory
+      /* Hand tasks over in groups, but never sit on them: while the pool holds fewer
+       * tasks than it has workers, each task goes at once (the first ones of a job
+       * start while the generator makes the rest), and a slow generator (a directory
        * walk) must not keep idle workers waiting.  The clock is read when the group
        * reaches 2, 4, 8 ... tasks: on some machines a read costs as much as a tiny task. */
-      if (batch.length >= 256 ||
+      if (batch.length >= 256 || pool->outstanding < pool->n_workers ||
           ((batch.length & (batch.length - 1)) == 0 && g_get_monotonic_time () - batch_since > 1000))
         submit_queue (pool, &batch);
       if (++pulled % 1024 == 0) {
@@ -1431,6 +1506,8 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       }
     }
     submit_queue (pool, &batch);
+    if (gen_done || stopping)
+      set_input_ended (pool, TRUE);
     if (g_atomic_int_get (&pool->stop_feeding))
       stopping = TRUE;
     if (s.in_window == 0 && (gen_done || stopping))
@@ -1463,6 +1540,7 @@ void
 tr_pool_close (TrPool *pool)
 {
   pool->closed = TRUE;
+  set_input_ended (pool, TRUE);
 }
 
 static void

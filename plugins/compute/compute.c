@@ -258,6 +258,23 @@ sieve_base (Sieve *sv, guint64 limit)
   sv->base_limit = limit;
 }
 
+#define SEGMENT_MAX (1u << 18) /* odd numbers per segment: 256 KiB of flags */
+
+/* Makes the segment buffer hold the odd numbers of a range of `span` numbers (up to
+ * SEGMENT_MAX of them) and returns how many it holds. */
+static gsize
+sieve_segment (Sieve *sv, guint64 span)
+{
+  gsize want = (gsize) MIN (span / 2 + 1, (guint64) SEGMENT_MAX);
+  if (sv->segment_size < want) {
+    g_free (sv->segment);
+    sv->segment = g_malloc (want);
+    memset (sv->segment, 0, want); /* fault its pages in now, not in the first task */
+    sv->segment_size = want;
+  }
+  return sv->segment_size;
+}
+
 /* Primes in [lo, hi) with a segmented sieve over odd numbers. */
 static guint64
 count_primes (Sieve *sv, guint64 lo, guint64 hi)
@@ -271,12 +288,7 @@ count_primes (Sieve *sv, guint64 lo, guint64 hi)
   }
   guint64 count = (lo <= 2 && hi > 2) ? 1 : 0;
   sieve_base (sv, root);
-  const gsize seg = 1 << 18; /* odd numbers per segment */
-  if (sv->segment_size < seg) {
-    g_free (sv->segment);
-    sv->segment = g_malloc (seg);
-    sv->segment_size = seg;
-  }
+  gsize seg = sieve_segment (sv, hi - lo);
   guint64 first = MAX (lo, 3) | 1; /* first odd number >= max(lo, 3) */
   for (guint64 base = first; base < hi; base += 2 * seg) {
     guint64 top = MIN (hi, base + 2 * seg);
@@ -298,12 +310,23 @@ count_primes (Sieve *sv, guint64 lo, guint64 hi)
   return count;
 }
 
+/* A worker readies its sieve before its first task: the base primes up to the root of
+ * `end` and a segment buffer for one task, so that no task pays for them (nor the base
+ * primes get made again each time a task's root outgrows them). */
 static gboolean
 compute_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
 {
-  (void) config;
   (void) error;
-  *wstate = g_new0 (Sieve, 1);
+  Sieve *sv = g_new0 (Sieve, 1);
+  if (g_str_equal (tr_config_get_string (config, "op"), "primes")) {
+    guint64 root = (guint64) sqrtl ((long double) tr_config_get_int (config, "end")) + 1;
+    guint64 chunk = (guint64) tr_config_get_int (config, "chunk");
+    if (root <= SIEVE_ROOT_MAX && chunk > 64) {
+      sieve_base (sv, root);
+      sieve_segment (sv, chunk);
+    }
+  }
+  *wstate = sv;
   return TRUE;
 }
 

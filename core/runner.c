@@ -548,9 +548,9 @@ tr_run (TrRunOptions *opts)
                                              : g_strdup ("");
     g_printerr ("taskrun: %" G_GUINT64_FORMAT " tasks: %" G_GUINT64_FORMAT " succeeded, %"
                 G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u workers (%u "
-                "processes ran tasks); %.3f s, %.1f tasks/s\n",
+                "processes ran tasks); %.*f s, %.1f tasks/s\n",
                 stats.total, stats.succeeded, stats.failed, stats.not_run, skipped, stats.workers,
-                stats.distinct_pids, stats.seconds, rate);
+                stats.distinct_pids, stats.seconds < 10 ? 4 : 1, stats.seconds, rate);
     if (summary->len) {
       g_auto (GStrv) lines = g_strsplit (summary->str, "\n", -1);
       for (int i = 0; lines[i]; i++)

@@ -58,18 +58,26 @@ bytes_str (GBytes *b)
   return g_strndup (d, len);
 }
 
+/* Runs one testkit command that must succeed; returns its output as text. */
+static char *
+apply_ok (TrPool *pool, const char *command)
+{
+  g_autoptr (GBytes) in = cmd (command);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) out = tr_pool_apply (pool, command, in, &error);
+  g_assert_no_error (error);
+  return bytes_str (out);
+}
+
 static void
 test_apply (Fixture *f, gconstpointer data)
 {
   (void) data;
   g_autoptr (TrPool) pool = new_pool (f, 2, 0);
-  g_autoptr (GBytes) in = cmd ("echo:hello");
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) out = tr_pool_apply (pool, "greeting", in, &error);
-  g_assert_no_error (error);
-  g_autofree char *s = bytes_str (out);
+  g_autofree char *s = apply_ok (pool, "echo:hello");
   g_assert_cmpstr (s, ==, "hello");
 
+  g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) bad = cmd ("fail:no luck");
   g_autoptr (GBytes) none = tr_pool_apply (pool, "bad", bad, &error);
   g_assert_null (none);
@@ -521,17 +529,10 @@ test_no_inherited_fds (Fixture *f, gconstpointer data)
   g_assert_cmpint (leaked, >=, 10);
   g_autoptr (TrPool) pool = new_pool (f, 1, 0);
   g_autofree char *ask = g_strdup_printf ("fd-open:%d", leaked);
-  g_autoptr (GBytes) in = cmd (ask);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) out = tr_pool_apply (pool, "fd", in, &error);
-  g_assert_no_error (error);
-  g_autofree char *text = bytes_str (out);
+  g_autofree char *text = apply_ok (pool, ask);
   g_assert_cmpstr (text, ==, "closed");
   /* and the check itself can tell: descriptor 1 is open in the worker */
-  g_autoptr (GBytes) in1 = cmd ("fd-open:1");
-  g_autoptr (GBytes) out1 = tr_pool_apply (pool, "fd 1", in1, &error);
-  g_assert_no_error (error);
-  g_autofree char *text1 = bytes_str (out1);
+  g_autofree char *text1 = apply_ok (pool, "fd-open:1");
   g_assert_cmpstr (text1, ==, "open");
   close (leaked);
 }

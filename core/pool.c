@@ -385,7 +385,6 @@ worker_spawn (TrPool *pool, Worker *w)
   w->term_sent = 0;
   w->timed_out = NULL;
   w->kill_sent = FALSE;
-  g_queue_clear (&w->frames);
   w->link = pool->link_class->spawn (w->slot, pool->program, &error);
   if (!w->link) {
     w->state = W_DEAD;
@@ -802,12 +801,9 @@ io_terminate (TrPool *pool)
     if (w->link) {
       w->term_sent = 0;
       worker_end (pool, w, "was stopped: the pool was terminated", TR_TASK_ERROR_TERMINATED);
-      /* what the worker held but had not started is not run */
-      TrAsync *a;
-      while ((a = tq_pop_head (&pool->ready)))
-        io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
     }
   }
+  /* what the workers held but had not started went back to the queue: it is not run */
   TrAsync *a;
   while ((a = tq_pop_head (&pool->ready)))
     io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "cancelled: the pool was terminated");
@@ -1077,7 +1073,8 @@ static gboolean
 retryable (TrPool *pool, TrAsync *a)
 {
   if (!a->error || a->attempt > pool->retries || pool->closed ||
-      g_atomic_int_get (&pool->cancel_req) || g_atomic_int_get (&pool->terminate_req))
+      g_atomic_int_get (&pool->cancel_req) || g_atomic_int_get (&pool->terminate_req) ||
+      a->payload_len > MAX_PAYLOAD) /* it can never be sent */
     return FALSE;
   return !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED) &&
          !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED) &&
@@ -1237,8 +1234,7 @@ static TrAsync *
 submit_one (TrPool *pool, guint64 seq, const char *description, GBytes *payload, guint64 units,
             TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
 {
-  g_autoptr (GBytes) empty = payload ? NULL : g_bytes_new (NULL, 0);
-  TrAsync *a = async_new (pool, seq, description, payload ? payload : empty, NULL, 0, units);
+  TrAsync *a = async_new (pool, seq, description, payload, NULL, 0, units);
   a->callback = callback;
   a->error_callback = error_callback;
   a->user_data = user_data;
@@ -1351,7 +1347,6 @@ typedef struct {
   TrResultFunc on_result;
   gpointer user_data;
   gboolean ordered;
-  guint64 made;        /* tasks handed to the pool */
   guint64 next_order;  /* ordered: the next task to hand to on_result */
   GHashTable *held;    /* ordered: order -> TrAsync* that finished early */
   guint64 in_window;   /* made and not yet handed to on_result */
@@ -1478,14 +1473,14 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
                                            "the task generator failed (no reason given)");
         break;
       }
-      guint64 seq = task.seq ? task.seq : stats->total + stats->skipped + 1;
       stats->total++;
+      guint64 seq = task.seq ? task.seq : stats->total;
       TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload->data,
                               task.payload->len, task.units);
       a->callback = a->error_callback = stream_on_result;
       a->report_attempts = TRUE;
       a->recyclable = TRUE;
-      a->order = ++s.made;
+      a->order = stats->total;
       a->user_data = &s;
       if (!batch.head)
         batch_since = g_get_monotonic_time ();

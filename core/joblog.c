@@ -5,8 +5,9 @@
  * ":", Starttime in Unix seconds with milliseconds, JobRuntime, Send and Receive bytes,
  * Exitval, Signal, Command), writing each row and flushing it as the attempt ends (so a
  * crash loses at most the row being written), and finding the tasks that already
- * succeeded (Exitval 0 and Signal 0).  A last line cut short by a crash is ignored with a
- * warning; any other malformed line is an error naming the file and line.
+ * succeeded (Exitval 0 and Signal 0).  A row cut short by a crash (the last line, or the
+ * start of a row on a line of its own, which appending leaves) is ignored with a warning;
+ * any other malformed line is an error naming the file and line.
  * Does not own: deciding what to skip (runner.c) or when attempts end (pool.c).
  */
 #include "joblog.h"
@@ -14,33 +15,31 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define JOBLOG_HEADER "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
 
 struct TrJoblog {
   FILE *file;
-  char *path;
 };
 
 TrJoblog *
 tr_joblog_open (const char *path, gboolean append, GError **error)
 {
-  gboolean need_header = TRUE;
-  gboolean need_newline = FALSE;
-  if (append) {
-    g_autofree char *old = NULL;
-    gsize len = 0;
-    if (g_file_get_contents (path, &old, &len, NULL) && len > 0) {
-      need_header = FALSE;
-      need_newline = old[len - 1] != '\n';
-    }
-  }
-  FILE *f = fopen (path, append ? "a" : "w");
+  FILE *f = fopen (path, append ? "a+" : "w");
   if (!f) {
     int e = errno;
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
                  "cannot open the job log %s: %s", path, g_strerror (e));
     return NULL;
+  }
+  gboolean need_header = TRUE;
+  gboolean need_newline = FALSE;
+  /* appending: only the last byte of the old log matters (writes go to the end anyway) */
+  if (append && fseek (f, -1, SEEK_END) == 0) {
+    need_header = FALSE;
+    need_newline = fgetc (f) != '\n';
+    fseek (f, 0, SEEK_END); /* C wants a seek between reading and writing */
   }
   if (need_newline)
     fputc ('\n', f); /* a row cut short by a crash stays on a line of its own */
@@ -55,13 +54,17 @@ tr_joblog_open (const char *path, gboolean append, GError **error)
   }
   TrJoblog *log = g_new0 (TrJoblog, 1);
   log->file = f;
-  log->path = g_strdup (path);
   return log;
 }
 
 gboolean
 tr_joblog_write (TrJoblog *log, const TrResult *r, const char *command)
 {
+  /* a tab or line break in a description would split the row: --resume could not read it */
+  g_autofree char *flat = strpbrk (command, "\t\r\n") ? g_strdelimit (g_strdup (command), "\t\r\n", ' ')
+                                                       : NULL;
+  if (flat)
+    command = flat;
   int n = fprintf (log->file,
                    "%" G_GUINT64_FORMAT "\t:\t%.3f\t%10.3f\t%" G_GSIZE_FORMAT "\t%" G_GSIZE_FORMAT
                    "\t%d\t%d\t%s\n",
@@ -76,7 +79,6 @@ tr_joblog_close (TrJoblog *log)
   if (!log)
     return;
   fclose (log->file);
-  g_free (log->path);
   g_free (log);
 }
 
@@ -121,7 +123,9 @@ tr_joblog_read_succeeded (const char *path, GError **error)
     gboolean ok = g_strv_length (f) == 9 && parse_u64 (f[0], &seq) && parse_int (f[6], &exitval) &&
                   parse_int (f[7], &sig);
     if (!ok) {
-      if (last) {
+      /* Cut short by a crash: the last line, or a start of a row (its Seq, then fewer
+       * fields) that a later run, appending, left on a line of its own. */
+      if (last || (g_strv_length (f) < 9 && parse_u64 (f[0], &seq))) {
         g_printerr ("taskrun: %s:%u: ignoring a row cut short (the run that wrote it was "
                     "interrupted)\n", path, i + 1);
         continue;

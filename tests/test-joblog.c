@@ -2,6 +2,7 @@
  * an interrupted run runs exactly the rest and appends; --resume refuses what it cannot
  * do (no job log, a plugin without a deterministic order, a malformed log). */
 #include "testutil.h"
+#include "joblog.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -191,6 +192,41 @@ test_resume_ordered (void)
   tt_rmtree (dir);
 }
 
+/* A description with a tab or a line break stays on its row, so --resume can read the log;
+ * reopening to append keeps the one header and ends a row cut short by a crash. */
+static void
+test_row_stays_one_line (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "log.tsv", NULL);
+  g_autoptr (GError) error = NULL;
+  TrJoblog *log = tr_joblog_open (path, FALSE, &error);
+  g_assert_no_error (error);
+  TrResult ok = { .seq = 1 }, ok2 = { .seq = 2 };
+  g_assert_true (tr_joblog_write (log, &ok, "copy a\nb\tc\r"));
+  tr_joblog_close (log);
+  /* a crash cut the next row short */
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  g_autofree char *cut = g_strconcat (text, "7\t:\t17", NULL);
+  g_assert_true (g_file_set_contents (path, cut, -1, NULL));
+  log = tr_joblog_open (path, TRUE, &error);
+  g_assert_no_error (error);
+  g_assert_true (tr_joblog_write (log, &ok2, "second"));
+  tr_joblog_close (log);
+  g_autofree char *after = NULL;
+  g_assert_true (g_file_get_contents (path, &after, NULL, NULL));
+  g_assert_cmpuint (tt_count_lines (after, "Seq\t"), ==, 1);
+  g_assert_nonnull (strstr (after, "\tcopy a b c \n"));
+  g_assert_nonnull (strstr (after, "\t17\n2\t:\t"));
+  g_autoptr (GHashTable) done = tr_joblog_read_succeeded (path, &error);
+  g_assert_no_error (error);
+  guint64 one = 1, two = 2;
+  g_assert_true (g_hash_table_contains (done, &one));
+  g_assert_true (g_hash_table_contains (done, &two));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -200,5 +236,6 @@ main (int argc, char **argv)
   g_test_add_func ("/joblog/resume-refusals", test_resume_refusals);
   g_test_add_func ("/joblog/resume-truncated-row", test_resume_truncated_row);
   g_test_add_func ("/joblog/resume-ordered", test_resume_ordered);
+  g_test_add_func ("/joblog/row-stays-one-line", test_row_stays_one_line);
   return g_test_run ();
 }

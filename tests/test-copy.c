@@ -516,6 +516,32 @@ test_if_exists (void)
   tt_rmtree (top);
 }
 
+/* if_exists = update compares a symlink's target, not only its length and time: a link
+ * to "yy" with the source link's mtime is still replaced by the link to "xx". */
+static void
+test_update_symlink_target (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = p (top, "src");
+  g_autofree char *dst = p (top, "dst");
+  must (mkdir (src, 0755), src);
+  must (mkdir (dst, 0755), dst);
+  g_autofree char *sl = p (src, "l");
+  g_autofree char *dl = p (dst, "l");
+  must (symlink ("xx", sl), sl);
+  must (symlink ("yy", dl), dl);
+  struct stat st;
+  must (lstat (sl, &st), sl);
+  struct timespec times[2] = { st.st_atim, st.st_mtim };
+  must (utimensat (AT_FDCWD, dl, times, AT_SYMLINK_NOFOLLOW), dl);
+  g_autofree char *job = copy_job (top, src, dst, "if_exists = update\n");
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_copy (job, &out, &err), ==, 0);
+  g_autofree char *target = g_file_read_link (dl, NULL);
+  g_assert_cmpstr (target, ==, "xx");
+  tt_rmtree (top);
+}
+
 /* As an unprivileged user, an unreadable file fails alone, named with its errno text. */
 static void
 test_unreadable_file (void)
@@ -767,6 +793,7 @@ main (int argc, char **argv)
   g_test_add_func ("/copy/refuses-itself", test_refuses_itself);
   g_test_add_func ("/copy/never-deletes-never-follows", test_never_deletes_never_follows);
   g_test_add_func ("/copy/if-exists", test_if_exists);
+  g_test_add_func ("/copy/update-symlink-target", test_update_symlink_target);
   g_test_add_func ("/copy/unreadable-file", test_unreadable_file);
   g_test_add_func ("/copy/disk-full", test_disk_full);
   g_test_add_func ("/copy/socket-skipped", test_socket_skipped);

@@ -196,6 +196,13 @@ split_rel (const char *rel, char **dir, const char **name)
 }
 
 gboolean
+copy_same_file (const struct stat *s, const struct stat *d)
+{
+  return s->st_size == d->st_size && s->st_mtim.tv_sec == d->st_mtim.tv_sec &&
+         s->st_mtim.tv_nsec == d->st_mtim.tv_nsec;
+}
+
+gboolean
 copy_fail (GError **error, int e, const char *what)
 {
   g_set_error (error, TR_TASK_ERROR, e, "%s: %s", what, g_strerror (e));

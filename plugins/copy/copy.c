@@ -257,6 +257,7 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
     g_free (c);
     return FALSE;
   }
+  g_autofree char *src_real = NULL, *dst_real = NULL;
   struct stat st;
   const char *problem = NULL;
   if (stat (c->o.source, &st) < 0)
@@ -266,25 +267,19 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
   if (!problem && stat (c->o.destination, &st) == 0 && !S_ISDIR (st.st_mode)) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "'destination' %s: not a folder",
                  c->o.destination);
-    copy_options_clear (&c->o);
-    g_free (c);
-    return FALSE;
+    goto fail;
   }
   if (problem) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "'source' %s: %s", c->o.source, problem);
-    copy_options_clear (&c->o);
-    g_free (c);
-    return FALSE;
+    goto fail;
   }
-  g_autofree char *src_real = realpath (c->o.source, NULL);
-  g_autofree char *dst_real = resolve_destination (c->o.destination);
+  src_real = realpath (c->o.source, NULL);
+  dst_real = resolve_destination (c->o.destination);
   if (src_real && inside (dst_real, src_real)) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
                  "'destination' %s is %s 'source' %s: the copy would copy itself", c->o.destination,
                  strcmp (dst_real, src_real) == 0 ? "the same folder as" : "inside", c->o.source);
-    copy_options_clear (&c->o);
-    g_free (c);
-    return FALSE;
+    goto fail;
   }
   c->stack = g_ptr_array_new_with_free_func (frame_free);
   c->dirs = g_ptr_array_new_with_free_func (dir_free);
@@ -295,6 +290,11 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
   c->started = g_get_monotonic_time ();
   *state = c;
   return TRUE;
+
+fail:
+  copy_options_clear (&c->o);
+  g_free (c);
+  return FALSE;
 }
 
 /* Opens the roots and enters the source root: the first call of the walk. */
@@ -414,8 +414,7 @@ begin_big_file (Copy *c, int dst_dir, const char *rel, const char *name, const s
   gboolean exists = fstatat (dst_dir, name, &d, AT_SYMLINK_NOFOLLOW) == 0;
   gboolean skip = exists && (c->o.if_exists == IF_EXISTS_SKIP ||
                              (c->o.if_exists == IF_EXISTS_UPDATE && S_ISREG (d.st_mode) &&
-                              d.st_size == st->st_size && d.st_mtim.tv_sec == st->st_mtim.tv_sec &&
-                              d.st_mtim.tv_nsec == st->st_mtim.tv_nsec));
+                              copy_same_file (st, &d)));
   if (exists && !skip && (c->o.if_exists == IF_EXISTS_ERROR || S_ISDIR (d.st_mode))) {
     *err = S_ISDIR (d.st_mode) ? EISDIR : EEXIST;
     big_free (b);
@@ -605,22 +604,26 @@ finish_big_file (Copy *c, BigFile *b)
   int src_dir = open_dir_rel (c->src_root, dir, FALSE);
   int in = src_dir < 0 ? -1 : openat (src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   int out = openat (dst_dir, b->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-  gboolean ok = out >= 0 && meta_apply_fd (out, &b->st, in, &c->o, &error);
+  gboolean ok = out >= 0 ? meta_apply_fd (out, &b->st, in, &c->o, &error)
+                         : copy_fail (&error, errno, "open the partial copy");
   if (ok && c->o.fsync && fsync (out) < 0)
-    ok = FALSE;
+    ok = copy_fail (&error, errno, "fsync");
   if (out >= 0)
     close (out);
   if (in >= 0)
     close (in);
   if (src_dir >= 0)
     close (src_dir);
-  if (ok && renameat (dst_dir, b->tmp, dst_dir, name) == 0) {
+  if (ok && renameat (dst_dir, b->tmp, dst_dir, name) < 0)
+    ok = copy_fail (&error, errno, "rename into place");
+  if (ok && c->o.fsync && fsync (dst_dir) < 0) /* the new name, as for a small file */
+    ok = copy_fail (&error, errno, "fsync the folder");
+  if (ok) {
     c->counts.files++;
   } else {
-    int e = errno;
     unlinkat (dst_dir, b->tmp, 0);
     c->counts.failed++;
-    tr_job_message (c->job, "%s: %s", b->rel, error ? error->message : g_strerror (e));
+    tr_job_message (c->job, "%s: %s", b->rel, error->message);
   }
   close (dst_dir);
 }
@@ -783,12 +786,8 @@ copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **er
     /* Chunks that never reported were skipped by --resume (a chunk that was cancelled or
      * failed did report, and marked the file failed): copy the whole file here, since
      * this run cannot know what an earlier run wrote into a temporary it removed. */
-    if (!b->failed && *b->tmp && stats->skipped > 0 && !complete_big_file (c, b))
-      b->failed = TRUE;
-    else if (!*b->tmp)
-      ; /* up to date */
-    else if (stats->skipped == 0)
-      b->failed = TRUE;
+    if (*b->tmp && !b->failed)
+      b->failed = stats->skipped == 0 || !complete_big_file (c, b);
     finish_big_file (c, b);
   }
   g_hash_table_remove_all (c->big);
@@ -819,7 +818,6 @@ copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **er
                           G_GUINT64_FORMAT " failed\n",
                           c->counts.uptodate, c->counts.skipped + c->sockets,
                           c->counts.failed + c->hardlinks_failed + c->dirs_failed);
-  (void) stats;
   if (c->hardlinks_failed || c->dirs_failed || c->counts.failed) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
                  "%" G_GUINT64_FORMAT " entries could not be copied (see above)",

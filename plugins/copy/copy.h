@@ -37,7 +37,7 @@ void copy_options_clear (CopyOptions *o);
 /* Task payloads: a u8 kind, then the fields below (integers little-endian as written by
  * payload_put_*). */
 typedef enum {
-  TASK_ENTRIES = 1, /* u32 n, n x str relpath: small files, symlinks, FIFOs, devices */
+  TASK_ENTRIES = 1, /* u64 n, n x str relpath: small files, symlinks, FIFOs, devices */
   TASK_CHUNK = 2,   /* u64 file id, u64 offset, u64 length, u64 file size,
                      * str relpath, str temporary name ("" = up to date: nothing to do) */
   TASK_FAIL = 3,    /* u64 errno, str message: what the walk could not do, as a task */
@@ -102,5 +102,7 @@ void copy_worker_fini (gpointer wstate);
 gboolean copy_errno_is_fatal (int e);
 /* Sets *error to "WHAT: strerror(e)" (code e) and returns FALSE. */
 gboolean copy_fail (GError **error, int e, const char *what);
+/* if_exists = update: the same size and modification time (as rsync's quick check). */
+gboolean copy_same_file (const struct stat *s, const struct stat *d);
 
 #endif

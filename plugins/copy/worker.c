@@ -79,18 +79,19 @@ open_roots (CopyWorker *w, GError **error)
 }
 
 static gboolean
-same_entry (int dst_dir, const char *name, const struct stat *s, const struct stat *d)
+same_entry (int src_dir, int dst_dir, const char *name, const struct stat *s,
+            const struct stat *d)
 {
   if ((s->st_mode & S_IFMT) != (d->st_mode & S_IFMT))
     return FALSE;
   if (S_ISREG (s->st_mode))
-    return s->st_size == d->st_size && s->st_mtim.tv_sec == d->st_mtim.tv_sec &&
-           s->st_mtim.tv_nsec == d->st_mtim.tv_nsec;
+    return copy_same_file (s, d);
   if (S_ISLNK (s->st_mode)) {
-    char a[PATH_MAX + 1];
-    ssize_t n = readlinkat (dst_dir, name, a, PATH_MAX);
-    return n == s->st_size && s->st_mtim.tv_sec == d->st_mtim.tv_sec &&
-           s->st_mtim.tv_nsec == d->st_mtim.tv_nsec;
+    /* the same target, not only a target of the same length */
+    char a[PATH_MAX + 1], b[PATH_MAX + 1];
+    ssize_t n = readlinkat (src_dir, name, a, PATH_MAX);
+    ssize_t m = readlinkat (dst_dir, name, b, PATH_MAX);
+    return n >= 0 && n == m && memcmp (a, b, (size_t) n) == 0 && copy_same_file (s, d);
   }
   if (S_ISCHR (s->st_mode) || S_ISBLK (s->st_mode))
     return s->st_rdev == d->st_rdev;
@@ -153,7 +154,7 @@ copy_entry (CopyWorker *w, const char *rel, CopyCounts *c, GError **error)
     case IF_EXISTS_ERROR:
       return fail_errno (error, EEXIST, "%s: %s (if_exists = error)", rel);
     case IF_EXISTS_UPDATE:
-      if (same_entry (dst_dir, name, &st, &dst)) {
+      if (same_entry (src_dir, dst_dir, name, &st, &dst)) {
         c->uptodate++;
         return TRUE;
       }
@@ -266,7 +267,9 @@ copy_chunk (CopyWorker *w, PayloadReader *r, CopyCounts *c, GError **error)
   gboolean ok = copy_range (in, out, offset, length, NULL, sparse, &bytes, error);
   ok = ok && (!w->o.verify || verify_range (in, out, offset, length, error));
   close (in);
-  close (out);
+  /* on a network filesystem a full disk may first show at close */
+  if (close (out) < 0 && ok)
+    ok = copy_fail (error, errno, "close");
   c->bytes += bytes;
   if (!ok)
     g_prefix_error (error, "%s: ", rel);
@@ -339,7 +342,7 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
     }
     if (errors) {
       /* the code says whether the job must stop: only a fatal errno does */
-      g_set_error (error, TR_TASK_ERROR, fatal ? fatal : copy_errno_is_fatal (first) ? 0 : first,
+      g_set_error (error, TR_TASK_ERROR, fatal ? fatal : first,
                    "%" G_GUINT64_FORMAT " of %"
                    G_GUINT64_FORMAT " entries failed: %s", c.failed, n, errors->str);
       g_string_free (errors, TRUE);

@@ -1500,9 +1500,11 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
           ;
       }
     }
-    submit_queue (pool, &batch);
+    /* ended before the last tasks go: the I/O thread must never see them and think that
+     * more are coming, or it would hand them all to the first worker that asks */
     if (gen_done || stopping)
       set_input_ended (pool, TRUE);
+    submit_queue (pool, &batch);
     if (g_atomic_int_get (&pool->stop_feeding))
       stopping = TRUE;
     if (s.in_window == 0 && (gen_done || stopping))

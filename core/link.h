@@ -1,7 +1,7 @@
 /* link.h — the worker link: how the parent starts a worker and exchanges frames with it.
  *
  * One small interface (spawn, send, receive, close) so that the pool does not care whether
- * a worker is a forked child on this machine (link-local.c) or a worker started by an MPI
+ * a worker is a child process on this machine (link-local.c) or a worker started by an MPI
  * rank on another host (core/mpi/bridge.c).  Every link exposes a file descriptor that poll() reports readable when
  * bytes arrive, so the pool's I/O thread can wait on all links and its wake-up fd at once.
  */

@@ -3,7 +3,7 @@
  *
  * Launchers announce themselves in the environment: Open MPI's mpirun sets
  * OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK, Slurm's srun SLURM_PROCID and
- * SLURM_NTASKS (with PMI_SIZE from its PMI plugins).  Nothing here calls MPI.
+ * SLURM_STEP_NUM_TASKS (with PMI_SIZE from its PMI plugins).  Nothing here calls MPI.
  */
 #include "config.h"
 #include "mpi-backend.h"
@@ -31,7 +31,7 @@ gboolean
 tr_mpi_launched (int *rank, int *size)
 {
   static const char *const size_vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
-                                            "SLURM_NTASKS", NULL };
+                                            "SLURM_STEP_NUM_TASKS", NULL };
   static const char *const rank_vars[] = { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
                                            "SLURM_PROCID", NULL };
   *size = 0;
@@ -50,7 +50,9 @@ tr_mpi_launched (int *rank, int *size)
     *size = env_int (size_vars[i]);
   *size = MAX (*size, 0);
   /* srun sets SLURM_PROCID for an ordinary job step too: only a step of several tasks
-   * (or an MPI-aware one) counts. */
+   * (or an MPI-aware one) counts.  The size is the step's, not SLURM_NTASKS: a batch
+   * script has SLURM_PROCID=0 and the allocation's SLURM_NTASKS, and a taskrun started
+   * there by hand is not one of several ranks. */
   return mpi_rank || (*rank >= 0 && *size > 1);
 }
 

@@ -1,6 +1,6 @@
 /* agent.c — what every rank but 0 runs: a stand-in for rank 0 on its host.
  *
- * On rank 0's request the agent starts a worker with the local link (fork + exec of
+ * On rank 0's request the agent starts a worker with the local link (posix_spawn of
  * taskrun in worker mode, in a process group of its own, exactly as a local pool would),
  * then carries bytes between the worker's socket and MPI messages until the worker ends,
  * and reports how it ended.  Signals for the worker (task timeouts, kills) arrive as

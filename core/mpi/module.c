@@ -10,8 +10,9 @@ static gboolean
 module_init (int *rank, int *size, GError **error)
 {
   int provided = 0;
-  /* Agents fork (and at once exec) their workers: on InfiniBand, ask libibverbs to keep
-   * registered memory out of the child (fork would otherwise break it in the parent). */
+  /* Agents start their workers with posix_spawn (no copy of the parent's memory), but a
+   * plugin or library may still fork: on InfiniBand, ask libibverbs to keep registered
+   * memory out of any child (a fork would otherwise break it in the parent). */
   setenv ("RDMAV_FORK_SAFE", "1", 0);
   if (MPI_Init_thread (NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
     g_set_error (error, TR_MPI_ERROR, TR_MPI_ERROR_FAILED, "MPI_Init_thread failed");

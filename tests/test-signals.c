@@ -142,7 +142,8 @@ test_group_sigterm (void)
   g_assert_cmpint (group, ==, pid);
   kill (-group, SIGTERM);
   g_autofree char *err = NULL;
-  tt_wait_taskrun (pid, 20, dir, NULL, &err); /* bounded: kills and fails on a hang */
+  /* bounded: kills and fails on a hang */
+  g_assert_cmpint (tt_wait_taskrun (pid, 20, dir, NULL, &err), ==, 143);
   g_test_message ("%s", err);
   guint64 ok, failed, not_run;
   parse_summary (err, 20, &ok, &failed, &not_run);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,6 +145,14 @@ tt_count_lines (const char *text, const char *prefix)
   return n;
 }
 
+/* In the child before exec: a test that aborts takes the taskrun it started with it. */
+static void
+die_with_test (gpointer data)
+{
+  (void) data;
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 GPid
 tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *env)
 {
@@ -160,7 +169,7 @@ tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *e
   gboolean ok = g_spawn_async_with_fds (dir, (char **) argv->pdata, envp,
                                         G_SPAWN_DO_NOT_REAP_CHILD |
                                             (mpi_ranks ? G_SPAWN_SEARCH_PATH : 0),
-                                        NULL, NULL, &pid, -1, out_fd, err_fd, &error);
+                                        die_with_test, NULL, &pid, -1, out_fd, err_fd, &error);
   g_assert_no_error (error);
   g_assert_true (ok);
   close (out_fd);

@@ -42,6 +42,7 @@
 
 #define AUTO_BATCH_MAX 4096
 #define MAX_FRAMES_IN_FLIGHT 256
+#define PREALLOCATED_TASKS 512
 #define MAX_DEPTH 8192         /* tasks one worker may hold, unless batch asks for more */
 #define FRAME_BYTES (8u << 20) /* payload bytes in one TASKS frame, unless one task is larger */
 #define MAX_PAYLOAD (TR_WIRE_MAX_BODY - 1024) /* a task's payload must fit in one frame */
@@ -677,13 +678,16 @@ frame_size (TrPool *pool)
  * never waits for the parent, but never a second frame when one frame is already that
  * long (a task must not queue behind a slow one while another worker idles).  Over a
  * link with latency (an MPI rank) a worker always holds a second frame, and enough to
- * cover a round trip: there, waiting for the parent costs more than a queued task. */
+ * cover a round trip: there, waiting for the parent costs more than a queued task.
+ * Before any task has been timed a worker holds two frames: its first answer then finds
+ * it busy with the second, not idle for a round trip through the parent (two wake-ups,
+ * longer than many small tasks). */
 static guint
 worker_depth (TrPool *pool, guint fs)
 {
   guint latency_us = pool->link_class->latency_us;
   if (!pool->have_ewma)
-    return pool->batch ? 2 * fs : latency_us ? 2 : 1;
+    return 2 * fs;
   double per_frame = MAX (pool->ewma_ns, 1.0) * fs;
   double cover_ns = 2 * AUTO_TARGET_NS + 2 * 1000.0 * latency_us;
   if (per_frame >= cover_ns && !latency_us)
@@ -1197,6 +1201,14 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
   if (!pool->io_thread) {
     tr_pool_free (pool);
     return NULL;
+  }
+  /* While the workers start: the records of the first tasks, so that a job's first
+   * tasks do not wait for fresh memory (a page fault is dear on some machines) */
+  for (guint i = 0; i < PREALLOCATED_TASKS; i++) {
+    TrAsync *a = g_new0 (TrAsync, 1);
+    a->next = pool->free_list;
+    pool->free_list = a;
+    pool->free_count++;
   }
   gboolean interrupted = FALSE;
   g_mutex_lock (&pool->lock);

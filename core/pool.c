@@ -52,6 +52,7 @@
  * Longer frames would leave more work unbalanced at the end of a job. */
 #define AUTO_TARGET_NS 2000000.0
 #define TAIL_HOLD 2.0 /* see tail_share */
+#define TAIL_MIN_HOLD_NS 250000.0 /* see tail_share */
 #define SHUTDOWN_GRACE_US (5 * G_USEC_PER_SEC)
 #define READ_CHUNK 262144
 
@@ -711,7 +712,10 @@ worker_rate (TrPool *pool, const Worker *w)
  * asks while the others run dry, nor as many to a worker on a slow or busy core as to
  * one on an idle core.  Half, so that the pool keeps back work for whichever worker runs
  * out first (guided self-scheduling, by "factoring"): a core that stalls for a few
- * milliseconds (a busy host under a virtual machine) then delays only what it holds. */
+ * milliseconds (a busy host under a virtual machine) then delays only what it holds.
+ * But never less than TAIL_MIN_HOLD_NS of the worker's own work, in two frames: below
+ * that, the round trip for each small frame (an answer, a wake-up, the next frame) costs
+ * more than the imbalance it saves. */
 typedef struct {
   double left;  /* tasks not finished */
   double rates; /* sum of the workers' rates */
@@ -734,8 +738,10 @@ tail_measure (TrPool *pool)
 static guint
 tail_share (TrPool *pool, const Tail *t, const Worker *w)
 {
-  double share = CLAMP (t->left * worker_rate (pool, w) / t->rates / TAIL_HOLD, 1.0,
-                        (double) G_MAXUINT - 1);
+  double share = t->left * worker_rate (pool, w) / t->rates / TAIL_HOLD;
+  if (w->ewma_ns > 0)
+    share = MAX (share, TAIL_MIN_HOLD_NS / w->ewma_ns);
+  share = CLAMP (share, 1.0, (double) G_MAXUINT - 1);
   guint whole = (guint) share;
   return whole < share ? whole + 1 : whole; /* rounded up */
 }
@@ -752,13 +758,18 @@ dispatch (TrPool *pool, gboolean input_ended)
     Worker *w = &pool->workers[(pool->rr + k) % pool->n_workers];
     if (w->state != W_READY)
       continue;
-    guint depth = input_ended ? MIN (full_depth, tail_share (pool, &tail, w)) : full_depth;
+    guint depth = full_depth, wfs = fs;
+    if (input_ended) {
+      /* in at least two frames, so that the worker runs one while its other is answered */
+      depth = MIN (full_depth, tail_share (pool, &tail, w));
+      wfs = MIN (fs, MAX (depth / 2, 1));
+    }
     while (pool->ready.head && w->inflight.length < depth) {
       if (pool->max_tasks && w->sent >= pool->max_tasks) {
         w->state = W_RETIRING;
         break;
       }
-      guint n = MIN (fs, depth - w->inflight.length);
+      guint n = MIN (wfs, depth - w->inflight.length);
       n = MIN (n, pool->ready.length);
       if (pool->max_tasks)
         n = MIN (n, pool->max_tasks - w->sent);

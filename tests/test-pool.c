@@ -537,6 +537,57 @@ test_no_inherited_fds (Fixture *f, gconstpointer data)
   close (leaked);
 }
 
+/* The I/O thread hands finished tasks over in batches, but never sits on them while the
+ * rest of the pool is busy: a quick task's result arrives long before a slow one ends. */
+typedef struct {
+  guint made;
+  gint64 started;
+  gint64 quick_at, slow_at;
+} HandOverCtx;
+
+static TrNext
+slow_then_quick (gpointer data, TrTask *task, GError **error)
+{
+  (void) error;
+  HandOverCtx *c = data;
+  if (c->made >= 2)
+    return TR_NEXT_END;
+  const char *cmd = c->made++ == 0 ? "sleepecho:2000:slow" : "sleepecho:0:quick";
+  tr_task_set_payload (task, cmd, strlen (cmd));
+  return TR_NEXT_TASK;
+}
+
+static void
+note_arrival (const TrResult *r, gpointer data)
+{
+  HandOverCtx *c = data;
+  g_assert_null (r->error);
+  gint64 now = g_get_monotonic_time ();
+  if (r->len == 5 && memcmp (r->data, "quick", 5) == 0)
+    c->quick_at = now;
+  else
+    c->slow_at = now;
+}
+
+static void
+test_results_not_held (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  g_autoptr (GError) error = NULL;
+  HandOverCtx c = { .started = g_get_monotonic_time () };
+  TrStats st;
+  g_assert_true (tr_pool_stream (pool, slow_then_quick, note_arrival, &c, FALSE, &st, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (st.succeeded, ==, 2);
+  g_assert_cmpint (c.quick_at, >, 0);
+  g_assert_cmpint (c.slow_at, >, 0);
+  g_test_message ("quick result after %.3f s, slow after %.3f s", (c.quick_at - c.started) / 1e6,
+                  (c.slow_at - c.started) / 1e6);
+  /* generous: the quick one is due within milliseconds, the slow one after 2 s */
+  g_assert_cmpint (c.slow_at - c.quick_at, >, G_USEC_PER_SEC);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -559,5 +610,6 @@ main (int argc, char **argv)
   ADD ("ordered-window", test_ordered_window);
   ADD ("tail-shared", test_tail_shared);
   ADD ("no-inherited-fds", test_no_inherited_fds);
+  ADD ("results-not-held", test_results_not_held);
   return g_test_run ();
 }

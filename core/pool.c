@@ -43,6 +43,7 @@
 #define AUTO_BATCH_MAX 4096
 #define MAX_FRAMES_IN_FLIGHT 256
 #define PREALLOCATED_TASKS 512
+#define SUBMIT_GROUP 4096 /* tasks a stream hands over at once, at most */
 #define MAX_DEPTH 8192         /* tasks one worker may hold, unless batch asks for more */
 #define FRAME_BYTES (8u << 20) /* payload bytes in one TASKS frame, unless one task is larger */
 #define MAX_PAYLOAD (TR_WIRE_MAX_BODY - 1024) /* a task's payload must fit in one frame */
@@ -1546,14 +1547,18 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       tq_push_tail (&batch, a);
       s.in_window++;
       /* Hand tasks over in groups, but never sit on them: while the pool holds fewer
-       * tasks than it has workers, each task goes at once (the first ones of a job
-       * start while the generator makes the rest), and a slow generator (a directory
-       * walk) must not keep idle workers waiting.  The clock is read when the group
-       * reaches 2, 4, 8 ... tasks: on some machines a read costs as much as a tiny task. */
-      if (batch.length >= 256 || pool->outstanding < pool->n_workers ||
+       * tasks than its workers take before any is timed (two each), each task goes at
+       * once (the first ones of a job start while the generator makes the rest), and a
+       * slow generator (a directory walk) must not keep idle workers waiting.  The
+       * groups are large: a short job's generator then ends before the I/O thread sees
+       * most of its tasks, and they are shared out as a tail (with groups of 256, 300
+       * tasks went out as 200 held at once by the first two workers and 100 shared).
+       * The clock is read when the group reaches 2, 4, 8 ... tasks: on some machines a
+       * read costs as much as a tiny task. */
+      if (batch.length >= SUBMIT_GROUP || pool->outstanding < 2 * (guint64) pool->n_workers ||
           ((batch.length & (batch.length - 1)) == 0 && g_get_monotonic_time () - batch_since > 1000))
         submit_queue (pool, &batch);
-      if (++pulled % 1024 == 0) {
+      if (++pulled % SUBMIT_GROUP == 0) {
         submit_queue (pool, &batch);
         while (pump (pool, 0))
           ;

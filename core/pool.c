@@ -885,9 +885,14 @@ check_timeouts (TrPool *pool)
       if (now >= due) {
         g_autofree char *why = g_strdup_printf ("did not start within %g s and was killed",
                                                 pool->start_timeout_us / 1e6);
+        /* the first failure is the one to report: another worker's own reason (its
+         * plugin's message) says more than this one's silence */
+        gboolean first = pool->fatal_error == NULL;
         worker_end (pool, w, why, TR_TASK_ERROR_NO_WORKER);
-        g_free (pool->fatal_error);
-        pool->fatal_error = g_strdup_printf ("worker %u %s", w->slot, why);
+        if (first) {
+          g_free (pool->fatal_error);
+          pool->fatal_error = g_strdup_printf ("worker %u %s", w->slot, why);
+        }
       } else {
         next = MIN (next, due);
       }

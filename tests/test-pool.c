@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <glib/gstdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -426,6 +427,30 @@ test_start_timeout (void)
   g_assert_nonnull (strstr (error->message, "did not start within 0.5 s"));
 }
 
+/* One worker fails in worker_init and the other never returns from it: the failure that
+ * is reported is the plugin's own message, not the later time-out of the silent one. */
+static void
+test_start_first_failure_kept (void)
+{
+  g_autofree char *path = tt_test_plugin ("testkit");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load (path, NULL, &error);
+  g_autoptr (TrConfig) config = tr_config_new (tr_plugin_get_desc (plugin)->options, "testkit");
+  g_assert_true (tr_config_set (config, "init", "fail-first-hang-rest", NULL, &error));
+  g_autofree char *dir = g_dir_make_tmp ("taskrun-start-XXXXXX", NULL);
+  g_autofree char *mark = g_build_filename (dir, "first", NULL);
+  g_setenv ("TESTKIT_MARK", mark, TRUE);
+  TrPoolOptions o = { .workers = 2, .start_timeout = 0.5 };
+  TrPool *pool = tr_pool_new (plugin, config, &o, &error);
+  g_unsetenv ("TESTKIT_MARK");
+  g_assert_null (pool);
+  g_assert_true (g_file_test (mark, G_FILE_TEST_EXISTS)); /* one worker did fail */
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
+  g_assert_nonnull (strstr (error->message, "testkit refuses to start (init = fail-first-hang-rest)"));
+  g_unlink (mark);
+  g_rmdir (dir);
+}
+
 /* Ordered results that wait for a slow first task keep their place in the bounded window:
  * memory does not grow with the stream. */
 static TrNext
@@ -607,6 +632,7 @@ main (int argc, char **argv)
   ADD ("crash-fails-one-task", test_crash_fails_one_task);
   g_test_add_func ("/pool/init-failure", test_init_failure);
   g_test_add_func ("/pool/start-timeout", test_start_timeout);
+  g_test_add_func ("/pool/start-first-failure-kept", test_start_first_failure_kept);
   ADD ("ordered-window", test_ordered_window);
   ADD ("tail-shared", test_tail_shared);
   ADD ("no-inherited-fds", test_no_inherited_fds);

@@ -19,7 +19,9 @@
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
  * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init;
- * `init = hang` never returns from it; `init = fail-on-rank-2` fails on MPI rank 2 only.
+ * `init = hang` never returns from it; `init = fail-on-rank-2` fails on MPI rank 2 only;
+ * `init = fail-first-hang-rest`: the first worker to create $TESTKIT_MARK fails, the
+ * others hang.
  */
 #include <taskrun/taskrun.h>
 
@@ -29,7 +31,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static const char *const init_choices[] = { "ok", "fail", "crash", "hang", "fail-on-rank-2", NULL };
+static const char *const init_choices[] = { "ok",   "fail", "crash", "hang", "fail-on-rank-2",
+                                            "fail-first-hang-rest", NULL };
 
 static const TrOption testkit_options[] = {
   { .name = "tasks", .type = TR_OPTION_INT, .default_value = "10", .min = 0, .max = 1e12,
@@ -119,6 +122,17 @@ testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
   if (g_str_equal (init, "fail-on-rank-2") && g_strcmp0 (g_getenv ("OMPI_COMM_WORLD_RANK"), "2") == 0) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
                  "testkit refuses to start on rank 2 (init = fail-on-rank-2)");
+    return FALSE;
+  }
+  if (g_str_equal (init, "fail-first-hang-rest")) {
+    const char *mark = g_getenv ("TESTKIT_MARK");
+    int fd = mark ? open (mark, O_WRONLY | O_CREAT | O_EXCL, 0600) : -1;
+    if (fd < 0)
+      for (;;)
+        pause ();
+    close (fd);
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
+                 "testkit refuses to start (init = fail-first-hang-rest)");
     return FALSE;
   }
   if (g_str_equal (init, "fail")) {

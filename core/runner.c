@@ -183,15 +183,18 @@ typedef struct {
   const char *joblog_path;
 } RunCtx;
 
-/* The task's description: the one its generator set, else the plugin's describe hook's. */
+/* The task's description: the one its generator set, else the plugin's describe hook's,
+ * made once per result however many lines name it (*made: NULL until then). */
 static const char *
-describe (RunCtx *ctx, const TrResult *r)
+describe (RunCtx *ctx, const TrResult *r, const char **made)
 {
+  if (*made)
+    return *made;
   if (*r->description || !ctx->job->desc->describe)
-    return r->description;
+    return *made = r->description;
   g_string_truncate (ctx->described, 0);
   ctx->job->desc->describe (ctx->job->state, r->payload, r->sent, ctx->described);
-  return ctx->described->str;
+  return *made = ctx->described->str;
 }
 
 static TrNext
@@ -220,27 +223,28 @@ static void
 run_on_result (const TrResult *r, gpointer data)
 {
   RunCtx *ctx = data;
+  const char *desc = NULL;
   gboolean cancelled = r->error && g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
-  if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r)) &&
+  if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc)) &&
       !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
     say (ctx->job, "cannot write the job log %s: %s", ctx->joblog_path, g_strerror (errno));
   }
   if (!r->final) {
     say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s",
-         r->seq, describe (ctx, r), r->attempt, ctx->retries + 1, r->error->message);
+         r->seq, describe (ctx, r, &desc), r->attempt, ctx->retries + 1, r->error->message);
     return;
   }
   tr_progress_task_done (ctx->job->progress, r->units, r->error != NULL);
   if (r->error) {
     if (!cancelled || ctx->opts->verbose)
       say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed: %s", r->seq,
-           describe (ctx, r), r->error->message);
+           describe (ctx, r, &desc), r->error->message);
     if (!cancelled && ctx->stop_on_failure && !ctx->job->stop_reason)
       tr_job_stop (ctx->job, "a task failed and on_failure = stop: no new tasks are started");
   } else if (ctx->opts->verbose) {
     say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s",
-         r->seq, describe (ctx, r), r->worker, (int) r->worker_pid, r->seconds);
+         r->seq, describe (ctx, r, &desc), r->worker, (int) r->worker_pid, r->seconds);
   }
   if (ctx->job->desc->result)
     ctx->job->desc->result (ctx->job->state, r);

@@ -71,6 +71,20 @@ wait_started (const char *dir, guint n)
   g_error ("the tasks did not start within 20 s");
 }
 
+/* Waits until taskrun's standard error (dir/err.txt) says `text`. */
+static void
+wait_said (const char *dir, const char *text)
+{
+  g_autofree char *path = g_build_filename (dir, "err.txt", NULL);
+  for (int i = 0; i < 2000; i++) {
+    g_autofree char *err = NULL;
+    if (g_file_get_contents (path, &err, NULL, NULL) && strstr (err, text))
+      return;
+    g_usleep (10000);
+  }
+  g_error ("taskrun did not say \"%s\" within 20 s", text);
+}
+
 static void
 test_twice (void)
 {
@@ -83,7 +97,8 @@ test_twice (void)
   g_autoptr (GArray) kids = tt_children (pid);
   g_assert_cmpuint (kids->len, ==, 2);
   kill (pid, SIGINT);
-  g_usleep (200000);
+  /* the second must not merge with the first while that one is still pending */
+  wait_said (dir, "finishing the running tasks");
   kill (pid, SIGINT);
   g_autofree char *out = NULL, *err = NULL;
   int status = tt_wait_taskrun (pid, 10, dir, &out, &err);

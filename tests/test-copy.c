@@ -320,20 +320,22 @@ build_bulk (const char *root)
   }
 }
 
-/* Every file at a final name in dst is identical to its source. */
-static void
+/* Every file at a final name in dst is identical to its source.  Returns how many. */
+static guint
 check_no_partial (const char *src, const char *dst)
 {
   if (!g_file_test (dst, G_FILE_TEST_IS_DIR))
-    return; /* killed before it made the destination */
+    return 0; /* killed before it made the destination */
   const char *argv[] = { "find", dst, "-type", "f", "!", "-name", ".taskrun-*.tmp", NULL };
   g_autofree char *out = NULL;
   g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out,
                                NULL, NULL, NULL));
   g_auto (GStrv) files = g_strsplit (out, "\n", -1);
+  guint checked = 0;
   for (int i = 0; files[i]; i++) {
     if (!*files[i])
       continue;
+    checked++;
     g_autofree char *rel = g_strdup (files[i] + strlen (dst));
     g_autofree char *s = g_strconcat (src, rel, NULL);
     g_autofree char *a = NULL, *b = NULL;
@@ -343,6 +345,20 @@ check_no_partial (const char *src, const char *dst)
     if (la != lb || memcmp (a, b, la) != 0)
       g_error ("%s is at its final name but differs from its source", files[i]);
   }
+  return checked;
+}
+
+/* Files at a final name under dst (none while it does not exist). */
+static guint
+count_finals (const char *dst)
+{
+  if (!g_file_test (dst, G_FILE_TEST_IS_DIR))
+    return 0;
+  const char *argv[] = { "find", dst, "-type", "f", "!", "-name", ".taskrun-*.tmp", NULL };
+  g_autofree char *out = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out,
+                               NULL, NULL, NULL));
+  return tt_count_lines (out, "/");
 }
 
 static void
@@ -356,15 +372,30 @@ test_kill_and_rerun (void)
   build_bulk (src);
   g_autofree char *job = copy_job (top, src, dst, "chunk_size = 1M\n");
   const char *args[] = { "-c", job, NULL };
-  static const int delays_ms[] = { 5, 20, 40, 80, 150 };
+  const guint total = 20 * 50 + 3;
+  /* The first run is killed as soon as a file is complete, so that at least one kill
+   * lands in the middle of the copy whatever the machine's speed; the others after a
+   * delay from the start. */
+  static const int delays_ms[] = { -1, 5, 20, 40, 80, 150 };
   for (gsize i = 0; i < G_N_ELEMENTS (delays_ms); i++) {
     GPid pid = tt_spawn_taskrun (args, top, NULL);
-    g_usleep (delays_ms[i] * 1000);
+    if (delays_ms[i] < 0) {
+      gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+      while (count_finals (dst) == 0 && g_get_monotonic_time () < deadline)
+        g_usleep (1000);
+    } else {
+      g_usleep (delays_ms[i] * 1000);
+    }
     g_autoptr (GArray) kids = tt_children (pid);
     kill (pid, SIGKILL);
     tt_wait_taskrun (pid, 10, top, NULL, NULL);
     g_assert_cmpuint (tt_wait_gone (kids, 2), ==, 0);
-    check_no_partial (src, dst);
+    guint checked = check_no_partial (src, dst);
+    g_test_message ("kill %zu: %u of %u files at their final names", i, checked, total);
+    if (delays_ms[i] < 0) {
+      g_assert_cmpuint (checked, >, 0);
+      g_assert_cmpuint (checked, <, total); /* the kill did land mid-copy */
+    }
   }
   g_autofree char *out = NULL, *err = NULL;
   int status = tt_run_taskrun (args, NULL, NULL, &out, &err);

@@ -551,20 +551,30 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   if (n == 0 || n != GPOINTER_TO_UINT (g_queue_peek_head (&w->frames)))
     return FALSE;
   TrAsync *a = w->inflight.head;
+  gboolean returning = FALSE; /* tasks sent back unrun: never the first, then all the rest */
   for (guint32 i = 0; i < n; i++, a = a->next) {
     TrWireResult res;
-    if (!tr_wire_read_result (&r, &res) || !a || a->id != res.id)
+    if (!tr_wire_read_result (&r, &res) || !a || a->id != res.id ||
+        (res.returned && i == 0) || (returning && !res.returned))
       return FALSE;
+    returning = res.returned;
   }
   if (!tr_wire_reader_done (&r))
     return FALSE;
 
   tr_wire_reader_init (&r, body, len);
   tr_wire_get_u32 (&r);
+  TaskQueue back = { 0 };
   for (guint32 i = 0; i < n; i++) {
     TrWireResult res;
     tr_wire_read_result (&r, &res);
     a = tq_pop_head (&w->inflight);
+    if (res.returned) {
+      /* the answer was full: the task goes again, first, and its attempt does not count */
+      tq_push_tail (&back, a);
+      w->sent--;
+      continue;
+    }
     a->worker = w->slot;
     a->pid = w->link->pid;
     a->seconds = res.run_ns / 1e9;
@@ -589,6 +599,11 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     if (a == w->timed_out)
       w->timed_out = NULL; /* it finished after all, as the signal went out */
     io_complete (pool, a);
+  }
+  if (back.head) {
+    tq_prepend (&pool->ready, &back);
+    if (w->state == W_RETIRING && pool->max_tasks && w->sent < pool->max_tasks)
+      w->state = W_READY;
   }
   g_queue_pop_head (&w->frames);
   w->head_started = g_get_monotonic_time ();

@@ -194,9 +194,10 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
   out->run_ns = tr_wire_get_u64 (r);
   out->data = tr_wire_get_bytes (r, &out->len);
   out->message = tr_wire_get_bytes (r, &out->message_len);
-  if (failed > 1)
+  if (failed > 2)
     r->bad = TRUE;
   out->failed = failed == 1;
+  out->returned = failed == 2;
   return !r->bad;
 }
 

@@ -13,8 +13,10 @@ typedef enum {
   TR_MSG_HELLO,       /* W->P  u32 pid: worker_init succeeded */
   TR_MSG_INIT_FAILED, /* W->P  str message */
   TR_MSG_TASKS,       /* P->W  u32 n, n x (u64 seq, bytes payload) */
-  TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 failed, u32 code, u64 start (Unix
-                       *       microseconds), u64 run nanoseconds, bytes output, str message) */
+  TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 status, u32 code, u64 start (Unix
+                       *       microseconds), u64 run nanoseconds, bytes output, str message);
+                       *       status 0 done, 1 failed, 2 not run: sent back because the
+                       *       answer had no room (never the first, then all the rest) */
   TR_MSG_QUIT,        /* P->W  (empty) finish and exit */
   TR_MSG_LAST = TR_MSG_QUIT,
 } TrMsgType;
@@ -55,6 +57,7 @@ typedef struct {
 typedef struct {
   guint64 id;
   gboolean failed;
+  gboolean returned;   /* not run: the frame's answer was full; the parent sends it again */
   guint32 code;
   guint64 start_us;    /* Unix microseconds when the task started */
   guint64 run_ns;      /* how long run took */

@@ -613,6 +613,55 @@ test_results_not_held (Fixture *f, gconstpointer data)
   g_assert_cmpint (c.slow_at - c.quick_at, >, G_USEC_PER_SEC);
 }
 
+/* Forty outputs of 10 MiB with batch = 10 (frames of ten while the tail allows): one
+ * answer carries at most 64 MiB, so the worker sends back the tasks it has no room for,
+ * and every one succeeds (a task that is fine alone must not fail for sharing a frame).
+ * With max_tasks_per_worker the tasks sent back do not count against the worker. */
+typedef struct {
+  guint made, ok;
+} BigCtx;
+
+static TrNext
+big_gen (gpointer data, TrTask *task, GError **error)
+{
+  (void) error;
+  BigCtx *c = data;
+  if (c->made >= 40)
+    return TR_NEXT_END;
+  c->made++;
+  const char *cmd = "bytes:10485760";
+  tr_task_set_payload (task, cmd, strlen (cmd));
+  return TR_NEXT_TASK;
+}
+
+static void
+big_result (const TrResult *r, gpointer data)
+{
+  BigCtx *c = data;
+  g_assert_no_error (r->error);
+  g_assert_cmpuint (r->len, ==, 10485760);
+  g_assert_true (r->data[0] == 'x' && r->data[r->len - 1] == 'x');
+  c->ok++;
+}
+
+static void
+test_big_outputs_share_frames (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  for (guint max_tasks = 0; max_tasks <= 15; max_tasks += 15) {
+    TrPoolOptions o = { .workers = 1, .batch = 10, .max_tasks_per_worker = max_tasks };
+    g_autoptr (GError) error = NULL;
+    g_autoptr (TrPool) pool = tr_pool_new (f->plugin, f->config, &o, &error);
+    g_assert_no_error (error);
+    BigCtx c = { 0 };
+    TrStats st;
+    g_assert_true (tr_pool_stream (pool, big_gen, big_result, &c, FALSE, &st, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (st.succeeded, ==, 40);
+    g_assert_cmpuint (c.ok, ==, 40);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -637,5 +686,6 @@ main (int argc, char **argv)
   ADD ("tail-shared", test_tail_shared);
   ADD ("no-inherited-fds", test_no_inherited_fds);
   ADD ("results-not-held", test_results_not_held);
+  ADD ("big-outputs-share-frames", test_big_outputs_share_frames);
   return g_test_run ();
 }

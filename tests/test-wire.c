@@ -1,5 +1,5 @@
-/* test-wire.c — the frame format: round trips, incomplete frames, and the frames a
- * reader must refuse (oversized length, unknown type, truncated fields). */
+/* test-wire.c — the frame format: round trips, incomplete frames, the frames a reader
+ * must refuse (oversized length, unknown type, truncated fields), and result statuses. */
 #include "testutil.h"
 #include "wire.h"
 
@@ -94,6 +94,34 @@ test_truncated_fields (void)
   g_assert_false (tr_wire_reader_done (&r));
 }
 
+/* A result record's status: 0 done, 1 failed, 2 sent back unrun; anything else is bad. */
+static void
+test_result_status (void)
+{
+  for (guint status = 0; status <= 3; status++) {
+    g_autoptr (GByteArray) buf = g_byte_array_new ();
+    tr_wire_put_u64 (buf, 7);
+    tr_wire_put_u8 (buf, (guint8) status);
+    tr_wire_put_u32 (buf, 0);
+    tr_wire_put_u64 (buf, 0);
+    tr_wire_put_u64 (buf, 0);
+    tr_wire_put_bytes (buf, "out", 3);
+    tr_wire_put_str (buf, "");
+    TrWireReader r;
+    tr_wire_reader_init (&r, buf->data, buf->len);
+    TrWireResult res;
+    gboolean ok = tr_wire_read_result (&r, &res);
+    g_assert_cmpint (ok, ==, status <= 2);
+    if (!ok)
+      continue;
+    g_assert_cmpuint (res.id, ==, 7);
+    g_assert_cmpint (res.failed, ==, status == 1);
+    g_assert_cmpint (res.returned, ==, status == 2);
+    g_assert_cmpmem (res.data, res.len, "out", 3);
+    g_assert_true (tr_wire_reader_done (&r));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -102,5 +130,6 @@ main (int argc, char **argv)
   g_test_add_func ("/wire/incomplete", test_incomplete);
   g_test_add_func ("/wire/refused", test_refused);
   g_test_add_func ("/wire/truncated-fields", test_truncated_fields);
+  g_test_add_func ("/wire/result-status", test_result_status);
   return g_test_run ();
 }

@@ -3,6 +3,7 @@
  * Each task's payload is a small command, so that a test can ask a worker for exactly
  * the behaviour it checks:
  *   echo:TEXT        result TEXT
+ *   bytes:N          result N bytes of 'x'
  *   sleep:MS         sleep MS milliseconds, result "slept"
  *   sleepecho:MS:T   sleep MS milliseconds, result T
  *   pid              result the worker's pid, in decimal
@@ -149,6 +150,11 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
   g_autofree char *cmd = g_strndup ((const char *) payload, len);
   if (g_str_has_prefix (cmd, "echo:")) {
     tr_output_append (out, cmd + 5, strlen (cmd + 5));
+  } else if (g_str_has_prefix (cmd, "bytes:")) {
+    gsize n = g_ascii_strtoull (cmd + 6, NULL, 10);
+    g_autofree char *x = g_malloc (n);
+    memset (x, 'x', n);
+    tr_output_append (out, x, n);
   } else if (g_str_has_prefix (cmd, "sleep:")) {
     g_usleep (1000 * g_ascii_strtoull (cmd + 6, NULL, 10));
     tr_output_append (out, "slept", 5);

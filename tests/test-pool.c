@@ -493,25 +493,33 @@ test_ordered_window (Fixture *f, gconstpointer data)
 #endif
 }
 
+/* A stream generator of `total` testkit commands, cmds[0], cmds[1] ... in turn.  The
+ * contexts below start with one, so that a stream's generator and its result callback
+ * share the one user_data. */
+typedef struct {
+  const char *const *cmds;
+  guint n_cmds, total, made;
+} CmdGen;
+
+static TrNext
+cmd_gen (gpointer data, TrTask *task, GError **error)
+{
+  (void) error;
+  CmdGen *g = data;
+  if (g->made >= g->total)
+    return TR_NEXT_END;
+  const char *cmd = g->cmds[g->made++ % g->n_cmds];
+  tr_task_set_payload (task, cmd, strlen (cmd));
+  return TR_NEXT_TASK;
+}
+
 /* The tail of a job is shared out: with batch = 50 each worker could take all 100 tasks
  * in two frames, but once the generator has ended no worker holds more than its share of
  * what is left, so both workers run a fair part of the job. */
 typedef struct {
-  guint made;
+  CmdGen gen;
   guint per_worker[3]; /* results by worker slot, 1 and 2 */
 } TailCtx;
-
-static TrNext
-sleep_gen (gpointer data, TrTask *task, GError **error)
-{
-  (void) error;
-  TailCtx *c = data;
-  if (c->made >= 100)
-    return TR_NEXT_END;
-  c->made++;
-  tr_task_set_payload (task, "sleep:2", 7);
-  return TR_NEXT_TASK;
-}
 
 static void
 count_per_worker (const TrResult *r, gpointer data)
@@ -531,9 +539,10 @@ test_tail_shared (Fixture *f, gconstpointer data)
   g_autoptr (GError) error = NULL;
   g_autoptr (TrPool) pool = tr_pool_new (f->plugin, f->config, &o, &error);
   g_assert_no_error (error);
-  TailCtx c = { 0 };
+  static const char *const sleep2[] = { "sleep:2" };
+  TailCtx c = { .gen = { sleep2, 1, 100, 0 } };
   TrStats st;
-  g_assert_true (tr_pool_stream (pool, sleep_gen, count_per_worker, &c, FALSE, &st, &error));
+  g_assert_true (tr_pool_stream (pool, cmd_gen, count_per_worker, &c, FALSE, &st, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (st.succeeded, ==, 100);
   g_test_message ("worker 1 ran %u tasks, worker 2 ran %u", c.per_worker[1], c.per_worker[2]);
@@ -565,22 +574,10 @@ test_no_inherited_fds (Fixture *f, gconstpointer data)
 /* The I/O thread hands finished tasks over in batches, but never sits on them while the
  * rest of the pool is busy: a quick task's result arrives long before a slow one ends. */
 typedef struct {
-  guint made;
+  CmdGen gen;
   gint64 started;
   gint64 quick_at, slow_at;
 } HandOverCtx;
-
-static TrNext
-slow_then_quick (gpointer data, TrTask *task, GError **error)
-{
-  (void) error;
-  HandOverCtx *c = data;
-  if (c->made >= 2)
-    return TR_NEXT_END;
-  const char *cmd = c->made++ == 0 ? "sleepecho:2000:slow" : "sleepecho:0:quick";
-  tr_task_set_payload (task, cmd, strlen (cmd));
-  return TR_NEXT_TASK;
-}
 
 static void
 note_arrival (const TrResult *r, gpointer data)
@@ -600,9 +597,10 @@ test_results_not_held (Fixture *f, gconstpointer data)
   (void) data;
   g_autoptr (TrPool) pool = new_pool (f, 2, 0);
   g_autoptr (GError) error = NULL;
-  HandOverCtx c = { .started = g_get_monotonic_time () };
+  static const char *const slow_then_quick[] = { "sleepecho:2000:slow", "sleepecho:0:quick" };
+  HandOverCtx c = { .gen = { slow_then_quick, 2, 2, 0 }, .started = g_get_monotonic_time () };
   TrStats st;
-  g_assert_true (tr_pool_stream (pool, slow_then_quick, note_arrival, &c, FALSE, &st, &error));
+  g_assert_true (tr_pool_stream (pool, cmd_gen, note_arrival, &c, FALSE, &st, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (st.succeeded, ==, 2);
   g_assert_cmpint (c.quick_at, >, 0);
@@ -618,21 +616,9 @@ test_results_not_held (Fixture *f, gconstpointer data)
  * and every one succeeds (a task that is fine alone must not fail for sharing a frame).
  * With max_tasks_per_worker the tasks sent back do not count against the worker. */
 typedef struct {
-  guint made, ok;
+  CmdGen gen;
+  guint ok;
 } BigCtx;
-
-static TrNext
-big_gen (gpointer data, TrTask *task, GError **error)
-{
-  (void) error;
-  BigCtx *c = data;
-  if (c->made >= 40)
-    return TR_NEXT_END;
-  c->made++;
-  const char *cmd = "bytes:10485760";
-  tr_task_set_payload (task, cmd, strlen (cmd));
-  return TR_NEXT_TASK;
-}
 
 static void
 big_result (const TrResult *r, gpointer data)
@@ -653,9 +639,10 @@ test_big_outputs_share_frames (Fixture *f, gconstpointer data)
     g_autoptr (GError) error = NULL;
     g_autoptr (TrPool) pool = tr_pool_new (f->plugin, f->config, &o, &error);
     g_assert_no_error (error);
-    BigCtx c = { 0 };
+    static const char *const big[] = { "bytes:10485760" };
+    BigCtx c = { .gen = { big, 1, 40, 0 } };
     TrStats st;
-    g_assert_true (tr_pool_stream (pool, big_gen, big_result, &c, FALSE, &st, &error));
+    g_assert_true (tr_pool_stream (pool, cmd_gen, big_result, &c, FALSE, &st, &error));
     g_assert_no_error (error);
     g_assert_cmpuint (st.succeeded, ==, 40);
     g_assert_cmpuint (c.ok, ==, 40);

@@ -160,7 +160,9 @@ typedef struct {
  * Worker-side types
  * ------------------------------------------------------------------------------------- */
 
-/* Where run writes a task's result payload. */
+/* Where run writes a task's result payload: up to 32 MiB per task (a larger output fails
+ * the task as too large to send back; tasks are never failed for the size of the others
+ * batched with them). */
 typedef struct TrOutput TrOutput;
 void tr_output_append (TrOutput *output, const void *data, gsize len);
 

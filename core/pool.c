@@ -1144,7 +1144,9 @@ set_input_ended (TrPool *pool, gboolean ended)
 static gboolean
 retryable (TrPool *pool, TrAsync *a)
 {
-  if (!a->error || a->attempt > pool->retries || pool->closed ||
+  /* after close the retries of tasks already in still run (join waits for them); once the
+   * I/O thread has stopped, nothing can */
+  if (!a->error || a->attempt > pool->retries || pool->joined ||
       g_atomic_int_get (&pool->cancel_req) || g_atomic_int_get (&pool->terminate_req) ||
       a->payload_len > MAX_PAYLOAD) /* it can never be sent */
     return FALSE;

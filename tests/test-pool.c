@@ -513,6 +513,33 @@ cmd_gen (gpointer data, TrTask *task, GError **error)
   return TR_NEXT_TASK;
 }
 
+/* close() refuses new tasks, not the retries of those already in: a task that fails its
+ * first attempt after close still gets the attempts the pool allows. */
+static void
+test_retry_after_close (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  TrPoolOptions o = { .workers = 1, .retries = 1 };
+  g_autoptr (GError) error = NULL;
+  TrPool *pool = tr_pool_new (f->plugin, f->config, &o, &error);
+  g_assert_no_error (error);
+  g_autofree char *dir = g_dir_make_tmp ("taskrun-retry-XXXXXX", NULL);
+  g_autofree char *mark = g_build_filename (dir, "failed-once", NULL);
+  g_autofree char *text = g_strdup_printf ("fail-once:%s", mark);
+  g_autoptr (GBytes) in = cmd (text);
+  g_autoptr (TrAsync) a = tr_pool_apply_async (pool, "fail-once", in, NULL, NULL, NULL);
+  tr_pool_close (pool); /* its first result is handled after this, in join */
+  tr_pool_join (pool);
+  g_assert_true (g_file_test (mark, G_FILE_TEST_EXISTS)); /* the first attempt did fail */
+  const TrResult *r = tr_async_peek_result (a);
+  g_assert_nonnull (r);
+  g_assert_no_error (r->error);
+  g_assert_cmpuint (r->attempt, ==, 2);
+  tr_pool_free (pool);
+  g_unlink (mark);
+  g_rmdir (dir);
+}
+
 /* The tail of a job is shared out: with batch = 50 each worker could take all 100 tasks
  * in two frames, but once the generator has ended no worker holds more than its share of
  * what is left, so both workers run a fair part of the job. */
@@ -673,6 +700,7 @@ main (int argc, char **argv)
   ADD ("tail-shared", test_tail_shared);
   ADD ("no-inherited-fds", test_no_inherited_fds);
   ADD ("results-not-held", test_results_not_held);
+  ADD ("retry-after-close", test_retry_after_close);
   ADD ("big-outputs-share-frames", test_big_outputs_share_frames);
   return g_test_run ();
 }

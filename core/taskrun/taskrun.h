@@ -362,7 +362,7 @@ void tr_pool_request_terminate (TrPool *pool);
  * (for a progress display); NULL to stop. */
 void tr_pool_set_tick (TrPool *pool, void (*tick) (gpointer data), gpointer data);
 
-/* No more submissions. */
+/* No more submissions (the retries of tasks already submitted still run). */
 void tr_pool_close (TrPool *pool);
 /* Waits until every submitted task has finished and its callbacks have run (and, after
  * tr_pool_close, until the workers have exited). */

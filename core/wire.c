@@ -202,6 +202,18 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
 }
 
 void
+tr_wire_put_returned (GByteArray *buf, guint64 id)
+{
+  tr_wire_put_u64 (buf, id);
+  tr_wire_put_u8 (buf, 2);
+  tr_wire_put_u32 (buf, 0);
+  tr_wire_put_u64 (buf, 0);
+  tr_wire_put_u64 (buf, 0);
+  tr_wire_put_bytes (buf, NULL, 0);
+  tr_wire_put_str (buf, "");
+}
+
+void
 tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len)
 {
   g_assert (len <= TR_WIRE_MAX_BODY);

@@ -67,6 +67,11 @@ typedef struct {
   gsize message_len;
 } TrWireResult;
 
+/* Appends the result record of a task sent back unrun (status 2), TR_WIRE_RETURNED_RECORD
+ * bytes: id, status, code, start and run time, empty output and message. */
+#define TR_WIRE_RETURNED_RECORD (8 + 1 + 4 + 8 + 8 + 4 + 4)
+void tr_wire_put_returned (GByteArray *buf, guint64 id);
+
 /* Each reads one record; FALSE when the body is malformed (r->bad is set). */
 gboolean tr_wire_read_task (TrWireReader *r, TrWireTask *out);
 gboolean tr_wire_read_result (TrWireReader *r, TrWireResult *out);

@@ -95,10 +95,6 @@ send_init_failed (WorkerIo *io, const char *message)
   flush_out (io);
 }
 
-/* The size of a result record for a task sent back unrun: id, status, code, start and
- * run time, and empty output and message. */
-#define RETURNED_RECORD (8 + 1 + 4 + 8 + 8 + 4 + 4)
-
 /* Runs the tasks of one TASKS frame, appending one RESULTS frame. */
 static gboolean
 run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8 *body,
@@ -122,16 +118,10 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
     /* Room left in this answer for the largest output a task may have, and for a short
      * record for each task after it?  If not, the rest go back unrun (status 2), to be
      * sent again: tasks that are fine alone must not fail for sharing a frame. */
-    if (i > 0 && io->out->len - frame + (gsize) (n - i) * RETURNED_RECORD + TR_WIRE_MAX_BODY / 2 +
-                     4096 > TR_WIRE_MAX_BODY) {
+    if (i > 0 && io->out->len - frame + (gsize) (n - i) * TR_WIRE_RETURNED_RECORD +
+                     TR_WIRE_MAX_BODY / 2 + 4096 > TR_WIRE_MAX_BODY) {
       for (;;) {
-        tr_wire_put_u64 (io->out, task.id);
-        tr_wire_put_u8 (io->out, 2);
-        tr_wire_put_u32 (io->out, 0);
-        tr_wire_put_u64 (io->out, 0);
-        tr_wire_put_u64 (io->out, 0);
-        tr_wire_put_u32 (io->out, 0);
-        tr_wire_put_str (io->out, "");
+        tr_wire_put_returned (io->out, task.id);
         if (++i == n)
           break;
         if (!tr_wire_read_task (&r, &task))

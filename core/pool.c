@@ -47,10 +47,10 @@
 #define MAX_DEPTH 8192         /* tasks one worker may hold, unless batch asks for more */
 #define FRAME_BYTES (8u << 20) /* payload bytes in one TASKS frame, unless one task is larger */
 #define MAX_PAYLOAD (TR_WIRE_MAX_BODY - 1024) /* a task's payload must fit in one frame */
-/* Aim for about 2 ms of work per frame: every frame wakes the worker, the I/O thread and
- * the main thread, and where a context switch is dear (a busy virtual machine) frames of
- * 1 ms kept two workers at 1.6x one on primes below 3e7 (tasks of 0.1 ms); 2 ms, 1.7-1.8x.
- * Longer frames would leave more work unbalanced at the end of a job. */
+/* Aim for about 2 ms of work per frame: every frame's answer wakes the I/O thread, and
+ * where a context switch is dear (a busy virtual machine) frames of 1 ms kept two workers
+ * at 1.6x one on primes below 3e7 (tasks of 45 us); 2 ms did better.  Longer frames would
+ * leave more work unbalanced at the end of a job (see tail_share). */
 #define AUTO_TARGET_NS 2000000.0
 #define TAIL_HOLD 2.0 /* see tail_share */
 #define TAIL_MIN_HOLD_NS 250000.0 /* see tail_share */
@@ -358,6 +358,20 @@ io_fail (TrPool *pool, TrAsync *a, TrTaskErrorCode code, const char *message)
   io_fail_status (pool, a, code, message, -1, 0);
 }
 
+/* Tasks a worker held but did not run (it died, or sent them back) go to the head of the
+ * queue, in order; once the job was stopped they are not run at all. */
+static void
+io_requeue_unrun (TrPool *pool, TaskQueue *back)
+{
+  if (pool->io_cancelled) {
+    TrAsync *a;
+    while ((a = tq_pop_head (back)))
+      io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
+  } else {
+    tq_prepend (&pool->ready, back);
+  }
+}
+
 static void
 io_flush_completed (TrPool *pool)
 {
@@ -497,13 +511,7 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   }
   tq_append (&back, &w->inflight);
   g_queue_clear (&w->frames);
-  if (pool->io_cancelled) {
-    TrAsync *a;
-    while ((a = tq_pop_head (&back)))
-      io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
-  } else {
-    tq_prepend (&pool->ready, &back);
-  }
+  io_requeue_unrun (pool, &back);
 
   if (was == W_STARTING) {
     /* Failed before HELLO: fatal, never restarted.  Keep an INIT_FAILED message if one came. */
@@ -601,7 +609,7 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     io_complete (pool, a);
   }
   if (back.head) {
-    tq_prepend (&pool->ready, &back);
+    io_requeue_unrun (pool, &back);
     if (w->state == W_RETIRING && pool->max_tasks && w->sent < pool->max_tasks)
       w->state = W_READY;
   }

@@ -5,7 +5,6 @@
  * and a generous memory bound for 2M tasks (a leak per task would break it). */
 #include "testutil.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -175,19 +174,8 @@ test_memory_bound (void)
   const char *args[] = { "-c", conf, "-j", "2", "-s", "compute.op=sum-squares", "-s",
                          "compute.end=2000000", "-s", "compute.chunk=1", "-q", NULL };
   GPid pid = tt_spawn_taskrun (args, dir, NULL);
-  int status = 0;
   struct rusage ru;
-  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC; /* generous: ~1 s */
-  pid_t got;
-  while ((got = wait4 (pid, &status, WNOHANG, &ru)) == 0) {
-    if (g_get_monotonic_time () > deadline) {
-      kill (pid, SIGKILL);
-      waitpid (pid, &status, 0);
-      g_error ("taskrun (pid %d) did not end within 60 s", (int) pid);
-    }
-    g_usleep (10000);
-  }
-  g_assert_cmpint (got, ==, pid);
+  int status = tt_wait_pid (pid, 60, &ru); /* generous: the run takes ~1 s */
   g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   g_test_message ("taskrun's peak RSS for 2M tasks: %ld KiB", ru.ru_maxrss);
   g_assert_cmpint (ru.ru_maxrss, <, 64 * 1024);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,14 +179,15 @@ tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *e
 }
 
 int
-tt_wait_taskrun (GPid pid, double seconds, const char *dir, char **out, char **err)
+tt_wait_pid (GPid pid, double seconds, struct rusage *ru)
 {
   gint64 deadline = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
   int status = 0;
+  struct rusage ignored;
   for (;;) {
-    pid_t r = waitpid (pid, &status, WNOHANG);
+    pid_t r = wait4 (pid, &status, WNOHANG, ru ? ru : &ignored);
     if (r == pid)
-      break;
+      return status;
     if (g_get_monotonic_time () > deadline) {
       kill (pid, SIGKILL);
       waitpid (pid, &status, 0);
@@ -193,6 +195,12 @@ tt_wait_taskrun (GPid pid, double seconds, const char *dir, char **out, char **e
     }
     g_usleep (5000);
   }
+}
+
+int
+tt_wait_taskrun (GPid pid, double seconds, const char *dir, char **out, char **err)
+{
+  int status = tt_wait_pid (pid, seconds, NULL);
   g_autofree char *o = g_build_filename (dir, "out.txt", NULL);
   g_autofree char *e = g_build_filename (dir, "err.txt", NULL);
   if (out)

@@ -19,8 +19,12 @@ int tt_run_taskrun (const char *const *args, const char *cwd, const char *const 
 /* Starts taskrun in the background, its stdout and stderr going to files in `dir`
  * (out.txt, err.txt).  Returns its pid. */
 GPid tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *env);
+struct rusage;
 /* Waits for `pid` up to `seconds`; kills it and fails the test if it does not end.
- * Returns the exit status (128 + signal when killed) and reads dir/out.txt, dir/err.txt. */
+ * Returns its wait status, and its resource use in *ru unless ru is NULL. */
+int tt_wait_pid (GPid pid, double seconds, struct rusage *ru);
+/* The same, then returns the exit status (128 + signal when killed) and reads
+ * dir/out.txt, dir/err.txt. */
 int tt_wait_taskrun (GPid pid, double seconds, const char *dir, char **out, char **err);
 /* The pids of the processes `pid` has forked (from any of its threads). */
 GArray *tt_children (GPid pid);

@@ -176,41 +176,85 @@ tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type, const guint8 
   return TR_FRAME_OK;
 }
 
+static void
+set_le (guint8 *p, guint64 v, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    p[i] = (guint8) (v >> (8 * i));
+}
+
+/* The records below are read and written whole, not field by field: a frame may carry
+ * thousands of them, and the per-field calls and checks were much of their cost. */
 gboolean
 tr_wire_read_task (TrWireReader *r, TrWireTask *out)
 {
-  out->id = tr_wire_get_u64 (r);
-  out->payload = tr_wire_get_bytes (r, &out->len);
+  const guint8 *h = take (r, 12);
+  gsize n = h ? (gsize) get_le (h + 8, 4) : 0;
+  out->id = h ? get_le (h, 8) : 0;
+  out->payload = h ? take (r, n) : NULL;
+  out->len = out->payload ? n : 0;
   return !r->bad;
 }
 
 gboolean
 tr_wire_read_result (TrWireReader *r, TrWireResult *out)
 {
-  out->id = tr_wire_get_u64 (r);
-  guint8 failed = tr_wire_get_u8 (r);
-  out->code = tr_wire_get_u32 (r);
-  out->start_us = tr_wire_get_u64 (r);
-  out->run_ns = tr_wire_get_u64 (r);
-  out->data = tr_wire_get_bytes (r, &out->len);
+  const guint8 *h = take (r, TR_WIRE_RESULT_HEAD);
+  if (!h) {
+    memset (out, 0, sizeof *out);
+    return FALSE;
+  }
+  guint8 status = h[8];
+  out->id = get_le (h, 8);
+  out->code = (guint32) get_le (h + 9, 4);
+  out->start_us = get_le (h + 13, 8);
+  out->run_ns = get_le (h + 21, 8);
+  gsize n = (gsize) get_le (h + 29, 4);
+  out->data = take (r, n);
+  out->len = out->data ? n : 0;
   out->message = tr_wire_get_bytes (r, &out->message_len);
-  if (failed > 2)
+  if (status > 2)
     r->bad = TRUE;
-  out->failed = failed == 1;
-  out->returned = failed == 2;
+  out->failed = status == 1;
+  out->returned = status == 2;
   return !r->bad;
+}
+
+gsize
+tr_wire_begin_result (GByteArray *buf, guint64 id, guint64 start_us)
+{
+  gsize at = buf->len;
+  g_byte_array_set_size (buf, at + TR_WIRE_RESULT_HEAD);
+  guint8 *p = buf->data + at;
+  memset (p, 0, TR_WIRE_RESULT_HEAD);
+  set_le (p, id, 8);
+  set_le (p + 13, start_us, 8);
+  return at;
+}
+
+void
+tr_wire_end_result (GByteArray *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
+                    const char *message)
+{
+  gsize out_len = buf->len - at - TR_WIRE_RESULT_HEAD;
+  g_assert (out_len <= TR_WIRE_MAX_BODY && status <= 2);
+  guint8 *p = buf->data + at;
+  p[8] = status;
+  set_le (p + 9, code, 4);
+  set_le (p + 21, run_ns, 8);
+  set_le (p + 29, out_len, 4);
+  gsize mlen = message ? strlen (message) : 0;
+  gsize end = buf->len;
+  g_byte_array_set_size (buf, end + 4 + mlen);
+  set_le (buf->data + end, mlen, 4);
+  if (mlen)
+    memcpy (buf->data + end + 4, message, mlen);
 }
 
 void
 tr_wire_put_returned (GByteArray *buf, guint64 id)
 {
-  tr_wire_put_u64 (buf, id);
-  tr_wire_put_u8 (buf, 2);
-  tr_wire_put_u32 (buf, 0);
-  tr_wire_put_u64 (buf, 0);
-  tr_wire_put_u64 (buf, 0);
-  tr_wire_put_bytes (buf, NULL, 0);
-  tr_wire_put_str (buf, "");
+  tr_wire_end_result (buf, tr_wire_begin_result (buf, id, 0), 2, 0, 0, NULL);
 }
 
 void

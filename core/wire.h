@@ -67,9 +67,19 @@ typedef struct {
   gsize message_len;
 } TrWireResult;
 
+/* One result record is written in two steps around the task's run: begin writes its
+ * head (id, start; the rest filled in by end), the task appends its output, and end
+ * fills in the status (0 done, 1 failed, 2 not run), code, run time and output length
+ * and appends the message.  begin returns where the record starts; the output begins
+ * TR_WIRE_RESULT_HEAD bytes after it. */
+#define TR_WIRE_RESULT_HEAD (8 + 1 + 4 + 8 + 8 + 4) /* id, status, code, start, run time, output length */
+gsize tr_wire_begin_result (GByteArray *buf, guint64 id, guint64 start_us);
+void tr_wire_end_result (GByteArray *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
+                         const char *message);
+
 /* Appends the result record of a task sent back unrun (status 2), TR_WIRE_RETURNED_RECORD
  * bytes: id, status, code, start and run time, empty output and message. */
-#define TR_WIRE_RETURNED_RECORD (8 + 1 + 4 + 8 + 8 + 4 + 4)
+#define TR_WIRE_RETURNED_RECORD (TR_WIRE_RESULT_HEAD + 4)
 void tr_wire_put_returned (GByteArray *buf, guint64 id);
 
 /* Each reads one record; FALSE when the body is malformed (r->bad is set). */

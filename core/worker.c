@@ -129,39 +129,26 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
       }
       break;
     }
-    const guint8 *payload = task.payload;
-    gsize plen = task.len;
-    tr_wire_put_u64 (io->out, task.id);
-    gsize status_at = io->out->len;
-    tr_wire_put_u8 (io->out, 1);
-    tr_wire_put_u32 (io->out, 0);
-    tr_wire_put_u64 (io->out, (guint64) (real_base + (t0 - mono_base)));
-    tr_wire_put_u64 (io->out, 0);
-    gsize len_at = io->out->len;
-    tr_wire_put_u32 (io->out, 0);
+    gsize at = tr_wire_begin_result (io->out, task.id, (guint64) (real_base + (t0 - mono_base)));
     GError *error = NULL;
-    gboolean ok = desc->run (wstate, payload, plen, &output, &error);
+    gboolean ok = desc->run (wstate, task.payload, task.len, &output, &error);
     gint64 t1 = g_get_monotonic_time ();
     guint64 ns = (guint64) (t1 - t0) * 1000;
     t0 = t1;
-    gsize rlen = io->out->len - len_at - 4;
+    gsize rlen = io->out->len - at - TR_WIRE_RESULT_HEAD;
     const char *msg = NULL;
+    guint32 code = 0;
     if (rlen > TR_WIRE_MAX_BODY / 2 || io->out->len - frame > TR_WIRE_MAX_BODY - 4096) {
       /* too big for one message (alone, or with the results before it in this frame) */
-      g_byte_array_set_size (io->out, len_at + 4);
-      rlen = 0;
+      g_byte_array_set_size (io->out, at + TR_WIRE_RESULT_HEAD);
       msg = "the task's output is too large to send back (a frame carries at most 64 MiB)";
       ok = FALSE;
     } else if (!ok) {
       msg = error ? error->message : "the task failed (the plugin gave no reason)";
-      tr_wire_patch_u32 (io->out, status_at + 1, error ? (guint32) error->code : 0);
+      code = error ? (guint32) error->code : 0;
     }
-    tr_wire_patch_u32 (io->out, len_at, (guint32) rlen);
-    tr_wire_put_str (io->out, ok ? "" : msg);
+    tr_wire_end_result (io->out, at, ok ? 0 : 1, code, ns, msg);
     g_clear_error (&error); /* a plugin that returns TRUE and sets an error keeps the success */
-    io->out->data[status_at] = ok ? 0 : 1;
-    for (guint b = 0; b < 8; b++)
-      io->out->data[status_at + 13 + b] = (guint8) (ns >> (8 * b));
   }
   if (!tr_wire_reader_done (&r))
     return FALSE;

@@ -122,6 +122,56 @@ test_result_status (void)
   }
 }
 
+/* A result written around a task's run (begin, the output appended, end) has the layout
+ * written out field by field, and reads back; a record cut anywhere is refused. */
+static void
+test_result_writer (void)
+{
+  g_autoptr (GByteArray) expect = g_byte_array_new ();
+  tr_wire_put_u64 (expect, 42);
+  tr_wire_put_u8 (expect, 1);
+  tr_wire_put_u32 (expect, 7);
+  tr_wire_put_u64 (expect, 1700000000000000);
+  tr_wire_put_u64 (expect, 123456);
+  tr_wire_put_bytes (expect, "output", 6);
+  tr_wire_put_str (expect, "it broke");
+
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  g_byte_array_append (buf, (const guint8 *) "pre", 3); /* a record need not start at 0 */
+  gsize at = tr_wire_begin_result (buf, 42, 1700000000000000);
+  g_assert_cmpuint (at, ==, 3);
+  g_byte_array_append (buf, (const guint8 *) "output", 6);
+  tr_wire_end_result (buf, at, 1, 7, 123456, "it broke");
+  g_assert_cmpmem (buf->data + 3, buf->len - 3, expect->data, expect->len);
+
+  TrWireReader r;
+  TrWireResult res;
+  for (gsize cut = 0; cut < expect->len; cut++) {
+    tr_wire_reader_init (&r, expect->data, cut);
+    g_assert_false (tr_wire_read_result (&r, &res));
+  }
+  tr_wire_reader_init (&r, expect->data, expect->len);
+  g_assert_true (tr_wire_read_result (&r, &res));
+  g_assert_true (tr_wire_reader_done (&r));
+  g_assert_cmpuint (res.id, ==, 42);
+  g_assert_true (res.failed);
+  g_assert_cmpuint (res.code, ==, 7);
+  g_assert_cmpuint (res.start_us, ==, 1700000000000000);
+  g_assert_cmpuint (res.run_ns, ==, 123456);
+  g_assert_cmpmem (res.data, res.len, "output", 6);
+  g_assert_cmpmem (res.message, res.message_len, "it broke", 8);
+
+  /* a task sent back unrun: status 2, nothing else */
+  g_byte_array_set_size (buf, 0);
+  tr_wire_put_returned (buf, 9);
+  g_assert_cmpuint (buf->len, ==, TR_WIRE_RETURNED_RECORD);
+  tr_wire_reader_init (&r, buf->data, buf->len);
+  g_assert_true (tr_wire_read_result (&r, &res));
+  g_assert_true (res.returned);
+  g_assert_cmpuint (res.id, ==, 9);
+  g_assert_cmpuint (res.len, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -131,5 +181,6 @@ main (int argc, char **argv)
   g_test_add_func ("/wire/refused", test_refused);
   g_test_add_func ("/wire/truncated-fields", test_truncated_fields);
   g_test_add_func ("/wire/result-status", test_result_status);
+  g_test_add_func ("/wire/result-writer", test_result_writer);
   return g_test_run ();
 }

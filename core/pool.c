@@ -200,6 +200,7 @@ struct TrPool {
   GMutex lock;
   GCond cond;
   TaskQueue submitted;  /* guarded by lock */
+  guint submitted_oversize; /* guarded: tasks in `submitted` too large to send */
   gboolean started;     /* guarded: the first workers have all said HELLO or failed */
   char *start_error;    /* guarded */
   gboolean terminated;  /* guarded: workers killed after a terminate request */
@@ -215,6 +216,7 @@ struct TrPool {
   /* Main thread only. */
   guint64 next_id;
   guint64 outstanding;
+  guint oversize_made; /* tasks made too large to send, not yet submitted */
   TrAsync *free_list;   /* recycled stream tasks */
   void (*tick) (gpointer data);
   gpointer tick_data;
@@ -303,6 +305,8 @@ async_new (TrPool *pool, guint64 seq, const char *description, GBytes *bytes, co
       a->payload = a->payload_heap;
     }
   }
+  if (a->payload_len > MAX_PAYLOAD)
+    pool->oversize_made++; /* failed by the I/O thread when it takes the submission */
   a->units = units;
   a->attempt = 1;
   return a;
@@ -547,23 +551,28 @@ update_ewma (TrPool *pool, double ns)
   }
 }
 
-/* Handles one RESULTS frame.  FALSE: the frame is not valid for this worker. */
+/* Handles one RESULTS frame.  FALSE: the frame is not valid for this worker.
+ *
+ * The frame's layout is checked first, from its bytes alone: the count is the oldest
+ * TASKS frame's, every record parses, and tasks sent back unrun are never the first and
+ * then all the rest.  Then each record is matched to the next task in flight by id as it
+ * is taken: one walk over the tasks, which in a large frame of tiny tasks are not in
+ * this core's cache.  A record for the wrong task stops the walk; the tasks answered
+ * before it keep their results, the worker is killed as for any malformed frame, and the
+ * rest of that frame is what it was running. */
 static gboolean
 handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
 {
-  /* First check the whole frame: one RESULTS frame answers the oldest TASKS frame, record
-   * for record, and nothing is taken off the worker unless all of it is valid. */
   TrWireReader r;
+  TrWireResult res;
   tr_wire_reader_init (&r, body, len);
   guint32 n = tr_wire_get_u32 (&r);
-  if (n == 0 || n != GPOINTER_TO_UINT (g_queue_peek_head (&w->frames)))
+  GList *frame = g_queue_peek_head_link (&w->frames);
+  if (n == 0 || !frame || n != GPOINTER_TO_UINT (frame->data))
     return FALSE;
-  TrAsync *a = w->inflight.head;
-  gboolean returning = FALSE; /* tasks sent back unrun: never the first, then all the rest */
-  for (guint32 i = 0; i < n; i++, a = a->next) {
-    TrWireResult res;
-    if (!tr_wire_read_result (&r, &res) || !a || a->id != res.id ||
-        (res.returned && i == 0) || (returning && !res.returned))
+  gboolean returning = FALSE;
+  for (guint32 i = 0; i < n; i++) {
+    if (!tr_wire_read_result (&r, &res) || (res.returned && i == 0) || (returning && !res.returned))
       return FALSE;
     returning = res.returned;
   }
@@ -573,10 +582,13 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   tr_wire_reader_init (&r, body, len);
   tr_wire_get_u32 (&r);
   TaskQueue back = { 0 };
-  for (guint32 i = 0; i < n; i++) {
-    TrWireResult res;
+  guint32 i;
+  for (i = 0; i < n; i++) {
     tr_wire_read_result (&r, &res);
-    a = tq_pop_head (&w->inflight);
+    TrAsync *a = w->inflight.head;
+    if (!a || a->id != res.id)
+      break;
+    tq_pop_head (&w->inflight);
     if (res.returned) {
       /* the answer was full: the task goes again, first, and its attempt does not count */
       tq_push_tail (&back, a);
@@ -612,6 +624,10 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     io_requeue_unrun (pool, &back);
     if (w->state == W_RETIRING && pool->max_tasks && w->sent < pool->max_tasks)
       w->state = W_READY;
+  }
+  if (i < n) {
+    frame->data = GUINT_TO_POINTER (n - i); /* what is left of it is what the worker ran */
+    return FALSE;
   }
   g_queue_pop_head (&w->frames);
   w->head_started = g_get_monotonic_time ();
@@ -949,15 +965,25 @@ check_timeouts (TrPool *pool)
   return (int) MAX (1, (next - now + 999) / 1000);
 }
 
+/* Moves what the main thread submitted to the ready queue.  The queue is taken whole: a
+ * walk over freshly made tasks would fetch each one from the other core's cache (a
+ * quarter of this thread's time with millions of one-number tasks); only a submission
+ * known to hold a task too large to send is walked, to fail that task. */
 static void
 take_submitted (TrPool *pool)
 {
   g_mutex_lock (&pool->lock);
   TaskQueue got = pool->submitted;
+  guint oversize = pool->submitted_oversize;
   pool->submitted = (TaskQueue) { 0 };
+  pool->submitted_oversize = 0;
   g_mutex_unlock (&pool->lock);
   TrAsync *a;
   if (!pool->io_terminated && !pool->io_cancelled) {
+    if (!oversize) {
+      tq_append (&pool->ready, &got);
+      return;
+    }
     while ((a = tq_pop_head (&got))) {
       if (a->payload_len > MAX_PAYLOAD) {
         g_autofree char *msg = g_strdup_printf ("the task's payload (%" G_GSIZE_FORMAT " bytes) is "
@@ -1132,6 +1158,8 @@ submit_queue (TrPool *pool, TaskQueue *q)
   g_mutex_lock (&pool->lock);
   gboolean was_empty = pool->submitted.head == NULL;
   tq_append (&pool->submitted, q);
+  pool->submitted_oversize += pool->oversize_made;
+  pool->oversize_made = 0;
   g_mutex_unlock (&pool->lock);
   if (was_empty)
     wake_io (pool);

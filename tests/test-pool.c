@@ -4,8 +4,13 @@
  * and a crashing worker failing only its own task. */
 #include "testutil.h"
 #include "internal.h"
+#include "link.h"
+#include "wire.h"
+
+#include <sys/socket.h>
 
 #include <fcntl.h>
+#include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -676,6 +681,174 @@ test_big_outputs_share_frames (Fixture *f, gconstpointer data)
   }
 }
 
+/* ---- a fake worker, for frames no real worker sends ------------------------------------
+
+ * A link class whose "worker" is a thread of this process speaking the wire protocol on a
+ * socket pair: it echoes each task's payload, except that the first TASKS frame of two or
+ * more tasks is answered with a wrong id in its second record. */
+typedef struct {
+  TrLink link;
+  int peer;
+  GThread *thread;
+} FakeLink;
+
+static const TrLinkClass fake_link;
+static gint fake_spawns;
+static gint fake_forged;          /* the wrong answer went out */
+static char fake_forged_first[32]; /* the payload of the first task of that frame */
+
+static gboolean
+fake_read (int fd, guint8 *buf, gsize n)
+{
+  while (n) {
+    gssize got = read (fd, buf, n);
+    if (got <= 0)
+      return FALSE;
+    buf += got;
+    n -= (gsize) got;
+  }
+  return TRUE;
+}
+
+static gpointer
+fake_worker (gpointer data)
+{
+  FakeLink *f = data;
+  g_autoptr (GByteArray) out = g_byte_array_new ();
+  guint8 head[TR_WIRE_HEADER];
+  while (fake_read (f->peer, head, sizeof head)) {
+    guint32 len = (guint32) head[0] | (guint32) head[1] << 8 | (guint32) head[2] << 16 |
+                  (guint32) head[3] << 24;
+    g_autofree guint8 *body = g_malloc (len + 1);
+    if (!fake_read (f->peer, body, len) || head[4] == TR_MSG_QUIT)
+      break;
+    g_byte_array_set_size (out, 0);
+    gsize at;
+    if (head[4] == TR_MSG_CONFIG) {
+      at = tr_wire_begin (out, TR_MSG_HELLO);
+      tr_wire_put_u32 (out, (guint32) f->link.pid);
+      tr_wire_end (out, at);
+    } else if (head[4] == TR_MSG_TASKS) {
+      TrWireReader r;
+      tr_wire_reader_init (&r, body, len);
+      guint32 n = tr_wire_get_u32 (&r);
+      gboolean forge = n >= 2 && g_atomic_int_compare_and_exchange (&fake_forged, 0, 1);
+      at = tr_wire_begin (out, TR_MSG_RESULTS);
+      tr_wire_put_u32 (out, n);
+      for (guint32 i = 0; i < n; i++) {
+        TrWireTask t;
+        g_assert_true (tr_wire_read_task (&r, &t));
+        if (forge && i == 0)
+          g_strlcpy (fake_forged_first, (const char *) t.payload, MIN (t.len + 1, sizeof fake_forged_first));
+        gsize rec = tr_wire_begin_result (out, forge && i == 1 ? G_MAXUINT64 : t.id, 0);
+        g_byte_array_append (out, t.payload, (guint) t.len);
+        tr_wire_end_result (out, rec, 0, 0, 1000, NULL);
+      }
+      tr_wire_end (out, at);
+    }
+    if (out->len && send (f->peer, out->data, out->len, MSG_NOSIGNAL) != (gssize) out->len)
+      break;
+    if (head[4] == TR_MSG_TASKS && g_atomic_int_get (&fake_spawns) == 1)
+      g_usleep (20000); /* the first worker is slow: the tasks queue up into larger frames */
+  }
+  return NULL;
+}
+
+static TrLink *
+fake_spawn (guint slot, const char *program, GError **error)
+{
+  (void) slot, (void) program, (void) error;
+  int sv[2];
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+  g_assert_true (g_unix_set_fd_nonblocking (sv[0], TRUE, NULL));
+  FakeLink *f = g_new0 (FakeLink, 1);
+  f->link.klass = &fake_link;
+  f->link.fd = sv[0];
+  f->link.pid = 100000 + g_atomic_int_add (&fake_spawns, 1); /* no such process is signalled */
+  f->peer = sv[1];
+  f->thread = g_thread_new ("fake-worker", fake_worker, f);
+  return &f->link;
+}
+
+static gssize
+fake_send (TrLink *link, const guint8 *data, gsize len)
+{
+  return send (link->fd, data, len, MSG_NOSIGNAL);
+}
+
+static gssize
+fake_receive (TrLink *link, guint8 *buf, gsize len)
+{
+  return read (link->fd, buf, len);
+}
+
+static void
+fake_kill (TrLink *link)
+{
+  shutdown (link->fd, SHUT_RDWR); /* the thread reads end of stream and returns */
+}
+
+static void
+fake_signal_group (TrLink *link, int sig)
+{
+  (void) link, (void) sig;
+}
+
+static char *
+fake_close (TrLink *link, gboolean *clean, int *status)
+{
+  FakeLink *f = (FakeLink *) link;
+  shutdown (link->fd, SHUT_RDWR);
+  g_thread_join (f->thread);
+  close (link->fd);
+  close (f->peer);
+  g_free (f);
+  *clean = TRUE;
+  *status = 0;
+  return g_strdup ("exited with status 0");
+}
+
+static const TrLinkClass fake_link = {
+  .name = "fake", .spawn = fake_spawn, .send = fake_send, .receive = fake_receive,
+  .kill = fake_kill, .signal_group = fake_signal_group, .close = fake_close,
+};
+
+/* A worker answers a frame with records for the wrong tasks from its second on.  The
+ * task it answered first keeps its result (it is not run again); the worker is killed,
+ * and the rest of the frame runs on its replacement: every task done exactly once. */
+static void
+test_wrong_id_keeps_answered (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  tr_pool_use_link_class (&fake_link);
+  TrPoolOptions o = { .workers = 1, .batch = 4 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPool) pool = tr_pool_new (f->plugin, f->config, &o, &error);
+  tr_pool_use_link_class (NULL);
+  g_assert_no_error (error);
+  g_autoptr (GPtrArray) tasks = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_async_unref);
+  for (guint i = 0; i < 24; i++) {
+    g_autofree char *text = g_strdup_printf ("t%u", i);
+    g_autoptr (GBytes) in = cmd (text);
+    g_ptr_array_add (tasks, tr_pool_apply_async (pool, text, in, NULL, NULL, NULL));
+  }
+  for (guint i = 0; i < tasks->len; i++)
+    g_assert_true (tr_async_wait (g_ptr_array_index (tasks, i), 30 * G_USEC_PER_SEC));
+  g_assert_cmpint (g_atomic_int_get (&fake_forged), ==, 1);
+  g_assert_cmpint (g_atomic_int_get (&fake_spawns), ==, 2);
+  for (guint i = 0; i < tasks->len; i++) {
+    const TrResult *r = tr_async_peek_result (g_ptr_array_index (tasks, i));
+    g_autofree char *text = g_strdup_printf ("t%u", i);
+    g_assert_no_error (r->error);
+    g_assert_cmpmem (r->data, r->len, text, strlen (text));
+    g_assert_cmpuint (r->attempt, ==, 1);
+    /* the first task of the forged frame was answered by the first worker */
+    if (g_str_equal (text, fake_forged_first))
+      g_assert_cmpint (r->worker_pid, ==, 100000);
+  }
+  g_assert_cmpstr (fake_forged_first, !=, "");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -702,5 +875,6 @@ main (int argc, char **argv)
   ADD ("results-not-held", test_results_not_held);
   ADD ("retry-after-close", test_retry_after_close);
   ADD ("big-outputs-share-frames", test_big_outputs_share_frames);
+  ADD ("wrong-id-keeps-answered", test_wrong_id_keeps_answered);
   return g_test_run ();
 }

@@ -553,13 +553,13 @@ update_ewma (TrPool *pool, double ns)
 
 /* Handles one RESULTS frame.  FALSE: the frame is not valid for this worker.
  *
- * The frame's layout is checked first, from its bytes alone: the count is the oldest
- * TASKS frame's, every record parses, and tasks sent back unrun are never the first and
- * then all the rest.  Then each record is matched to the next task in flight by id as it
- * is taken: one walk over the tasks, which in a large frame of tiny tasks are not in
- * this core's cache.  A record for the wrong task stops the walk; the tasks answered
- * before it keep their results, the worker is killed as for any malformed frame, and the
- * rest of that frame is what it was running. */
+ * One pass: each record is read, checked and matched to the next task in flight by id as
+ * that task is taken (the tasks of a large frame of tiny ones are seldom in this core's
+ * cache, and the frame is read once).  The count must be the oldest TASKS frame's; tasks
+ * sent back unrun are never the first and then all the rest; nothing may follow the last
+ * record.  At the first record that breaks a rule (or names the wrong task) the pass
+ * stops: the tasks answered before it keep their results, the worker is killed as for
+ * any malformed frame, and the rest of that frame is what it was running. */
 static gboolean
 handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
 {
@@ -570,24 +570,16 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   GList *frame = g_queue_peek_head_link (&w->frames);
   if (n == 0 || !frame || n != GPOINTER_TO_UINT (frame->data))
     return FALSE;
-  gboolean returning = FALSE;
-  for (guint32 i = 0; i < n; i++) {
-    if (!tr_wire_read_result (&r, &res) || (res.returned && i == 0) || (returning && !res.returned))
-      return FALSE;
-    returning = res.returned;
-  }
-  if (!tr_wire_reader_done (&r))
-    return FALSE;
-
-  tr_wire_reader_init (&r, body, len);
-  tr_wire_get_u32 (&r);
   TaskQueue back = { 0 };
+  gboolean returning = FALSE;
   guint32 i;
   for (i = 0; i < n; i++) {
-    tr_wire_read_result (&r, &res);
     TrAsync *a = w->inflight.head;
-    if (!a || a->id != res.id)
+    if (!tr_wire_read_result (&r, &res) || (res.returned && i == 0) ||
+        (returning && !res.returned) || !a || a->id != res.id ||
+        (i == n - 1 && !tr_wire_reader_done (&r)))
       break;
+    returning = res.returned;
     tq_pop_head (&w->inflight);
     if (res.returned) {
       /* the answer was full: the task goes again, first, and its attempt does not count */

@@ -212,7 +212,10 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
   gsize n = (gsize) get_le (h + 29, 4);
   out->data = take (r, n);
   out->len = out->data ? n : 0;
-  out->message = tr_wire_get_bytes (r, &out->message_len);
+  const guint8 *m = take (r, 4);
+  gsize mlen = m ? (gsize) get_le (m, 4) : 0;
+  out->message = m ? take (r, mlen) : NULL;
+  out->message_len = out->message ? mlen : 0;
   if (status > 2)
     r->bad = TRUE;
   out->failed = status == 1;

@@ -85,10 +85,16 @@ sleep_demo_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out
   memcpy (&t, payload, sizeof t);
   struct timespec start, end;
   clock_gettime (CLOCK_MONOTONIC, &start);
-  struct timespec want = { .tv_sec = (time_t) t.seconds,
-                           .tv_nsec = (long) ((t.seconds - (double) (time_t) t.seconds) * 1e9) };
-  while (clock_nanosleep (CLOCK_MONOTONIC, 0, &want, &want) == EINTR)
-    ;
+  /* Until a deadline, not for a duration: a signal does not stretch the sleep, and a task
+   * of 0 s does not sleep at all (a relative sleep of 0 still waits out the timer slack,
+   * 50 us by default: the "empty" tasks of the seeds' headline were not empty). */
+  if (t.seconds > 0) {
+    gint64 ns = (gint64) start.tv_nsec + (gint64) (t.seconds * 1e9);
+    struct timespec until = { .tv_sec = start.tv_sec + (time_t) (ns / 1000000000),
+                              .tv_nsec = (long) (ns % 1000000000) };
+    while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+      ;
+  }
   clock_gettime (CLOCK_MONOTONIC, &end);
   SleepResult r = { .pid = (guint32) getpid (),
                     .slept = (end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9 };

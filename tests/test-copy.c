@@ -67,13 +67,21 @@ p (const char *root, const char *rel)
   return g_build_filename (root, rel, NULL);
 }
 
+/* root/rel, made as an empty folder. */
+static char *
+new_folder (const char *root, const char *rel)
+{
+  char *path = p (root, rel);
+  must (mkdir (path, 0755), path);
+  return path;
+}
+
 /* Builds the hard-case tree under root (which exists). */
 static void
 build_tree (const char *root)
 {
   const gboolean root_user = geteuid () == 0;
-  g_autofree char *d = p (root, "dir");
-  must (mkdir (d, 0755), d);
+  g_autofree char *d = new_folder (root, "dir");
   g_autofree char *sub = p (root, "dir/sub");
   must (mkdir (sub, 0700), sub);
   g_autofree char *empty = p (root, "empty-dir");
@@ -243,9 +251,8 @@ test_oracle (gconstpointer data)
   g_assert_nonnull (g_mkdtemp (src_top));
   g_autofree char *dst_top = g_strdup_printf ("%s/taskrun-copy-dst-XXXXXX", dst_base ? dst_base : "/dev/shm");
   g_assert_nonnull (g_mkdtemp (dst_top));
-  g_autofree char *src = p (src_top, "tree");
+  g_autofree char *src = new_folder (src_top, "tree");
   g_autofree char *dst = p (dst_top, "copy");
-  must (mkdir (src, 0755), src);
   build_tree (src);
 
   g_autofree char *job = copy_job (dst_top, src, dst, NULL);
@@ -373,9 +380,8 @@ test_kill_and_rerun (void)
 {
   g_autofree char *top = g_strdup ("/dev/shm/taskrun-kill-XXXXXX");
   g_assert_nonnull (g_mkdtemp (top));
-  g_autofree char *src = p (top, "src");
+  g_autofree char *src = new_folder (top, "src");
   g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
   build_bulk (src);
   g_autofree char *job = copy_job (top, src, dst, "chunk_size = 1M\n");
   const char *args[] = { "-c", job, NULL };
@@ -420,9 +426,8 @@ test_deeper_than_path_max (void)
 {
   g_autofree char *top = g_strdup ("/dev/shm/taskrun-deep-XXXXXX");
   g_assert_nonnull (g_mkdtemp (top));
-  g_autofree char *src = p (top, "src");
+  g_autofree char *src = new_folder (top, "src");
   g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
   char comp[201];
   memset (comp, 'x', 200);
   comp[200] = '\0';
@@ -464,8 +469,7 @@ static void
 test_refuses_itself (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
-  must (mkdir (src, 0755), src);
+  g_autofree char *src = new_folder (top, "src");
   static const char *const dsts[] = { "src", "src/inner", "src/./inner/../deeper", NULL };
   for (int i = 0; dsts[i]; i++) {
     g_autofree char *dst = p (top, dsts[i]);
@@ -489,14 +493,10 @@ static void
 test_never_deletes_never_follows (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
-  g_autofree char *dst = p (top, "dst");
-  g_autofree char *outside = p (top, "outside");
-  must (mkdir (src, 0755), src);
-  must (mkdir (dst, 0755), dst);
-  must (mkdir (outside, 0755), outside);
-  g_autofree char *ssub = p (src, "sub");
-  must (mkdir (ssub, 0755), ssub);
+  g_autofree char *src = new_folder (top, "src");
+  g_autofree char *dst = new_folder (top, "dst");
+  g_autofree char *outside = new_folder (top, "outside");
+  g_autofree char *ssub = new_folder (src, "sub");
   g_autofree char *sf = p (src, "sub/file");
   write_file (sf, 10, 1);
   g_autofree char *sa = p (src, "a");
@@ -523,10 +523,8 @@ static void
 test_if_exists (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
-  g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
-  must (mkdir (dst, 0755), dst);
+  g_autofree char *src = new_folder (top, "src");
+  g_autofree char *dst = new_folder (top, "dst");
   g_autofree char *sa = p (src, "a");
   write_file (sa, 100, 1);
   g_autofree char *da = p (dst, "a");
@@ -560,10 +558,8 @@ static void
 test_update_symlink_target (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
-  g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
-  must (mkdir (dst, 0755), dst);
+  g_autofree char *src = new_folder (top, "src");
+  g_autofree char *dst = new_folder (top, "dst");
   g_autofree char *sl = p (src, "l");
   g_autofree char *dl = p (dst, "l");
   must (symlink ("xx", sl), sl);
@@ -629,8 +625,7 @@ test_disk_full (void)
     return;
   }
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *mnt = p (top, "small");
-  must (mkdir (mnt, 0755), mnt);
+  g_autofree char *mnt = new_folder (top, "small");
   if (mount ("tmpfs", mnt, "tmpfs", 0, "size=2m") < 0) {
     g_test_skip ("cannot mount a tmpfs here");
     tt_rmtree (top);
@@ -661,8 +656,7 @@ static void
 test_socket_skipped (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
-  must (mkdir (src, 0755), src);
+  g_autofree char *src = new_folder (top, "src");
   g_autofree char *sock = p (src, "sock");
   const char *argv[] = { "python3", "-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
                          sock, NULL };
@@ -686,9 +680,8 @@ test_fsync_verify (void)
 {
   g_autofree char *top = g_strdup ("/dev/shm/taskrun-fsync-XXXXXX");
   g_assert_nonnull (g_mkdtemp (top));
-  g_autofree char *src = p (top, "src");
+  g_autofree char *src = new_folder (top, "src");
   g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
   for (int i = 0; i < 30; i++) {
     g_autofree char *f = g_strdup_printf ("%s/f%02d", src, i);
     write_file (f, (gsize) (i * 9000), i);
@@ -708,9 +701,8 @@ static void
 test_preserve (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
+  g_autofree char *src = new_folder (top, "src");
   g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
   g_autofree char *f = p (src, "old");
   write_file (f, 100, 1);
   chmod (f, 0604);
@@ -740,16 +732,14 @@ static void
 test_ordinary_failure_goes_on (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
-  g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
+  g_autofree char *src = new_folder (top, "src");
+  g_autofree char *dst = new_folder (top, "dst");
   for (int i = 0; i < 20; i++) {
     g_autofree char *f = g_strdup_printf ("%s/f%02d", src, i);
     write_file (f, 100000, i); /* chunked: many tasks after the failure */
   }
   g_autofree char *a = p (src, "aaa");
   write_file (a, 10, 50);
-  must (mkdir (dst, 0755), dst);
   g_autofree char *blocker = p (dst, "aaa");
   must (mkdir (blocker, 0755), blocker); /* a folder where the source has a file */
   g_autofree char *job = copy_job (top, src, dst, NULL);
@@ -768,10 +758,8 @@ static void
 test_hard_link_if_exists_error (void)
 {
   g_autofree char *top = tt_tmpdir ();
-  g_autofree char *src = p (top, "src");
-  g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
-  must (mkdir (dst, 0755), dst);
+  g_autofree char *src = new_folder (top, "src");
+  g_autofree char *dst = new_folder (top, "dst");
   g_autofree char *a = p (src, "a");
   write_file (a, 10, 1);
   g_autofree char *b = p (src, "b");
@@ -794,9 +782,8 @@ test_resume_chunked (void)
 {
   g_autofree char *top = g_strdup ("/dev/shm/taskrun-resume-XXXXXX");
   g_assert_nonnull (g_mkdtemp (top));
-  g_autofree char *src = p (top, "src");
+  g_autofree char *src = new_folder (top, "src");
   g_autofree char *dst = p (top, "dst");
-  must (mkdir (src, 0755), src);
   for (int i = 0; i < 3; i++) {
     g_autofree char *f = g_strdup_printf ("%s/big%d", src, i);
     write_file (f, 48 << 20, i);

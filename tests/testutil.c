@@ -58,6 +58,9 @@ taskrun_argv (const char *const *args, const char *const *env, GStrv *envp)
     const char *asan = g_environ_getenv (*envp, "ASAN_OPTIONS");
     g_autofree char *opts = g_strconcat (asan ? asan : "", asan ? ":" : "", "detect_leaks=0", NULL);
     *envp = g_environ_setenv (*envp, "ASAN_OPTIONS", opts, TRUE);
+    /* as root, Open MPI's mpirun refuses to start unless told twice */
+    *envp = g_environ_setenv (*envp, "OMPI_ALLOW_RUN_AS_ROOT", "1", FALSE);
+    *envp = g_environ_setenv (*envp, "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", FALSE);
   }
   for (int i = 0; env && env[i]; i++) {
     const char *eq = strchr (env[i], '=');

@@ -12,12 +12,20 @@
 
 #include <string.h>
 
+#define TASK_HEAD (8 + 4) /* a task record: u64 id, u32 payload length */
+
+static void
+set_le (guint8 *p, guint64 v, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    p[i] = (guint8) (v >> (8 * i));
+}
+
 static void
 put_le (GByteArray *buf, guint64 v, guint n)
 {
   guint8 b[8];
-  for (guint i = 0; i < n; i++)
-    b[i] = (guint8) (v >> (8 * i));
+  set_le (b, v, n);
   g_byte_array_append (buf, b, n);
 }
 
@@ -42,8 +50,7 @@ tr_wire_begin (GByteArray *buf, TrMsgType type)
 void
 tr_wire_patch_u32 (GByteArray *buf, gsize at, guint32 v)
 {
-  for (guint i = 0; i < 4; i++)
-    buf->data[at + i] = (guint8) (v >> (8 * i));
+  set_le (buf->data + at, v, 4);
 }
 
 void
@@ -107,6 +114,17 @@ take (TrWireReader *r, gsize n)
   return at;
 }
 
+/* A byte string: u32 length, then that many bytes. */
+static inline const guint8 *
+take_bytes (TrWireReader *r, gsize *len)
+{
+  const guint8 *h = take (r, 4);
+  gsize n = h ? (gsize) get_le (h, 4) : 0;
+  const guint8 *p = h ? take (r, n) : NULL;
+  *len = p ? n : 0;
+  return p;
+}
+
 guint8
 tr_wire_get_u8 (TrWireReader *r)
 {
@@ -131,10 +149,7 @@ tr_wire_get_u64 (TrWireReader *r)
 const guint8 *
 tr_wire_get_bytes (TrWireReader *r, gsize *len)
 {
-  gsize n = tr_wire_get_u32 (r);
-  const guint8 *p = take (r, n);
-  *len = p ? n : 0;
-  return p;
+  return take_bytes (r, len);
 }
 
 char *
@@ -176,19 +191,12 @@ tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type, const guint8 
   return TR_FRAME_OK;
 }
 
-static void
-set_le (guint8 *p, guint64 v, guint n)
-{
-  for (guint i = 0; i < n; i++)
-    p[i] = (guint8) (v >> (8 * i));
-}
-
 /* The records below are read and written whole, not field by field: a frame may carry
  * thousands of them, and the per-field calls and checks were much of their cost. */
 gboolean
 tr_wire_read_task (TrWireReader *r, TrWireTask *out)
 {
-  const guint8 *h = take (r, 12);
+  const guint8 *h = take (r, TASK_HEAD);
   gsize n = h ? (gsize) get_le (h + 8, 4) : 0;
   out->id = h ? get_le (h, 8) : 0;
   out->payload = h ? take (r, n) : NULL;
@@ -212,10 +220,7 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
   gsize n = (gsize) get_le (h + 29, 4);
   out->data = take (r, n);
   out->len = out->data ? n : 0;
-  const guint8 *m = take (r, 4);
-  gsize mlen = m ? (gsize) get_le (m, 4) : 0;
-  out->message = m ? take (r, mlen) : NULL;
-  out->message_len = out->message ? mlen : 0;
+  out->message = take_bytes (r, &out->message_len);
   if (status > 2)
     r->bad = TRUE;
   out->failed = status == 1;
@@ -265,12 +270,10 @@ tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len)
 {
   g_assert (len <= TR_WIRE_MAX_BODY);
   gsize at = buf->len;
-  g_byte_array_set_size (buf, at + 12 + len);
+  g_byte_array_set_size (buf, at + TASK_HEAD + len);
   guint8 *p = buf->data + at;
-  for (guint i = 0; i < 8; i++)
-    p[i] = (guint8) (id >> (8 * i));
-  for (guint i = 0; i < 4; i++)
-    p[8 + i] = (guint8) (len >> (8 * i));
+  set_le (p, id, 8);
+  set_le (p + 8, len, 4);
   if (len)
-    memcpy (p + 12, payload, len);
+    memcpy (p + TASK_HEAD, payload, len);
 }

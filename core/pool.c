@@ -61,11 +61,38 @@
 
 #define INLINE_PAYLOAD 48
 #define INLINE_RESULT 32
+#define BUNDLE_PAYLOAD_MAX 1024 /* larger payloads travel as single tasks */
+#define BUNDLE_BYTES (1u << 20) /* of payloads and descriptions in one bundle, at most */
+
+/* A bundle: consecutive tasks of an unordered stream that travel as one TASKS frame and
+ * come back as one RESULTS frame, handled by each thread as one unit.  With millions of
+ * tasks of a microsecond, a record per task that the main thread writes and the I/O
+ * thread reads on the other core (and back again) cost more than the tasks.  A bundle
+ * keeps its tasks as the wire bytes the worker reads, and its answer as the bytes the
+ * worker wrote: the I/O thread checks that answer in one pass over it and hands it over
+ * whole, and the main thread reads the results from it.  Anything unusual (a worker
+ * that dies holding it, tasks sent back, a bad record, a cancel, the tail of a job to
+ * share out) first turns it into single tasks, which then take the usual paths. */
+typedef struct {
+  GByteArray *wire;     /* a TASKS frame's body: u32 n, n task records, ids consecutive */
+  guint64 *seq;         /* per task */
+  guint64 *units;       /* per task */
+  guint32 *text_at;     /* per task: where its description starts in `text`; 0: none */
+  guint alloc;          /* room in seq, units and text_at */
+  GString *text;        /* the descriptions, each ending in NUL, after one NUL; or NULL */
+  guint64 first_order;  /* the first task's; the others follow */
+  gsize bytes;          /* of payloads and descriptions */
+  guint8 *answer;       /* the RESULTS frame's body, once answered whole */
+  gsize answer_len;
+} Bundle;
 
 struct TrAsync {
   TrAsync *next; /* the queue it is in: submitted, ready, or a worker's in-flight */
   gint ref;
-  guint64 id;  /* unique in this pool: matches results to tasks on the wire */
+  guint count;    /* tasks: 1, or a bundle's */
+  Bundle *bundle; /* NULL: a single task */
+  guint64 id;  /* unique in this pool: matches results to tasks on the wire (a bundle's
+                * first task's; the others follow) */
   guint64 seq; /* what TrResult.seq shows */
   guint64 order; /* tr_pool_stream: 1, 2, 3 ... in the order the generator made them */
   char *description; /* NULL: none set */
@@ -100,7 +127,8 @@ struct TrAsync {
   guint8 result_inline[INLINE_RESULT];
 };
 
-/* A FIFO of tasks linked through TrAsync.next: no allocation per push. */
+/* A FIFO of tasks linked through TrAsync.next: no allocation per push.  Its length
+ * counts tasks, a bundle as many as it holds. */
 typedef struct {
   TrAsync *head, *tail;
   guint length;
@@ -115,7 +143,7 @@ tq_push_tail (TaskQueue *q, TrAsync *a)
   else
     q->head = a;
   q->tail = a;
-  q->length++;
+  q->length += a->count;
 }
 
 static inline TrAsync *
@@ -127,7 +155,7 @@ tq_pop_head (TaskQueue *q)
   q->head = a->next;
   if (!q->head)
     q->tail = NULL;
-  q->length--;
+  q->length -= a->count;
   a->next = NULL;
   return a;
 }
@@ -210,6 +238,8 @@ struct TrPool {
   gint shutdown_req;    /* atomic */
   gint stop_feeding;    /* atomic */
   gint input_ended;     /* atomic: the main thread will submit nothing more for now */
+  gint frame_tasks;     /* atomic: the I/O thread's frame size now; streams make bundles
+                         * of this many tasks when it is 2 or more */
 
   GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
 
@@ -253,12 +283,40 @@ async_clear_result (TrAsync *a)
 }
 
 static void
+bundle_free (Bundle *b)
+{
+  g_byte_array_unref (b->wire);
+  g_free (b->seq);
+  g_free (b->units);
+  g_free (b->text_at);
+  if (b->text)
+    g_string_free (b->text, TRUE);
+  g_free (b->answer);
+  g_free (b);
+}
+
+static void
 async_free_contents (TrAsync *a)
 {
+  g_clear_pointer (&a->bundle, bundle_free);
   g_clear_pointer (&a->description, g_free);
   g_clear_pointer (&a->payload_bytes, g_bytes_unref);
   g_clear_pointer (&a->payload_heap, g_free);
   async_clear_result (a);
+}
+
+static void
+async_copy_payload (TrAsync *a, const guint8 *data, gsize len)
+{
+  a->payload_len = len;
+  if (len <= INLINE_PAYLOAD) {
+    if (len)
+      memcpy (a->payload_inline, data, len);
+    a->payload = a->payload_inline;
+  } else {
+    a->payload_heap = g_memdup2 (data, len);
+    a->payload = a->payload_heap;
+  }
 }
 
 /* A new task.  Exactly one of `bytes` (kept by reference) or `data` (copied) is used. */
@@ -284,6 +342,7 @@ async_new (TrPool *pool, guint64 seq, const char *description, GBytes *bytes, co
     a = g_new0 (TrAsync, 1);
   }
   a->ref = 1;
+  a->count = 1;
   a->pool = pool;
   a->id = ++pool->next_id;
   a->seq = seq ? seq : a->id;
@@ -295,15 +354,7 @@ async_new (TrPool *pool, guint64 seq, const char *description, GBytes *bytes, co
     a->payload_bytes = g_bytes_ref (bytes);
     a->payload = g_bytes_get_data (bytes, &a->payload_len);
   } else {
-    a->payload_len = len;
-    if (len <= INLINE_PAYLOAD) {
-      if (len)
-        memcpy (a->payload_inline, data, len);
-      a->payload = a->payload_inline;
-    } else {
-      a->payload_heap = g_memdup2 (data, len);
-      a->payload = a->payload_heap;
-    }
+    async_copy_payload (a, data, len);
   }
   if (a->payload_len > MAX_PAYLOAD)
     pool->oversize_made++; /* failed by the I/O thread when it takes the submission */
@@ -335,6 +386,52 @@ async_ref (TrAsync *a)
   return a;
 }
 
+/* ---- bundles ----------------------------------------------------------------------- */
+
+/* Turns bundle b into its tasks, as single tasks in order at the end of `out`, and frees
+ * it.  Bundles come only from streams, whose tasks are recycled. */
+static void
+bundle_explode (TrPool *pool, TrAsync *b, TaskQueue *out)
+{
+  Bundle *bu = b->bundle;
+  TrWireReader r;
+  tr_wire_reader_init (&r, bu->wire->data, bu->wire->len);
+  tr_wire_get_u32 (&r);
+  for (guint i = 0; i < b->count; i++) {
+    TrWireTask t;
+    if (!tr_wire_read_task (&r, &t))
+      g_error ("taskrun: a bundle of tasks is corrupt"); /* the pool's own bytes */
+    TrAsync *a = g_new0 (TrAsync, 1);
+    a->ref = 1;
+    a->count = 1;
+    a->pool = pool;
+    a->id = t.id;
+    a->seq = bu->seq[i];
+    a->order = bu->first_order + i;
+    a->units = bu->units[i];
+    a->description = bu->text_at[i] ? g_strdup (bu->text->str + bu->text_at[i]) : NULL;
+    async_copy_payload (a, t.payload, t.len);
+    a->attempt = 1;
+    a->callback = b->callback;
+    a->error_callback = b->error_callback;
+    a->user_data = b->user_data;
+    a->report_attempts = b->report_attempts;
+    a->recyclable = TRUE;
+    tq_push_tail (out, a);
+  }
+  tr_async_unref (b);
+}
+
+/* The same for the bundle at the head of q, in its place. */
+static void
+unbundle_head (TrPool *pool, TaskQueue *q)
+{
+  TrAsync *b = tq_pop_head (q);
+  TaskQueue singles = { 0 };
+  bundle_explode (pool, b, &singles);
+  tq_prepend (q, &singles);
+}
+
 /* ---- I/O thread -------------------------------------------------------------------- */
 
 static void
@@ -349,6 +446,13 @@ static void
 io_fail_status (TrPool *pool, TrAsync *a, TrTaskErrorCode code, const char *message,
                 int exit_value, int signal)
 {
+  if (a->bundle) {
+    TaskQueue singles = { 0 };
+    bundle_explode (pool, a, &singles);
+    while ((a = tq_pop_head (&singles)))
+      io_fail_status (pool, a, code, message, exit_value, signal);
+    return;
+  }
   g_clear_error (&a->error);
   a->error = g_error_new_literal (TR_TASK_ERROR, code, message);
   a->exit_value = exit_value;
@@ -500,6 +604,8 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
    * to run one at a time, so that only the one that brings a worker down fails.  A stop
    * for a task that had just finished (w->timed_out no longer the head) fails nothing. */
   guint running = GPOINTER_TO_UINT (g_queue_pop_head (&w->frames));
+  if (running && w->inflight.head->bundle)
+    unbundle_head (pool, &w->inflight); /* a bundle is a frame of its own */
   double ran = (g_get_monotonic_time () - w->head_started) / 1e6;
   gboolean innocent = w->term_sent && !timed_out && code != TR_TASK_ERROR_TERMINATED;
   TaskQueue back = { 0 };
@@ -553,6 +659,40 @@ update_ewma (TrPool *pool, double ns)
   }
 }
 
+/* The answer to a bundle (r is past its count, which matched): when every record is a
+ * result of the bundle's task in its place, the bundle keeps a copy of the answer and
+ * goes to the main thread whole.  FALSE, having changed nothing, for anything else. */
+static gboolean
+take_bundle_answer (TrPool *pool, Worker *w, TrWireReader r, const guint8 *body, gsize len)
+{
+  TrAsync *b = w->inflight.head;
+  double pool_ewma = pool->ewma_ns, w_ewma = w->ewma_ns;
+  gboolean have_ewma = pool->have_ewma;
+  for (guint i = 0; i < b->count; i++) {
+    TrWireResult res;
+    if (!tr_wire_read_result (&r, &res) || res.returned || res.id != b->id + i)
+      return FALSE;
+    double ns = (double) res.run_ns;
+    pool_ewma = have_ewma ? 0.9 * pool_ewma + 0.1 * ns : ns;
+    have_ewma = TRUE;
+    w_ewma = w_ewma > 0 ? 0.9 * w_ewma + 0.1 * ns : MAX (ns, 1.0);
+  }
+  if (!tr_wire_reader_done (&r))
+    return FALSE;
+  pool->ewma_ns = pool_ewma;
+  pool->have_ewma = have_ewma;
+  w->ewma_ns = w_ewma;
+  tq_pop_head (&w->inflight);
+  b->bundle->answer = g_memdup2 (body, len);
+  b->bundle->answer_len = len;
+  b->worker = w->slot;
+  b->pid = w->link->pid;
+  io_complete (pool, b);
+  g_queue_pop_head (&w->frames);
+  w->head_started = g_get_monotonic_time ();
+  return TRUE;
+}
+
 /* Handles one RESULTS frame.  FALSE: the frame is not valid for this worker.
  *
  * One pass: each record is read, checked and matched to the next task in flight by id as
@@ -572,6 +712,11 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   GList *frame = g_queue_peek_head_link (&w->frames);
   if (n == 0 || !frame || n != GPOINTER_TO_UINT (frame->data))
     return FALSE;
+  if (w->inflight.head->bundle) {
+    if (take_bundle_answer (pool, w, r, body, len))
+      return TRUE;
+    unbundle_head (pool, &w->inflight); /* and read the answer task by task */
+  }
   TaskQueue back = { 0 };
   gboolean returning = FALSE;
   guint32 i;
@@ -813,9 +958,10 @@ tail_share (TrPool *pool, const Tail *t, const Worker *w)
 static void
 dispatch (TrPool *pool, gboolean input_ended)
 {
+  guint fs = frame_size (pool);
+  g_atomic_int_set (&pool->frame_tasks, (gint) fs);
   if (!pool->ready.head)
     return;
-  guint fs = frame_size (pool);
   guint full_depth = worker_depth (pool, fs);
   Tail tail = input_ended ? tail_measure (pool) : (Tail) { 0 };
   for (guint k = 0; k < pool->n_workers && pool->ready.head; k++) {
@@ -833,12 +979,28 @@ dispatch (TrPool *pool, gboolean input_ended)
         w->state = W_RETIRING;
         break;
       }
+      TrAsync *head = pool->ready.head;
+      if (head->bundle && input_ended && head->count > wfs) {
+        unbundle_head (pool, &pool->ready); /* the tail is shared out task by task */
+        head = pool->ready.head;
+      }
+      if (w->inflight.length == 0)
+        w->head_started = g_get_monotonic_time ();
+      if (head->bundle) {
+        /* a frame of its own, made by the main thread */
+        tq_pop_head (&pool->ready);
+        gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
+        g_byte_array_append (w->out, head->bundle->wire->data, head->bundle->wire->len);
+        tr_wire_end (w->out, at);
+        tq_push_tail (&w->inflight, head);
+        g_queue_push_tail (&w->frames, GUINT_TO_POINTER (head->count));
+        w->sent += head->count;
+        continue;
+      }
       guint n = MIN (wfs, depth - w->inflight.length);
       n = MIN (n, pool->ready.length);
       if (pool->max_tasks)
         n = MIN (n, pool->max_tasks - w->sent);
-      if (w->inflight.length == 0)
-        w->head_started = g_get_monotonic_time ();
       gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
       gsize count_at = w->out->len;
       tr_wire_put_u32 (w->out, 0);
@@ -849,7 +1011,7 @@ dispatch (TrPool *pool, gboolean input_ended)
       gsize bytes = 0;
       while (put < n && pool->ready.head) {
         TrAsync *a = pool->ready.head;
-        if (put > 0 && (a->isolate || bytes + a->payload_len > FRAME_BYTES))
+        if (put > 0 && (a->isolate || a->bundle || bytes + a->payload_len > FRAME_BYTES))
           break;
         tq_pop_head (&pool->ready);
         tr_wire_put_task (w->out, a->id, a->payload, a->payload_len);
@@ -1172,24 +1334,98 @@ set_input_ended (TrPool *pool, gboolean ended)
 }
 
 static gboolean
-retryable (TrPool *pool, TrAsync *a)
+retryable (TrPool *pool, const GError *error, guint attempt, gsize payload_len)
 {
   /* after close the retries of tasks already in still run (join waits for them); once the
    * I/O thread has stopped, nothing can */
-  if (!a->error || a->attempt > pool->retries || pool->joined ||
+  if (!error || attempt > pool->retries || pool->joined ||
       g_atomic_int_get (&pool->cancel_req) || g_atomic_int_get (&pool->terminate_req) ||
-      a->payload_len > MAX_PAYLOAD) /* it can never be sent */
+      payload_len > MAX_PAYLOAD) /* it can never be sent */
     return FALSE;
-  return !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED) &&
-         !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED) &&
-         !g_error_matches (a->error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
+  return !g_error_matches (error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED) &&
+         !g_error_matches (error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED) &&
+         !g_error_matches (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
 }
 
+/* A task of a bundle failed (v is its view, res its record): it runs again as a single
+ * task if it may, else its error callback sees it. */
+static void
+deliver_bundle_failure (TrPool *pool, TrAsync *b, guint i, TrResult *v, const TrWireResult *res)
+{
+  g_autofree char *msg = g_utf8_make_valid ((const char *) res->message, res->message_len);
+  g_autoptr (GError) error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
+  gboolean again = retryable (pool, error, 1, v->sent);
+  v->error = error;
+  v->error_code = (int) res->code;
+  v->exit_value = 1;
+  v->final = !again;
+  if (!again) {
+    if (b->error_callback)
+      b->error_callback (v, b->user_data);
+  } else {
+    if (b->report_attempts && b->error_callback)
+      b->error_callback (v, b->user_data);
+    TrAsync *a = async_new (pool, v->seq, v->description, NULL, v->payload, v->sent, v->units);
+    a->callback = b->callback;
+    a->error_callback = b->error_callback;
+    a->user_data = b->user_data;
+    a->report_attempts = b->report_attempts;
+    a->recyclable = TRUE;
+    a->order = b->bundle->first_order + i;
+    a->attempt = 2;
+    TaskQueue q = { 0 };
+    tq_push_tail (&q, a);
+    submit_queue (pool, &q);
+  }
+  v->error = NULL;
+  v->error_code = v->exit_value = 0;
+  v->final = TRUE;
+}
+
+/* Hands over the results of a bundle answered whole, read from its answer as its tasks
+ * are read from its wire bytes.  One view serves every task: what all share is set once. */
+static void
+deliver_bundle (TrPool *pool, TrAsync *b)
+{
+  Bundle *bu = b->bundle;
+  TrWireReader tasks, answer;
+  tr_wire_reader_init (&tasks, bu->wire->data, bu->wire->len);
+  tr_wire_reader_init (&answer, bu->answer, bu->answer_len);
+  tr_wire_get_u32 (&tasks);
+  tr_wire_get_u32 (&answer);
+  const char *text = bu->text ? bu->text->str : ""; /* text_at is 0 without descriptions */
+  TrResult v = { .worker = b->worker, .worker_pid = b->pid, .attempt = 1, .final = TRUE };
+  for (guint i = 0; i < b->count; i++) {
+    TrWireTask t;
+    TrWireResult res;
+    if (!tr_wire_read_task (&tasks, &t) || !tr_wire_read_result (&answer, &res))
+      g_error ("taskrun: a bundle of tasks is corrupt"); /* checked by the I/O thread */
+    v.seq = bu->seq[i];
+    v.description = text + bu->text_at[i];
+    v.data = res.data;
+    v.len = res.len;
+    v.seconds = res.run_ns / 1e9;
+    v.units = bu->units[i];
+    v.start_time = res.start_us / 1e6;
+    v.payload = t.payload;
+    v.sent = t.len;
+    pool->outstanding--;
+    if (G_UNLIKELY (res.failed))
+      deliver_bundle_failure (pool, b, i, &v, &res);
+    else if (b->callback)
+      b->callback (&v, b->user_data);
+  }
+  tr_async_unref (b);
+}
 
 static void
 deliver (TrPool *pool, TrAsync *a)
 {
-  gboolean again = retryable (pool, a);
+  if (a->bundle) {
+    deliver_bundle (pool, a);
+    return;
+  }
+  gboolean again = retryable (pool, a->error, a->attempt, a->payload_len);
   TrResult *v = &a->result_view;
   v->seq = a->seq;
   v->description = a->description ? a->description : "";
@@ -1499,10 +1735,13 @@ stream_on_result (const TrResult *r, gpointer data)
     return;
   }
   stream_count (s, r);
-  TrAsync *a = (TrAsync *) ((char *) r - offsetof (TrAsync, result_view));
-  if (s->ordered && a->order != s->next_order) {
-    g_hash_table_insert (s->held, &a->order, async_ref (a));
-    return;
+  if (s->ordered) {
+    /* an ordered stream makes no bundles: every result is a single task's view */
+    TrAsync *a = (TrAsync *) ((char *) r - offsetof (TrAsync, result_view));
+    if (a->order != s->next_order) {
+      g_hash_table_insert (s->held, &a->order, async_ref (a));
+      return;
+    }
   }
   s->in_window--;
   s->next_order++;
@@ -1519,6 +1758,87 @@ stream_on_result (const TrResult *r, gpointer data)
       s->on_result (&h->result_view, s->user_data);
     tr_async_unref (h);
   }
+}
+
+/* Puts the bundle being filled, if any, at the end of batch; returns NULL. */
+static TrAsync *
+bundle_close (TrAsync **open, TaskQueue *batch)
+{
+  if (*open) {
+    tr_wire_patch_u32 ((*open)->bundle->wire, 0, (*open)->count);
+    tq_push_tail (batch, *open);
+    *open = NULL;
+  }
+  return NULL;
+}
+
+/* A stream's bundle being filled, for this task: NULL when it goes singly (the frames
+ * are of one task, the stream is ordered (results wait in the hash table by their task),
+ * max_tasks_per_worker counts tasks a worker is sent, the payload is large), and a new
+ * one when `open` is full, its bytes are spent, or a task was made elsewhere in between
+ * (the ids of a bundle follow one another). */
+static TrAsync *
+stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, const TrTask *task)
+{
+  guint size = (guint) g_atomic_int_get (&pool->frame_tasks);
+  gboolean single = size < 2 || s->ordered || pool->max_tasks ||
+                    task->payload->len > BUNDLE_PAYLOAD_MAX;
+  gsize bytes = task->payload->len + task->description->len + 1;
+  TrAsync *b = *open;
+  if (b && (single || b->count >= size || b->bundle->bytes + bytes > BUNDLE_BYTES ||
+            pool->next_id != b->id + b->count - 1))
+    b = bundle_close (open, batch);
+  if (single)
+    return NULL;
+  if (!b) {
+    b = *open = g_new0 (TrAsync, 1);
+    b->ref = 1;
+    b->pool = pool;
+    b->id = pool->next_id + 1;
+    b->attempt = 1;
+    b->callback = b->error_callback = stream_on_result;
+    b->user_data = s;
+    b->report_attempts = TRUE;
+    b->bundle = g_new0 (Bundle, 1);
+    gsize expect = (gsize) MIN (size, AUTO_BATCH_MAX) * (12 + task->payload->len);
+    b->bundle->wire = g_byte_array_sized_new (4 + MIN (expect, BUNDLE_BYTES));
+    tr_wire_put_u32 (b->bundle->wire, 0); /* the count, when it is closed */
+  }
+  return b;
+}
+
+static void
+bundle_add (TrPool *pool, TrAsync *b, guint64 seq, guint64 order, const TrTask *task)
+{
+  Bundle *bu = b->bundle;
+  if (b->count == bu->alloc) {
+    bu->alloc = MAX (16, 2 * bu->alloc);
+    bu->seq = g_renew (guint64, bu->seq, bu->alloc);
+    bu->units = g_renew (guint64, bu->units, bu->alloc);
+    bu->text_at = g_renew (guint32, bu->text_at, bu->alloc);
+  }
+  bu->text_at[b->count] = 0;
+  if (task->description->len) {
+    if (!bu->text)
+      bu->text = g_string_new_len ("", 1);
+    bu->text_at[b->count] = (guint32) bu->text->len;
+    g_string_append_len (bu->text, task->description->str, task->description->len + 1);
+  }
+  if (b->count == 0)
+    bu->first_order = order;
+  tr_wire_put_task (bu->wire, ++pool->next_id, task->payload->data, task->payload->len);
+  bu->seq[b->count] = seq;
+  bu->units[b->count] = task->units;
+  bu->bytes += task->payload->len + task->description->len + 1;
+  b->count++; /* not yet in any queue: no length to keep */
+}
+
+/* Closes the open bundle, if any, and hands over what the stream made. */
+static void
+stream_submit (TrPool *pool, TrAsync **open, TaskQueue *batch)
+{
+  bundle_close (open, batch);
+  submit_queue (pool, batch);
 }
 
 void
@@ -1567,6 +1887,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   TrTask task;
   tr_task_init (&task);
   TaskQueue batch = { 0 };
+  TrAsync *open = NULL; /* the bundle being filled */
   gint64 batch_since = 0;
 
   for (;;) {
@@ -1587,16 +1908,23 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       }
       stats->total++;
       guint64 seq = task.seq ? task.seq : stats->total;
-      TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload->data,
-                              task.payload->len, task.units);
-      a->callback = a->error_callback = stream_on_result;
-      a->report_attempts = TRUE;
-      a->recyclable = TRUE;
-      a->order = stats->total;
-      a->user_data = &s;
-      if (!batch.head)
+      guint pending = batch.length + (open ? open->count : 0);
+      if (pending == 0)
         batch_since = g_get_monotonic_time ();
-      tq_push_tail (&batch, a);
+      TrAsync *b = stream_bundle_for (pool, &s, &open, &batch, &task);
+      if (b) {
+        bundle_add (pool, b, seq, stats->total, &task);
+      } else {
+        TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload->data,
+                                task.payload->len, task.units);
+        a->callback = a->error_callback = stream_on_result;
+        a->report_attempts = TRUE;
+        a->recyclable = TRUE;
+        a->order = stats->total;
+        a->user_data = &s;
+        tq_push_tail (&batch, a);
+      }
+      pending++;
       s.in_window++;
       /* Hand tasks over in groups, but never sit on them: while the pool holds fewer
        * tasks than its workers take before any is timed (two each), each task goes at
@@ -1607,11 +1935,11 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
        * tasks went out as 200 held at once by the first two workers and 100 shared).
        * The clock is read when the group reaches 2, 4, 8 ... tasks: on some machines a
        * read costs as much as a tiny task. */
-      if (batch.length >= SUBMIT_GROUP || pool->outstanding < 2 * (guint64) pool->n_workers ||
-          ((batch.length & (batch.length - 1)) == 0 && g_get_monotonic_time () - batch_since > 1000))
-        submit_queue (pool, &batch);
+      if (pending >= SUBMIT_GROUP || pool->outstanding < 2 * (guint64) pool->n_workers ||
+          ((pending & (pending - 1)) == 0 && g_get_monotonic_time () - batch_since > 1000))
+        stream_submit (pool, &open, &batch);
       if (++pulled % SUBMIT_GROUP == 0) {
-        submit_queue (pool, &batch);
+        stream_submit (pool, &open, &batch);
         while (pump (pool, 0))
           ;
       }
@@ -1620,7 +1948,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
      * more are coming, or it would hand them all to the first worker that asks */
     if (gen_done || stopping)
       set_input_ended (pool, TRUE);
-    submit_queue (pool, &batch);
+    stream_submit (pool, &open, &batch);
     if (g_atomic_int_get (&pool->stop_feeding))
       stopping = TRUE;
     if (s.in_window == 0 && (gen_done || stopping))

@@ -336,6 +336,63 @@ test_terminate (Fixture *f, gconstpointer data)
   tr_pool_free (pool);
 }
 
+/* Terminate in the middle of a stream of tiny tasks, which travel in bundles: each task
+ * made gets exactly one final result, and those that did not finish say why. */
+typedef struct {
+  TrPool *pool;
+  guint64 made, stop_at;
+  guint64 ok, terminated, cancelled;
+  GHashTable *seen;
+} TermCtx;
+
+static TrNext
+term_gen (gpointer data, TrTask *task, GError **error)
+{
+  (void) error;
+  TermCtx *c = data;
+  if (++c->made == c->stop_at)
+    tr_pool_request_terminate (c->pool);
+  g_autofree char *text = g_strdup_printf ("echo:%" G_GUINT64_FORMAT, c->made);
+  tr_task_set_payload (task, text, strlen (text));
+  return TR_NEXT_TASK;
+}
+
+static void
+term_result (const TrResult *r, gpointer data)
+{
+  TermCtx *c = data;
+  g_assert_true (r->final);
+  g_assert_true (g_hash_table_add (c->seen, g_memdup2 (&r->seq, sizeof r->seq)));
+  if (!r->error)
+    c->ok++;
+  else if (g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED))
+    c->terminated++;
+  else if (g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED))
+    c->cancelled++;
+  else
+    g_assert_not_reached ();
+}
+
+static void
+test_terminate_bundled_stream (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  TermCtx c = { .pool = pool, .stop_at = 100000,
+                .seen = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL) };
+  TrStats st;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tr_pool_stream (pool, term_gen, term_result, &c, FALSE, &st, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (st.total, ==, c.made);
+  g_assert_cmpuint (g_hash_table_size (c.seen), ==, c.made);
+  g_assert_cmpuint (c.ok + c.terminated + c.cancelled, ==, c.made);
+  g_assert_cmpuint (st.succeeded, ==, c.ok);
+  g_assert_cmpuint (st.not_run, ==, c.cancelled);
+  g_assert_cmpuint (c.cancelled, >, 0); /* made, never sent */
+  g_hash_table_unref (c.seen);
+}
+
 static guint
 distinct_pids (TrPool *pool, guint tasks, GHashTable *per_pid)
 {
@@ -863,6 +920,7 @@ main (int argc, char **argv)
   ADD ("callbacks-serialised", test_callbacks_serialised);
   ADD ("close-join-waits", test_close_join_waits);
   ADD ("terminate", test_terminate);
+  ADD ("terminate-bundled-stream", test_terminate_bundled_stream);
   ADD ("workers-reused", test_workers_reused);
   ADD ("recycling", test_recycling);
   ADD ("crash-fails-one-task", test_crash_fails_one_task);

@@ -20,7 +20,8 @@
  * the caller says no more tasks are coming (the generator ended, map submitted all,
  * close), the last tasks are shared out by each worker's measured speed (tail_share).
  * tr_pool_stream never has more than a fixed window of tasks outstanding, so memory does
- * not grow with the length of the stream.
+ * not grow with the length of the stream.  Once frames hold two or more tasks, an
+ * unordered stream packs its tasks into bundles that travel as one unit (see Bundle).
  *
  * Failure.  A worker whose link reaches end of stream, errors, or sends a frame that is
  * not valid is closed and reaped; each task it held fails with the cause in words, and a
@@ -62,6 +63,7 @@
 #define INLINE_PAYLOAD 48
 #define INLINE_RESULT 32
 #define BUNDLE_PAYLOAD_MAX 1024 /* larger payloads travel as single tasks */
+#define BUNDLE_MIN_FRAME 64     /* frames of fewer tasks (of 30 us or more) carry single tasks */
 #define BUNDLE_BYTES (1u << 20) /* of payloads and descriptions in one bundle, at most */
 
 /* A bundle: consecutive tasks of an unordered stream that travel as one TASKS frame and
@@ -238,8 +240,9 @@ struct TrPool {
   gint shutdown_req;    /* atomic */
   gint stop_feeding;    /* atomic */
   gint input_ended;     /* atomic: the main thread will submit nothing more for now */
-  gint frame_tasks;     /* atomic: the I/O thread's frame size now; streams make bundles
-                         * of this many tasks when it is 2 or more */
+  gint frame_tasks;     /* atomic: the I/O thread's frame size now, 0 while no task was
+                         * timed; streams make bundles of this many tasks when it is
+                         * BUNDLE_MIN_FRAME or more, and of AUTO_BATCH_MAX while it is 0 */
 
   GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
 
@@ -959,7 +962,7 @@ static void
 dispatch (TrPool *pool, gboolean input_ended)
 {
   guint fs = frame_size (pool);
-  g_atomic_int_set (&pool->frame_tasks, (gint) fs);
+  g_atomic_int_set (&pool->frame_tasks, pool->have_ewma || pool->batch || pool->timeout_us ? (gint) fs : 0);
   if (!pool->ready.head)
     return;
   guint full_depth = worker_depth (pool, fs);
@@ -980,8 +983,14 @@ dispatch (TrPool *pool, gboolean input_ended)
         break;
       }
       TrAsync *head = pool->ready.head;
-      if (head->bundle && input_ended && head->count > wfs) {
-        unbundle_head (pool, &pool->ready); /* the tail is shared out task by task */
+      /* A bundle made before any task was timed, of tasks that turn out to be long, goes
+       * as single tasks.  So does the tail, shared out task by task; but a bundle of less
+       * than two minimum holds of work goes whole: so little imbalance costs less than
+       * remaking its tasks. */
+      if (head->bundle && (fs < BUNDLE_MIN_FRAME ||
+                           (input_ended && head->count > wfs &&
+                            head->count * pool->ewma_ns > 2 * TAIL_MIN_HOLD_NS))) {
+        unbundle_head (pool, &pool->ready);
         head = pool->ready.head;
       }
       if (w->inflight.length == 0)
@@ -1772,8 +1781,10 @@ bundle_close (TrAsync **open, TaskQueue *batch)
   return NULL;
 }
 
-/* A stream's bundle being filled, for this task: NULL when it goes singly (the frames
- * are of one task, the stream is ordered (results wait in the hash table by their task),
+/* A stream's bundle being filled, for this task: NULL when it goes singly (one of the
+ * first tasks, which go at once, one by one, as before any bundle; the frames
+ * are of fewer than BUNDLE_MIN_FRAME tasks: tasks that long gain nothing from bundles,
+ * and the tail of such a job is shared out finely; the stream is ordered (results wait in the hash table by their task),
  * max_tasks_per_worker counts tasks a worker is sent, the payload is large), and a new
  * one when `open` is full, its bytes are spent, or a task was made elsewhere in between
  * (the ids of a bundle follow one another). */
@@ -1781,7 +1792,9 @@ static TrAsync *
 stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, const TrTask *task)
 {
   guint size = (guint) g_atomic_int_get (&pool->frame_tasks);
-  gboolean single = size < 2 || s->ordered || pool->max_tasks ||
+  if (!size)
+    size = AUTO_BATCH_MAX; /* no task timed yet: the I/O thread unbundles if they are long */
+  gboolean single = size < BUNDLE_MIN_FRAME || pool->outstanding < 2 * (guint64) pool->n_workers || s->ordered || pool->max_tasks ||
                     task->payload->len > BUNDLE_PAYLOAD_MAX;
   gsize bytes = task->payload->len + task->description->len + 1;
   TrAsync *b = *open;

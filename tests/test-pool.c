@@ -752,6 +752,7 @@ typedef struct {
 static const TrLinkClass fake_link;
 static gint fake_spawns;
 static gint fake_forged;          /* the wrong answer went out */
+static guint32 fake_forge_min = 2; /* the fewest tasks of a frame answered wrongly */
 static char fake_forged_first[32]; /* the payload of the first task of that frame */
 
 static gboolean
@@ -789,7 +790,7 @@ fake_worker (gpointer data)
       TrWireReader r;
       tr_wire_reader_init (&r, body, len);
       guint32 n = tr_wire_get_u32 (&r);
-      gboolean forge = n >= 2 && g_atomic_int_compare_and_exchange (&fake_forged, 0, 1);
+      gboolean forge = n >= fake_forge_min && g_atomic_int_compare_and_exchange (&fake_forged, 0, 1);
       at = tr_wire_begin (out, TR_MSG_RESULTS);
       tr_wire_put_u32 (out, n);
       for (guint32 i = 0; i < n; i++) {
@@ -877,6 +878,8 @@ static void
 test_wrong_id_keeps_answered (Fixture *f, gconstpointer data)
 {
   (void) data;
+  g_atomic_int_set (&fake_spawns, 0);
+  g_atomic_int_set (&fake_forged, 0);
   tr_pool_use_link_class (&fake_link);
   TrPoolOptions o = { .workers = 1, .batch = 4 };
   g_autoptr (GError) error = NULL;
@@ -904,6 +907,64 @@ test_wrong_id_keeps_answered (Fixture *f, gconstpointer data)
       g_assert_cmpint (r->worker_pid, ==, 100000);
   }
   g_assert_cmpstr (fake_forged_first, !=, "");
+}
+
+/* The same in a stream of tiny tasks, whose frames of many are bundles: a wrong id in
+ * the answer to one makes it single tasks again, and the same rule holds. */
+typedef struct {
+  guint64 made, n, got;
+  GHashTable *seen;
+} EchoCtx;
+
+static TrNext
+echo_gen (gpointer data, TrTask *task, GError **error)
+{
+  (void) error;
+  EchoCtx *c = data;
+  if (c->made == c->n)
+    return TR_NEXT_END;
+  g_autofree char *text = g_strdup_printf ("t%" G_GUINT64_FORMAT, ++c->made);
+  tr_task_set_payload (task, text, strlen (text));
+  return TR_NEXT_TASK;
+}
+
+static void
+echo_check (const TrResult *r, gpointer data)
+{
+  EchoCtx *c = data;
+  g_assert_no_error (r->error);
+  g_assert_cmpuint (r->attempt, ==, 1);
+  g_assert_cmpmem (r->data, r->len, r->payload, r->sent);
+  g_autofree char *text = g_strdup_printf ("t%" G_GUINT64_FORMAT, r->seq);
+  g_assert_cmpmem (r->data, r->len, text, strlen (text));
+  g_assert_true (g_hash_table_add (c->seen, g_memdup2 (&r->seq, sizeof r->seq)));
+  c->got++;
+}
+
+static void
+test_wrong_id_in_a_bundle (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_atomic_int_set (&fake_spawns, 0);
+  g_atomic_int_set (&fake_forged, 0);
+  fake_forged_first[0] = '\0';
+  fake_forge_min = 64; /* no frame of single tasks at the start: only a bundle */
+  tr_pool_use_link_class (&fake_link);
+  TrPoolOptions o = { .workers = 1 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPool) pool = tr_pool_new (f->plugin, f->config, &o, &error);
+  tr_pool_use_link_class (NULL);
+  g_assert_no_error (error);
+  EchoCtx c = { .n = 20000, .seen = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL) };
+  TrStats st;
+  g_assert_true (tr_pool_stream (pool, echo_gen, echo_check, &c, FALSE, &st, &error));
+  g_assert_no_error (error);
+  fake_forge_min = 2;
+  g_assert_cmpuint (st.succeeded, ==, c.n);
+  g_assert_cmpuint (c.got, ==, c.n);
+  g_assert_cmpint (g_atomic_int_get (&fake_forged), ==, 1);
+  g_assert_cmpint (g_atomic_int_get (&fake_spawns), ==, 2);
+  g_hash_table_unref (c.seen);
 }
 
 int
@@ -934,5 +995,6 @@ main (int argc, char **argv)
   ADD ("retry-after-close", test_retry_after_close);
   ADD ("big-outputs-share-frames", test_big_outputs_share_frames);
   ADD ("wrong-id-keeps-answered", test_wrong_id_keeps_answered);
+  ADD ("wrong-id-in-a-bundle", test_wrong_id_in_a_bundle);
   return g_test_run ();
 }

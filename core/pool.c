@@ -64,6 +64,7 @@
 #define INLINE_RESULT 32
 #define BUNDLE_PAYLOAD_MAX 1024 /* larger payloads travel as single tasks */
 #define BUNDLE_MIN_FRAME 64     /* frames of fewer tasks (of 30 us or more) carry single tasks */
+#define BUNDLES_KEPT 4          /* delivered bundles kept, buffers and all, for the next ones */
 #define BUNDLE_BYTES (1u << 20) /* of payloads and descriptions in one bundle, at most */
 
 /* A bundle: consecutive tasks of an unordered stream that travel as one TASKS frame and
@@ -86,6 +87,7 @@ typedef struct {
   gsize bytes;          /* of payloads and descriptions */
   guint8 *answer;       /* the RESULTS frame's body, once answered whole */
   gsize answer_len;
+  gsize answer_room;    /* allocated at answer */
 } Bundle;
 
 struct TrAsync {
@@ -251,6 +253,9 @@ struct TrPool {
   guint64 outstanding;
   guint oversize_made; /* tasks made too large to send, not yet submitted */
   TrAsync *free_list;   /* recycled stream tasks */
+  TrAsync *free_bundles; /* recycled bundles: fresh memory costs page faults, and a heap
+                          * churned by buffers of every size grows in pieces */
+  guint free_bundle_count;
   void (*tick) (gpointer data);
   gpointer tick_data;
   guint free_count;
@@ -669,25 +674,31 @@ static gboolean
 take_bundle_answer (TrPool *pool, Worker *w, TrWireReader r, const guint8 *body, gsize len)
 {
   TrAsync *b = w->inflight.head;
-  double pool_ewma = pool->ewma_ns, w_ewma = w->ewma_ns;
-  gboolean have_ewma = pool->have_ewma;
+  double sum_ns = 0;
   for (guint i = 0; i < b->count; i++) {
     TrWireResult res;
     if (!tr_wire_read_result (&r, &res) || res.returned || res.id != b->id + i)
       return FALSE;
-    double ns = (double) res.run_ns;
-    pool_ewma = have_ewma ? 0.9 * pool_ewma + 0.1 * ns : ns;
-    have_ewma = TRUE;
-    w_ewma = w_ewma > 0 ? 0.9 * w_ewma + 0.1 * ns : MAX (ns, 1.0);
+    sum_ns += (double) res.run_ns;
   }
   if (!tr_wire_reader_done (&r))
     return FALSE;
-  pool->ewma_ns = pool_ewma;
-  pool->have_ewma = have_ewma;
-  w->ewma_ns = w_ewma;
+  /* The means move by the bundle's mean, half way: one task held up for milliseconds
+   * (its core taken by the host) moves a mean of thousands little, where task by task it
+   * would shrink the frames, and so the bundles, for the next hundred tasks. */
+  double mean = MAX (sum_ns / b->count, 1.0);
+  pool->ewma_ns = pool->have_ewma ? 0.5 * pool->ewma_ns + 0.5 * mean : mean;
+  pool->have_ewma = TRUE;
+  w->ewma_ns = w->ewma_ns > 0 ? 0.5 * w->ewma_ns + 0.5 * mean : mean;
   tq_pop_head (&w->inflight);
-  b->bundle->answer = g_memdup2 (body, len);
-  b->bundle->answer_len = len;
+  Bundle *bu = b->bundle;
+  if (bu->answer_room < len) {
+    g_free (bu->answer);
+    bu->answer = g_malloc (len);
+    bu->answer_room = len;
+  }
+  memcpy (bu->answer, body, len);
+  bu->answer_len = len;
   b->worker = w->slot;
   b->pid = w->link->pid;
   io_complete (pool, b);
@@ -1424,7 +1435,13 @@ deliver_bundle (TrPool *pool, TrAsync *b)
     else if (b->callback)
       b->callback (&v, b->user_data);
   }
-  tr_async_unref (b);
+  if (pool->free_bundle_count < BUNDLES_KEPT) {
+    b->next = pool->free_bundles;
+    pool->free_bundles = b;
+    pool->free_bundle_count++;
+  } else {
+    tr_async_unref (b);
+  }
 }
 
 static void
@@ -1769,6 +1786,38 @@ stream_on_result (const TrResult *r, gpointer data)
   }
 }
 
+/* An empty bundle for about `size` tasks of `len` bytes: a recycled one if there is. */
+static TrAsync *
+bundle_new (TrPool *pool, guint size, gsize len)
+{
+  TrAsync *b = pool->free_bundles;
+  if (b) {
+    pool->free_bundles = b->next;
+    pool->free_bundle_count--;
+    Bundle *bu = b->bundle;
+    g_byte_array_set_size (bu->wire, 0);
+    bu->bytes = 0;
+    bu->answer_len = 0;
+    if (bu->text)
+      g_string_truncate (bu->text, 1); /* its leading NUL stays */
+    b->next = NULL;
+    b->count = 0;
+    b->worker = 0;
+    b->pid = 0;
+  } else {
+    b = g_new0 (TrAsync, 1);
+    b->bundle = g_new0 (Bundle, 1);
+    gsize expect = (gsize) MIN (size, AUTO_BATCH_MAX) * (12 + len);
+    b->bundle->wire = g_byte_array_sized_new (4 + MIN (expect, BUNDLE_BYTES));
+  }
+  b->ref = 1;
+  b->pool = pool;
+  b->id = pool->next_id + 1;
+  b->attempt = 1;
+  tr_wire_put_u32 (b->bundle->wire, 0); /* the count, when it is closed */
+  return b;
+}
+
 /* Puts the bundle being filled, if any, at the end of batch; returns NULL. */
 static TrAsync *
 bundle_close (TrAsync **open, TaskQueue *batch)
@@ -1794,6 +1843,9 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   guint size = (guint) g_atomic_int_get (&pool->frame_tasks);
   if (!size)
     size = AUTO_BATCH_MAX; /* no task timed yet: the I/O thread unbundles if they are long */
+  /* a power of two: the frame size follows every wobble of the measured task time, and
+   * recycled bundles of every size would keep the room of the largest */
+  size = size >= AUTO_BATCH_MAX ? AUTO_BATCH_MAX : 1u << g_bit_nth_msf (size, -1);
   gboolean single = size < BUNDLE_MIN_FRAME || pool->outstanding < 2 * (guint64) pool->n_workers || s->ordered || pool->max_tasks ||
                     task->payload->len > BUNDLE_PAYLOAD_MAX;
   gsize bytes = task->payload->len + task->description->len + 1;
@@ -1804,18 +1856,10 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   if (single)
     return NULL;
   if (!b) {
-    b = *open = g_new0 (TrAsync, 1);
-    b->ref = 1;
-    b->pool = pool;
-    b->id = pool->next_id + 1;
-    b->attempt = 1;
+    b = *open = bundle_new (pool, size, task->payload->len);
     b->callback = b->error_callback = stream_on_result;
     b->user_data = s;
     b->report_attempts = TRUE;
-    b->bundle = g_new0 (Bundle, 1);
-    gsize expect = (gsize) MIN (size, AUTO_BATCH_MAX) * (12 + task->payload->len);
-    b->bundle->wire = g_byte_array_sized_new (4 + MIN (expect, BUNDLE_BYTES));
-    tr_wire_put_u32 (b->bundle->wire, 0); /* the count, when it is closed */
   }
   return b;
 }
@@ -2074,6 +2118,10 @@ tr_pool_free (TrPool *pool)
   while ((a = pool->free_list)) {
     pool->free_list = a->next;
     g_free (a);
+  }
+  while ((a = pool->free_bundles)) {
+    pool->free_bundles = a->next;
+    tr_async_unref (a);
   }
   g_ptr_array_unref (pool->completed);
   g_free (pool->workers);

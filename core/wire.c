@@ -14,11 +14,21 @@
 
 #define TASK_HEAD (8 + 4) /* a task record: u64 id, u32 payload length */
 
-static void
+/* The 4- and 8-byte cases are single loads and stores (the byte loops were not merged
+ * by the compiler, and every record reads several). */
+static inline void
 set_le (guint8 *p, guint64 v, guint n)
 {
-  for (guint i = 0; i < n; i++)
-    p[i] = (guint8) (v >> (8 * i));
+  if (n == 8) {
+    guint64 le = GUINT64_TO_LE (v);
+    memcpy (p, &le, 8);
+  } else if (n == 4) {
+    guint32 le = GUINT32_TO_LE ((guint32) v);
+    memcpy (p, &le, 4);
+  } else {
+    for (guint i = 0; i < n; i++)
+      p[i] = (guint8) (v >> (8 * i));
+  }
 }
 
 static void
@@ -29,9 +39,19 @@ put_le (GByteArray *buf, guint64 v, guint n)
   g_byte_array_append (buf, b, n);
 }
 
-static guint64
+static inline guint64
 get_le (const guint8 *p, guint n)
 {
+  if (n == 8) {
+    guint64 le;
+    memcpy (&le, p, 8);
+    return GUINT64_FROM_LE (le);
+  }
+  if (n == 4) {
+    guint32 le;
+    memcpy (&le, p, 4);
+    return GUINT32_FROM_LE (le);
+  }
   guint64 v = 0;
   for (guint i = 0; i < n; i++)
     v |= (guint64) p[i] << (8 * i);

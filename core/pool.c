@@ -1727,6 +1727,7 @@ typedef struct {
   TrStats *stats;
   GHashTable *pids;   /* slot << 32 | pid: the pids of two hosts may be equal */
   guint64 last_pid;
+  guint bundle_size;  /* tasks per bundle now (see stream_bundle_for) */
 } Stream;
 
 static void
@@ -1843,9 +1844,15 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   guint size = (guint) g_atomic_int_get (&pool->frame_tasks);
   if (!size)
     size = AUTO_BATCH_MAX; /* no task timed yet: the I/O thread unbundles if they are long */
-  /* a power of two: the frame size follows every wobble of the measured task time, and
-   * recycled bundles of every size would keep the room of the largest */
+  /* A power of two, grown at once but shrunk only when the frames shrink fourfold: the
+   * frame size follows every wobble of the measured task time (a task that waited for
+   * its core counts as long), and each dip would fill the window with more, smaller
+   * bundles beside the large ones kept for reuse, each dip raising the high-water mark
+   * of the parent's memory a little more in a long run. */
   size = size >= AUTO_BATCH_MAX ? AUTO_BATCH_MAX : 1u << g_bit_nth_msf (size, -1);
+  if (size > s->bundle_size || size * 4 <= s->bundle_size)
+    s->bundle_size = size;
+  size = s->bundle_size;
   gboolean single = size < BUNDLE_MIN_FRAME || pool->outstanding < 2 * (guint64) pool->n_workers || s->ordered || pool->max_tasks ||
                     task->payload->len > BUNDLE_PAYLOAD_MAX;
   gsize bytes = task->payload->len + task->description->len + 1;

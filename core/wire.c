@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#define TASK_HEAD (8 + 4) /* a task record: u64 id, u32 payload length */
+#define TASK_HEAD (TR_WIRE_TASK_RECORD (0)) /* a task record: u64 id, u32 payload length */
 
 /* The 4- and 8-byte cases are single loads and stores (the byte loops were not merged
  * by the compiler, and every record reads several). */
@@ -286,14 +286,19 @@ tr_wire_put_returned (GByteArray *buf, guint64 id)
 }
 
 void
-tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len)
+tr_wire_write_task (guint8 *p, guint64 id, const guint8 *payload, gsize len)
 {
   g_assert (len <= TR_WIRE_MAX_BODY);
-  gsize at = buf->len;
-  g_byte_array_set_size (buf, at + TASK_HEAD + len);
-  guint8 *p = buf->data + at;
   set_le (p, id, 8);
   set_le (p + 8, len, 4);
   if (len)
     memcpy (p + TASK_HEAD, payload, len);
+}
+
+void
+tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len)
+{
+  gsize at = buf->len;
+  g_byte_array_set_size (buf, at + TR_WIRE_TASK_RECORD (len));
+  tr_wire_write_task (buf->data + at, id, payload, len);
 }

@@ -32,6 +32,9 @@ void tr_wire_put_str (GByteArray *buf, const char *s);
 void tr_wire_patch_u32 (GByteArray *buf, gsize at, guint32 v);
 /* One task record of a TASKS frame: u64 id, then the payload as bytes. */
 void tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len);
+/* The same written at p, which has room for TR_WIRE_TASK_RECORD (len) bytes. */
+#define TR_WIRE_TASK_RECORD(len) (8 + 4 + (gsize) (len))
+void tr_wire_write_task (guint8 *p, guint64 id, const guint8 *payload, gsize len);
 
 /* Reading one frame body.  Any read past the end sets `bad` and returns zeros. */
 typedef struct {

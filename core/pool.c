@@ -77,7 +77,9 @@
  * that dies holding it, tasks sent back, a bad record, a cancel, the tail of a job to
  * share out) first turns it into single tasks, which then take the usual paths. */
 typedef struct {
-  GByteArray *wire;     /* a TASKS frame's body: u32 n, n task records, ids consecutive */
+  guint8 *wire;         /* the task records of a TASKS frame's body, ids consecutive (the
+                         * count goes in front as the frame is sent) */
+  gsize wire_len, wire_room;
   guint64 *seq;         /* per task */
   guint64 *units;       /* per task */
   guint32 *text_at;     /* per task: where its description starts in `text`; 0: none */
@@ -293,7 +295,7 @@ async_clear_result (TrAsync *a)
 static void
 bundle_free (Bundle *b)
 {
-  g_byte_array_unref (b->wire);
+  g_free (b->wire);
   g_free (b->seq);
   g_free (b->units);
   g_free (b->text_at);
@@ -403,8 +405,7 @@ bundle_explode (TrPool *pool, TrAsync *b, TaskQueue *out)
 {
   Bundle *bu = b->bundle;
   TrWireReader r;
-  tr_wire_reader_init (&r, bu->wire->data, bu->wire->len);
-  tr_wire_get_u32 (&r);
+  tr_wire_reader_init (&r, bu->wire, bu->wire_len);
   for (guint i = 0; i < b->count; i++) {
     TrWireTask t;
     if (!tr_wire_read_task (&r, &t))
@@ -674,19 +675,22 @@ static gboolean
 take_bundle_answer (TrPool *pool, Worker *w, TrWireReader r, const guint8 *body, gsize len)
 {
   TrAsync *b = w->inflight.head;
-  double sum_ns = 0;
+  double sum_ns = 0, max_ns = 0;
   for (guint i = 0; i < b->count; i++) {
     TrWireResult res;
     if (!tr_wire_read_result (&r, &res) || res.returned || res.id != b->id + i)
       return FALSE;
     sum_ns += (double) res.run_ns;
+    max_ns = MAX (max_ns, (double) res.run_ns);
   }
   if (!tr_wire_reader_done (&r))
     return FALSE;
-  /* The means move by the bundle's mean, half way: one task held up for milliseconds
-   * (its core taken by the host) moves a mean of thousands little, where task by task it
-   * would shrink the frames, and so the bundles, for the next hundred tasks. */
-  double mean = MAX (sum_ns / b->count, 1.0);
+  /* The means move by the bundle's mean without its longest task, half way.  A task held
+   * up for milliseconds (its core taken by the host) counts as that long: task by task it
+   * would shrink the frames, and so the bundles, for the next hundred tasks, and even in
+   * a mean of thousands it can make the frames several times smaller. */
+  double mean = b->count > 1 ? (sum_ns - max_ns) / (b->count - 1) : sum_ns;
+  mean = MAX (mean, 1.0);
   pool->ewma_ns = pool->have_ewma ? 0.5 * pool->ewma_ns + 0.5 * mean : mean;
   pool->have_ewma = TRUE;
   w->ewma_ns = w->ewma_ns > 0 ? 0.5 * w->ewma_ns + 0.5 * mean : mean;
@@ -1010,7 +1014,8 @@ dispatch (TrPool *pool, gboolean input_ended)
         /* a frame of its own, made by the main thread */
         tq_pop_head (&pool->ready);
         gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
-        g_byte_array_append (w->out, head->bundle->wire->data, head->bundle->wire->len);
+        tr_wire_put_u32 (w->out, head->count);
+        g_byte_array_append (w->out, head->bundle->wire, head->bundle->wire_len);
         tr_wire_end (w->out, at);
         tq_push_tail (&w->inflight, head);
         g_queue_push_tail (&w->frames, GUINT_TO_POINTER (head->count));
@@ -1409,9 +1414,8 @@ deliver_bundle (TrPool *pool, TrAsync *b)
 {
   Bundle *bu = b->bundle;
   TrWireReader tasks, answer;
-  tr_wire_reader_init (&tasks, bu->wire->data, bu->wire->len);
+  tr_wire_reader_init (&tasks, bu->wire, bu->wire_len);
   tr_wire_reader_init (&answer, bu->answer, bu->answer_len);
-  tr_wire_get_u32 (&tasks);
   tr_wire_get_u32 (&answer);
   const char *text = bu->text ? bu->text->str : ""; /* text_at is 0 without descriptions */
   TrResult v = { .worker = b->worker, .worker_pid = b->pid, .attempt = 1, .final = TRUE };
@@ -1796,7 +1800,7 @@ bundle_new (TrPool *pool, guint size, gsize len)
     pool->free_bundles = b->next;
     pool->free_bundle_count--;
     Bundle *bu = b->bundle;
-    g_byte_array_set_size (bu->wire, 0);
+    bu->wire_len = 0;
     bu->bytes = 0;
     bu->answer_len = 0;
     if (bu->text)
@@ -1809,13 +1813,13 @@ bundle_new (TrPool *pool, guint size, gsize len)
     b = g_new0 (TrAsync, 1);
     b->bundle = g_new0 (Bundle, 1);
     gsize expect = (gsize) MIN (size, AUTO_BATCH_MAX) * (12 + len);
-    b->bundle->wire = g_byte_array_sized_new (4 + MIN (expect, BUNDLE_BYTES));
+    b->bundle->wire_room = MIN (expect, BUNDLE_BYTES);
+    b->bundle->wire = g_malloc (b->bundle->wire_room);
   }
   b->ref = 1;
   b->pool = pool;
   b->id = pool->next_id + 1;
   b->attempt = 1;
-  tr_wire_put_u32 (b->bundle->wire, 0); /* the count, when it is closed */
   return b;
 }
 
@@ -1824,7 +1828,6 @@ static TrAsync *
 bundle_close (TrAsync **open, TaskQueue *batch)
 {
   if (*open) {
-    tr_wire_patch_u32 ((*open)->bundle->wire, 0, (*open)->count);
     tq_push_tail (batch, *open);
     *open = NULL;
   }
@@ -1890,7 +1893,15 @@ bundle_add (TrPool *pool, TrAsync *b, guint64 seq, guint64 order, const TrTask *
   }
   if (b->count == 0)
     bu->first_order = order;
-  tr_wire_put_task (bu->wire, ++pool->next_id, task->payload->data, task->payload->len);
+  /* written in place: a GByteArray's size checks per record cost more than the record */
+  gsize end = bu->wire_len + TR_WIRE_TASK_RECORD (task->payload->len);
+  if (end > bu->wire_room) {
+    bu->wire_room = MAX (end, 2 * bu->wire_room);
+    bu->wire = g_realloc (bu->wire, bu->wire_room);
+  }
+  tr_wire_write_task (bu->wire + bu->wire_len, ++pool->next_id, task->payload->data,
+                      task->payload->len);
+  bu->wire_len = end;
   bu->seq[b->count] = seq;
   bu->units[b->count] = task->units;
   bu->bytes += task->payload->len + task->description->len + 1;

@@ -1845,8 +1845,13 @@ static TrAsync *
 stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, const TrTask *task)
 {
   guint size = (guint) g_atomic_int_get (&pool->frame_tasks);
+  /* No task timed yet: the records made while the workers started go first (a short
+   * job of long tasks then runs as it always did, on records that need no fresh memory),
+   * then bundles, which the I/O thread turns back into single tasks if they are long. */
+  if (!size && pool->free_list)
+    return bundle_close (open, batch);
   if (!size)
-    size = AUTO_BATCH_MAX; /* no task timed yet: the I/O thread unbundles if they are long */
+    size = AUTO_BATCH_MAX;
   /* A power of two, grown at once but shrunk only when the frames shrink fourfold: the
    * frame size follows every wobble of the measured task time (a task that waited for
    * its core counts as long), and each dip would fill the window with more, smaller

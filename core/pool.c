@@ -20,8 +20,9 @@
  * the caller says no more tasks are coming (the generator ended, map submitted all,
  * close), the last tasks are shared out by each worker's measured speed (tail_share).
  * tr_pool_stream never has more than a fixed window of tasks outstanding, so memory does
- * not grow with the length of the stream.  Once frames hold two or more tasks, an
- * unordered stream packs its tasks into bundles that travel as one unit (see Bundle).
+ * not grow with the length of the stream.  Once frames hold BUNDLE_MIN_FRAME or more
+ * tasks, an unordered stream packs its tasks into bundles that travel as one unit (see
+ * Bundle).
  *
  * Failure.  A worker whose link reaches end of stream, errors, or sends a frame that is
  * not valid is closed and reaped; each task it held fails with the cause in words, and a
@@ -245,8 +246,7 @@ struct TrPool {
   gint stop_feeding;    /* atomic */
   gint input_ended;     /* atomic: the main thread will submit nothing more for now */
   gint frame_tasks;     /* atomic: the I/O thread's frame size now, 0 while no task was
-                         * timed; streams make bundles of this many tasks when it is
-                         * BUNDLE_MIN_FRAME or more, and of AUTO_BATCH_MAX while it is 0 */
+                         * timed: what a stream's bundles follow (stream_bundle_for) */
 
   GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
 
@@ -398,8 +398,22 @@ async_ref (TrAsync *a)
 
 /* ---- bundles ----------------------------------------------------------------------- */
 
+static void stream_on_result (const TrResult *r, gpointer data);
+
+/* Makes a single task one of a stream's (`stream` is its Stream): its results go to
+ * stream_on_result, attempts included, and its record is recycled. */
+static void
+stream_task_init (TrAsync *a, gpointer stream, guint64 order)
+{
+  a->callback = a->error_callback = stream_on_result;
+  a->user_data = stream;
+  a->report_attempts = TRUE;
+  a->recyclable = TRUE;
+  a->order = order;
+}
+
 /* Turns bundle b into its tasks, as single tasks in order at the end of `out`, and frees
- * it.  Bundles come only from streams, whose tasks are recycled. */
+ * it.  Bundles come only from streams. */
 static void
 bundle_explode (TrPool *pool, TrAsync *b, TaskQueue *out)
 {
@@ -416,16 +430,11 @@ bundle_explode (TrPool *pool, TrAsync *b, TaskQueue *out)
     a->pool = pool;
     a->id = t.id;
     a->seq = bu->seq[i];
-    a->order = bu->first_order + i;
     a->units = bu->units[i];
     a->description = bu->text_at[i] ? g_strdup (bu->text->str + bu->text_at[i]) : NULL;
     async_copy_payload (a, t.payload, t.len);
     a->attempt = 1;
-    a->callback = b->callback;
-    a->error_callback = b->error_callback;
-    a->user_data = b->user_data;
-    a->report_attempts = b->report_attempts;
-    a->recyclable = TRUE;
+    stream_task_init (a, b->user_data, bu->first_order + i);
     tq_push_tail (out, a);
   }
   tr_async_unref (b);
@@ -1384,19 +1393,11 @@ deliver_bundle_failure (TrPool *pool, TrAsync *b, guint i, TrResult *v, const Tr
   v->error_code = (int) res->code;
   v->exit_value = 1;
   v->final = !again;
-  if (!again) {
-    if (b->error_callback)
-      b->error_callback (v, b->user_data);
-  } else {
-    if (b->report_attempts && b->error_callback)
-      b->error_callback (v, b->user_data);
+  if ((!again || b->report_attempts) && b->error_callback)
+    b->error_callback (v, b->user_data);
+  if (again) {
     TrAsync *a = async_new (pool, v->seq, v->description, NULL, v->payload, v->sent, v->units);
-    a->callback = b->callback;
-    a->error_callback = b->error_callback;
-    a->user_data = b->user_data;
-    a->report_attempts = b->report_attempts;
-    a->recyclable = TRUE;
-    a->order = b->bundle->first_order + i;
+    stream_task_init (a, b->user_data, b->bundle->first_order + i);
     a->attempt = 2;
     TaskQueue q = { 0 };
     tq_push_tail (&q, a);
@@ -1812,14 +1813,13 @@ bundle_new (TrPool *pool, guint size, gsize len)
   } else {
     b = g_new0 (TrAsync, 1);
     b->bundle = g_new0 (Bundle, 1);
-    gsize expect = (gsize) MIN (size, AUTO_BATCH_MAX) * (12 + len);
+    gsize expect = (gsize) MIN (size, AUTO_BATCH_MAX) * TR_WIRE_TASK_RECORD (len);
     b->bundle->wire_room = MIN (expect, BUNDLE_BYTES);
     b->bundle->wire = g_malloc (b->bundle->wire_room);
   }
   b->ref = 1;
   b->pool = pool;
   b->id = pool->next_id + 1;
-  b->attempt = 1;
   return b;
 }
 
@@ -1834,13 +1834,22 @@ bundle_close (TrAsync **open, TaskQueue *batch)
   return NULL;
 }
 
-/* A stream's bundle being filled, for this task: NULL when it goes singly (one of the
- * first tasks, which go at once, one by one, as before any bundle; the frames
- * are of fewer than BUNDLE_MIN_FRAME tasks: tasks that long gain nothing from bundles,
- * and the tail of such a job is shared out finely; the stream is ordered (results wait in the hash table by their task),
- * max_tasks_per_worker counts tasks a worker is sent, the payload is large), and a new
- * one when `open` is full, its bytes are spent, or a task was made elsewhere in between
- * (the ids of a bundle follow one another). */
+/* What a task takes of a bundle's BUNDLE_BYTES: its payload and its description. */
+static inline gsize
+bundle_bytes_of (const TrTask *task)
+{
+  return task->payload->len + task->description->len + 1;
+}
+
+/* A stream's bundle being filled, for this task, or NULL when the task goes singly:
+ * - one of the first tasks, which go at once, one by one;
+ * - frames of fewer than BUNDLE_MIN_FRAME tasks: tasks that long gain nothing from
+ *   bundles, and the tail of such a job is shared out finely;
+ * - an ordered stream (early results wait in its hash table, by their task);
+ * - max_tasks_per_worker (it counts the tasks a worker is sent);
+ * - a payload over BUNDLE_PAYLOAD_MAX.
+ * A new bundle is started when `open` is full, its bytes are spent, or a task was made
+ * elsewhere in between (the ids of a bundle follow one another). */
 static TrAsync *
 stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, const TrTask *task)
 {
@@ -1861,11 +1870,12 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   if (size > s->bundle_size || size * 4 <= s->bundle_size)
     s->bundle_size = size;
   size = s->bundle_size;
-  gboolean single = size < BUNDLE_MIN_FRAME || pool->outstanding < 2 * (guint64) pool->n_workers || s->ordered || pool->max_tasks ||
+  gboolean single = pool->outstanding < 2 * (guint64) pool->n_workers ||
+                    size < BUNDLE_MIN_FRAME || s->ordered || pool->max_tasks ||
                     task->payload->len > BUNDLE_PAYLOAD_MAX;
-  gsize bytes = task->payload->len + task->description->len + 1;
   TrAsync *b = *open;
-  if (b && (single || b->count >= size || b->bundle->bytes + bytes > BUNDLE_BYTES ||
+  if (b && (single || b->count >= size ||
+            b->bundle->bytes + bundle_bytes_of (task) > BUNDLE_BYTES ||
             pool->next_id != b->id + b->count - 1))
     b = bundle_close (open, batch);
   if (single)
@@ -1909,7 +1919,7 @@ bundle_add (TrPool *pool, TrAsync *b, guint64 seq, guint64 order, const TrTask *
   bu->wire_len = end;
   bu->seq[b->count] = seq;
   bu->units[b->count] = task->units;
-  bu->bytes += task->payload->len + task->description->len + 1;
+  bu->bytes += bundle_bytes_of (task);
   b->count++; /* not yet in any queue: no length to keep */
 }
 
@@ -1997,11 +2007,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       } else {
         TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload->data,
                                 task.payload->len, task.units);
-        a->callback = a->error_callback = stream_on_result;
-        a->report_attempts = TRUE;
-        a->recyclable = TRUE;
-        a->order = stats->total;
-        a->user_data = &s;
+        stream_task_init (a, &s, stats->total);
         tq_push_tail (&batch, a);
       }
       pending++;

@@ -86,7 +86,8 @@ void tr_plugin_describe (const TrPluginDesc *desc, GString *out);
 
 /* ---- task.c: the structs behind the opaque plugin-facing types --------------------- */
 struct TrTask {
-  GByteArray *payload;
+  guint8 *payload;     /* payload_len bytes, in a buffer of payload_room reused by every task */
+  gsize payload_len, payload_room;
   GString *description;
   guint64 units;
   guint64 seq; /* set by a generator wrapper that skips tasks (--resume); 0: next number */

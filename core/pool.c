@@ -1838,7 +1838,7 @@ bundle_close (TrAsync **open, TaskQueue *batch)
 static inline gsize
 bundle_bytes_of (const TrTask *task)
 {
-  return task->payload->len + task->description->len + 1;
+  return task->payload_len + task->description->len + 1;
 }
 
 /* A stream's bundle being filled, for this task, or NULL when the task goes singly:
@@ -1872,7 +1872,7 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   size = s->bundle_size;
   gboolean single = pool->outstanding < 2 * (guint64) pool->n_workers ||
                     size < BUNDLE_MIN_FRAME || s->ordered || pool->max_tasks ||
-                    task->payload->len > BUNDLE_PAYLOAD_MAX;
+                    task->payload_len > BUNDLE_PAYLOAD_MAX;
   TrAsync *b = *open;
   if (b && (single || b->count >= size ||
             b->bundle->bytes + bundle_bytes_of (task) > BUNDLE_BYTES ||
@@ -1881,7 +1881,7 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   if (single)
     return NULL;
   if (!b) {
-    b = *open = bundle_new (pool, size, task->payload->len);
+    b = *open = bundle_new (pool, size, task->payload_len);
     b->callback = b->error_callback = stream_on_result;
     b->user_data = s;
     b->report_attempts = TRUE;
@@ -1909,13 +1909,13 @@ bundle_add (TrPool *pool, TrAsync *b, guint64 seq, guint64 order, const TrTask *
   if (b->count == 0)
     bu->first_order = order;
   /* written in place: a GByteArray's size checks per record cost more than the record */
-  gsize end = bu->wire_len + TR_WIRE_TASK_RECORD (task->payload->len);
+  gsize end = bu->wire_len + TR_WIRE_TASK_RECORD (task->payload_len);
   if (end > bu->wire_room) {
     bu->wire_room = MAX (end, 2 * bu->wire_room);
     bu->wire = g_realloc (bu->wire, bu->wire_room);
   }
-  tr_wire_write_task (bu->wire + bu->wire_len, ++pool->next_id, task->payload->data,
-                      task->payload->len);
+  tr_wire_write_task (bu->wire + bu->wire_len, ++pool->next_id, task->payload,
+                      task->payload_len);
   bu->wire_len = end;
   bu->seq[b->count] = seq;
   bu->units[b->count] = task->units;
@@ -2005,8 +2005,8 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       if (b) {
         bundle_add (pool, b, seq, stats->total, &task);
       } else {
-        TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload->data,
-                                task.payload->len, task.units);
+        TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload,
+                                task.payload_len, task.units);
         stream_task_init (a, &s, stats->total);
         tq_push_tail (&batch, a);
       }

@@ -6,6 +6,7 @@
 #define TASKRUN_INTERNAL_H
 
 #include "taskrun/taskrun.h"
+#include "wire.h"
 
 #include <string.h>
 #include <sys/types.h>
@@ -97,7 +98,7 @@ void tr_task_reset (TrTask *task);
 void tr_task_clear (TrTask *task);
 
 struct TrOutput {
-  GByteArray *buf; /* the frame being built; run appends the result payload to it */
+  TrWireBuf *buf; /* the frame being built; run appends the result payload to it */
 };
 
 /* ---- link-local.c ------------------------------------------------------------------ */

@@ -211,7 +211,7 @@ typedef struct {
   gboolean kill_sent;  /* task_timeout: SIGKILL sent after the grace */
   guint64 sent;    /* tasks sent to this process */
   double ewma_ns;  /* this process's mean task time (0: none yet): its speed, for the tail */
-  GByteArray *out;
+  TrWireBuf out;
   gsize out_off;
   GByteArray *in;
   gboolean quit_sent;
@@ -537,21 +537,21 @@ io_hand_over (TrPool *pool, gboolean input_ended)
 static void
 worker_queue_config (TrPool *pool, Worker *w)
 {
-  gsize at = tr_wire_begin (w->out, TR_MSG_CONFIG);
-  tr_wire_put_str (w->out, tr_plugin_get_path (pool->plugin));
-  tr_wire_put_u32 (w->out, w->slot);
-  tr_wire_put_u32 (w->out, 0); /* flags: none yet */
-  tr_wire_put_u32 (w->out, pool->config_pairs->len / 2);
+  gsize at = tr_wire_begin (&w->out, TR_MSG_CONFIG);
+  tr_wire_put_str (&w->out, tr_plugin_get_path (pool->plugin));
+  tr_wire_put_u32 (&w->out, w->slot);
+  tr_wire_put_u32 (&w->out, 0); /* flags: none yet */
+  tr_wire_put_u32 (&w->out, pool->config_pairs->len / 2);
   for (guint i = 0; i < pool->config_pairs->len; i++)
-    tr_wire_put_str (w->out, g_ptr_array_index (pool->config_pairs, i));
-  tr_wire_end (w->out, at);
+    tr_wire_put_str (&w->out, g_ptr_array_index (pool->config_pairs, i));
+  tr_wire_end (&w->out, at);
 }
 
 static void
 worker_spawn (TrPool *pool, Worker *w)
 {
   g_autoptr (GError) error = NULL;
-  g_byte_array_set_size (w->out, 0);
+  w->out.len = 0;
   g_byte_array_set_size (w->in, 0);
   w->out_off = 0;
   w->sent = 0;
@@ -883,17 +883,17 @@ worker_read (TrPool *pool, Worker *w)
 static void
 worker_write (Worker *w)
 {
-  while (w->out_off < w->out->len) {
-    gssize n = w->link->klass->send (w->link, w->out->data + w->out_off, w->out->len - w->out_off);
+  while (w->out_off < w->out.len) {
+    gssize n = w->link->klass->send (w->link, w->out.data + w->out_off, w->out.len - w->out_off);
     if (n <= 0)
       break; /* EAGAIN: wait for POLLOUT; an error shows up as POLLHUP/POLLERR */
     w->out_off += (gsize) n;
   }
-  if (w->out_off == w->out->len) {
-    g_byte_array_set_size (w->out, 0);
+  if (w->out_off == w->out.len) {
+    w->out.len = 0;
     w->out_off = 0;
   } else if (w->out_off > 1 << 20) {
-    g_byte_array_remove_range (w->out, 0, w->out_off);
+    tr_wire_buf_consume (&w->out, w->out_off);
     w->out_off = 0;
   }
 }
@@ -1022,10 +1022,10 @@ dispatch (TrPool *pool, gboolean input_ended)
       if (head->bundle) {
         /* a frame of its own, made by the main thread */
         tq_pop_head (&pool->ready);
-        gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
-        tr_wire_put_u32 (w->out, head->count);
-        g_byte_array_append (w->out, head->bundle->wire, head->bundle->wire_len);
-        tr_wire_end (w->out, at);
+        gsize at = tr_wire_begin (&w->out, TR_MSG_TASKS);
+        tr_wire_put_u32 (&w->out, head->count);
+        tr_wire_buf_append (&w->out, head->bundle->wire, head->bundle->wire_len);
+        tr_wire_end (&w->out, at);
         tq_push_tail (&w->inflight, head);
         g_queue_push_tail (&w->frames, GUINT_TO_POINTER (head->count));
         w->sent += head->count;
@@ -1035,9 +1035,9 @@ dispatch (TrPool *pool, gboolean input_ended)
       n = MIN (n, pool->ready.length);
       if (pool->max_tasks)
         n = MIN (n, pool->max_tasks - w->sent);
-      gsize at = tr_wire_begin (w->out, TR_MSG_TASKS);
-      gsize count_at = w->out->len;
-      tr_wire_put_u32 (w->out, 0);
+      gsize at = tr_wire_begin (&w->out, TR_MSG_TASKS);
+      gsize count_at = w->out.len;
+      tr_wire_put_u32 (&w->out, 0);
       double now = g_get_real_time () / 1e6; /* until the worker says when it started */
       /* A frame ends early at a task that must run alone (its last worker died under it),
        * or when it holds FRAME_BYTES of payload. */
@@ -1048,7 +1048,7 @@ dispatch (TrPool *pool, gboolean input_ended)
         if (put > 0 && (a->isolate || a->bundle || bytes + a->payload_len > FRAME_BYTES))
           break;
         tq_pop_head (&pool->ready);
-        tr_wire_put_task (w->out, a->id, a->payload, a->payload_len);
+        tr_wire_put_task (&w->out, a->id, a->payload, a->payload_len);
         a->start_time = now;
         tq_push_tail (&w->inflight, a);
         bytes += a->payload_len;
@@ -1056,8 +1056,8 @@ dispatch (TrPool *pool, gboolean input_ended)
         if (a->isolate)
           break;
       }
-      tr_wire_patch_u32 (w->out, count_at, put);
-      tr_wire_end (w->out, at);
+      tr_wire_patch_u32 (&w->out, count_at, put);
+      tr_wire_end (&w->out, at);
       g_queue_push_tail (&w->frames, GUINT_TO_POINTER (put));
       w->sent += put;
       if (pool->max_tasks && w->sent >= pool->max_tasks)
@@ -1250,11 +1250,11 @@ io_main (gpointer data)
       if (w->link && !w->quit_sent &&
           ((w->state == W_RETIRING && w->inflight.length == 0) ||
            (shutting_down && idle && w->state != W_STARTING))) {
-        gsize at = tr_wire_begin (w->out, TR_MSG_QUIT);
-        tr_wire_end (w->out, at);
+        gsize at = tr_wire_begin (&w->out, TR_MSG_QUIT);
+        tr_wire_end (&w->out, at);
         w->quit_sent = TRUE;
       }
-      if (w->link && w->out->len > w->out_off)
+      if (w->link && w->out.len > w->out_off)
         worker_write (w);
     }
     int hand_over_ms = -1;
@@ -1283,7 +1283,7 @@ io_main (gpointer data)
       if (!w->link)
         continue;
       short ev = POLLIN;
-      if (w->out->len > w->out_off)
+      if (w->out.len > w->out_off)
         ev |= POLLOUT;
       fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
       polled[np++] = w;
@@ -1553,7 +1553,7 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
   pool->workers = g_new0 (Worker, pool->n_workers);
   for (guint i = 0; i < pool->n_workers; i++) {
     pool->workers[i].slot = i + 1;
-    pool->workers[i].out = g_byte_array_new ();
+    tr_wire_buf_init (&pool->workers[i].out);
     pool->workers[i].in = g_byte_array_new ();
   }
   pool->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -2136,7 +2136,7 @@ tr_pool_free (TrPool *pool)
     while ((a = tq_pop_head (&w->inflight)))
       tr_async_unref (a);
     g_queue_clear (&w->frames);
-    g_byte_array_unref (w->out);
+    tr_wire_buf_clear (&w->out);
     g_byte_array_unref (w->in);
   }
   TrAsync *a;

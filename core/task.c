@@ -94,6 +94,5 @@ tr_task_set_units (TrTask *task, guint64 units)
 void
 tr_output_append (TrOutput *output, const void *data, gsize len)
 {
-  if (len)
-    g_byte_array_append (output->buf, data, len);
+  tr_wire_buf_append (output->buf, data, len);
 }

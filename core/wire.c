@@ -4,7 +4,7 @@
  * byte strings as u32 length + bytes), and the framing rule: a frame whose header claims
  * more than TR_WIRE_MAX_BODY, or whose type is unknown, is bad, and a reader never trusts
  * a length it has not checked against what it holds.  A worker that sends a bad frame is
- * treated as crashed by pool.c.
+ * treated as crashed by pool.c.  Also the buffer frames are written into (TrWireBuf).
  * Does not own: moving the bytes (link-local.c), what each message means (pool.c,
  * worker.c).  The same frames will travel over other links (MPI) unchanged.
  */
@@ -31,12 +31,10 @@ set_le (guint8 *p, guint64 v, guint n)
   }
 }
 
-static void
-put_le (GByteArray *buf, guint64 v, guint n)
+static inline void
+put_le (TrWireBuf *buf, guint64 v, guint n)
 {
-  guint8 b[8];
-  set_le (b, v, n);
-  g_byte_array_append (buf, b, n);
+  set_le (tr_wire_buf_extend (buf, n), v, n);
 }
 
 static inline guint64
@@ -58,8 +56,40 @@ get_le (const guint8 *p, guint n)
   return v;
 }
 
+void
+tr_wire_buf_init (TrWireBuf *buf)
+{
+  buf->room = 256;
+  buf->data = g_malloc (buf->room);
+  buf->len = 0;
+}
+
+void
+tr_wire_buf_clear (TrWireBuf *buf)
+{
+  g_clear_pointer (&buf->data, g_free);
+  buf->len = buf->room = 0;
+}
+
+void
+tr_wire_buf_grow (TrWireBuf *buf, gsize more)
+{
+  if (more > G_MAXSIZE / 4 - buf->len)
+    g_error ("taskrun: a frame buffer of %" G_GSIZE_FORMAT " bytes is too large", more);
+  buf->room = MAX (2 * buf->room, buf->len + more);
+  buf->data = g_realloc (buf->data, buf->room);
+}
+
+void
+tr_wire_buf_consume (TrWireBuf *buf, gsize n)
+{
+  g_assert (n <= buf->len);
+  memmove (buf->data, buf->data + n, buf->len - n);
+  buf->len -= n;
+}
+
 gsize
-tr_wire_begin (GByteArray *buf, TrMsgType type)
+tr_wire_begin (TrWireBuf *buf, TrMsgType type)
 {
   gsize start = buf->len;
   put_le (buf, 0, 4);
@@ -68,13 +98,13 @@ tr_wire_begin (GByteArray *buf, TrMsgType type)
 }
 
 void
-tr_wire_patch_u32 (GByteArray *buf, gsize at, guint32 v)
+tr_wire_patch_u32 (TrWireBuf *buf, gsize at, guint32 v)
 {
   set_le (buf->data + at, v, 4);
 }
 
 void
-tr_wire_end (GByteArray *buf, gsize start)
+tr_wire_end (TrWireBuf *buf, gsize start)
 {
   gsize body = buf->len - start - TR_WIRE_HEADER;
   g_assert (body <= TR_WIRE_MAX_BODY);
@@ -82,34 +112,33 @@ tr_wire_end (GByteArray *buf, gsize start)
 }
 
 void
-tr_wire_put_u8 (GByteArray *buf, guint8 v)
+tr_wire_put_u8 (TrWireBuf *buf, guint8 v)
 {
-  g_byte_array_append (buf, &v, 1);
+  *tr_wire_buf_extend (buf, 1) = v;
 }
 
 void
-tr_wire_put_u32 (GByteArray *buf, guint32 v)
+tr_wire_put_u32 (TrWireBuf *buf, guint32 v)
 {
   put_le (buf, v, 4);
 }
 
 void
-tr_wire_put_u64 (GByteArray *buf, guint64 v)
+tr_wire_put_u64 (TrWireBuf *buf, guint64 v)
 {
   put_le (buf, v, 8);
 }
 
 void
-tr_wire_put_bytes (GByteArray *buf, const void *data, gsize len)
+tr_wire_put_bytes (TrWireBuf *buf, const void *data, gsize len)
 {
   g_assert (len <= TR_WIRE_MAX_BODY);
   put_le (buf, len, 4);
-  if (len)
-    g_byte_array_append (buf, data, len);
+  tr_wire_buf_append (buf, data, len);
 }
 
 void
-tr_wire_put_str (GByteArray *buf, const char *s)
+tr_wire_put_str (TrWireBuf *buf, const char *s)
 {
   tr_wire_put_bytes (buf, s, s ? strlen (s) : 0);
 }
@@ -249,11 +278,10 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
 }
 
 gsize
-tr_wire_begin_result (GByteArray *buf, guint64 id, guint64 start_us)
+tr_wire_begin_result (TrWireBuf *buf, guint64 id, guint64 start_us)
 {
   gsize at = buf->len;
-  g_byte_array_set_size (buf, at + TR_WIRE_RESULT_HEAD);
-  guint8 *p = buf->data + at;
+  guint8 *p = tr_wire_buf_extend (buf, TR_WIRE_RESULT_HEAD);
   memset (p, 0, TR_WIRE_RESULT_HEAD);
   set_le (p, id, 8);
   set_le (p + 13, start_us, 8);
@@ -261,7 +289,7 @@ tr_wire_begin_result (GByteArray *buf, guint64 id, guint64 start_us)
 }
 
 void
-tr_wire_end_result (GByteArray *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
+tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
                     const char *message)
 {
   gsize out_len = buf->len - at - TR_WIRE_RESULT_HEAD;
@@ -272,15 +300,14 @@ tr_wire_end_result (GByteArray *buf, gsize at, guint8 status, guint32 code, guin
   set_le (p + 21, run_ns, 8);
   set_le (p + 29, out_len, 4);
   gsize mlen = message ? strlen (message) : 0;
-  gsize end = buf->len;
-  g_byte_array_set_size (buf, end + 4 + mlen);
-  set_le (buf->data + end, mlen, 4);
+  guint8 *m = tr_wire_buf_extend (buf, 4 + mlen);
+  set_le (m, mlen, 4);
   if (mlen)
-    memcpy (buf->data + end + 4, message, mlen);
+    memcpy (m + 4, message, mlen);
 }
 
 void
-tr_wire_put_returned (GByteArray *buf, guint64 id)
+tr_wire_put_returned (TrWireBuf *buf, guint64 id)
 {
   tr_wire_end_result (buf, tr_wire_begin_result (buf, id, 0), 2, 0, 0, NULL);
 }
@@ -296,9 +323,7 @@ tr_wire_write_task (guint8 *p, guint64 id, const guint8 *payload, gsize len)
 }
 
 void
-tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len)
+tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len)
 {
-  gsize at = buf->len;
-  g_byte_array_set_size (buf, at + TR_WIRE_TASK_RECORD (len));
-  tr_wire_write_task (buf->data + at, id, payload, len);
+  tr_wire_write_task (tr_wire_buf_extend (buf, TR_WIRE_TASK_RECORD (len)), id, payload, len);
 }

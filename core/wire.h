@@ -3,6 +3,7 @@
 #define TASKRUN_WIRE_H
 
 #include <glib.h>
+#include <string.h>
 
 #define TR_WIRE_HEADER 5u                 /* u32 body length, u8 type */
 #define TR_WIRE_MAX_BODY (64u << 20)      /* no frame body is larger: 64 MiB */
@@ -21,17 +22,50 @@ typedef enum {
   TR_MSG_LAST = TR_MSG_QUIT,
 } TrMsgType;
 
-/* Writing: frames are appended to a GByteArray. */
-gsize tr_wire_begin (GByteArray *buf, TrMsgType type);
-void tr_wire_end (GByteArray *buf, gsize start);
-void tr_wire_put_u8 (GByteArray *buf, guint8 v);
-void tr_wire_put_u32 (GByteArray *buf, guint32 v);
-void tr_wire_put_u64 (GByteArray *buf, guint64 v);
-void tr_wire_put_bytes (GByteArray *buf, const void *data, gsize len);
-void tr_wire_put_str (GByteArray *buf, const char *s);
-void tr_wire_patch_u32 (GByteArray *buf, gsize at, guint32 v);
+/* Writing: frames are appended to a TrWireBuf, a plain buffer written in place.  A
+ * worker writes a result record per task, and the size checks of a GByteArray (a call
+ * or two per append) cost more than a tiny task's own work. */
+typedef struct {
+  guint8 *data; /* never NULL once initialised */
+  gsize len;    /* bytes written */
+  gsize room;   /* bytes allocated */
+} TrWireBuf;
+
+void tr_wire_buf_init (TrWireBuf *buf);
+void tr_wire_buf_clear (TrWireBuf *buf); /* frees the bytes */
+void tr_wire_buf_grow (TrWireBuf *buf, gsize more); /* room for `more` bytes after len */
+void tr_wire_buf_consume (TrWireBuf *buf, gsize n); /* drops the first n bytes */
+
+/* Appends n bytes, not yet written, and returns where they start. */
+static inline guint8 *
+tr_wire_buf_extend (TrWireBuf *buf, gsize n)
+{
+  if (G_UNLIKELY (n > buf->room - buf->len))
+    tr_wire_buf_grow (buf, n);
+  guint8 *p = buf->data + buf->len;
+  buf->len += n;
+  return p;
+}
+
+static inline void
+tr_wire_buf_append (TrWireBuf *buf, const void *data, gsize n)
+{
+  if (n)
+    memcpy (tr_wire_buf_extend (buf, n), data, n);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TrWireBuf, tr_wire_buf_clear)
+
+gsize tr_wire_begin (TrWireBuf *buf, TrMsgType type);
+void tr_wire_end (TrWireBuf *buf, gsize start);
+void tr_wire_put_u8 (TrWireBuf *buf, guint8 v);
+void tr_wire_put_u32 (TrWireBuf *buf, guint32 v);
+void tr_wire_put_u64 (TrWireBuf *buf, guint64 v);
+void tr_wire_put_bytes (TrWireBuf *buf, const void *data, gsize len);
+void tr_wire_put_str (TrWireBuf *buf, const char *s);
+void tr_wire_patch_u32 (TrWireBuf *buf, gsize at, guint32 v);
 /* One task record of a TASKS frame: u64 id, then the payload as bytes. */
-void tr_wire_put_task (GByteArray *buf, guint64 id, const guint8 *payload, gsize len);
+void tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len);
 /* The same written at p, which has room for TR_WIRE_TASK_RECORD (len) bytes. */
 #define TR_WIRE_TASK_RECORD(len) (8 + 4 + (gsize) (len))
 void tr_wire_write_task (guint8 *p, guint64 id, const guint8 *payload, gsize len);
@@ -76,14 +110,14 @@ typedef struct {
  * and appends the message.  begin returns where the record starts; the output begins
  * TR_WIRE_RESULT_HEAD bytes after it. */
 #define TR_WIRE_RESULT_HEAD (8 + 1 + 4 + 8 + 8 + 4) /* id, status, code, start, run time, output length */
-gsize tr_wire_begin_result (GByteArray *buf, guint64 id, guint64 start_us);
-void tr_wire_end_result (GByteArray *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
+gsize tr_wire_begin_result (TrWireBuf *buf, guint64 id, guint64 start_us);
+void tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
                          const char *message);
 
 /* Appends the result record of a task sent back unrun (status 2), TR_WIRE_RETURNED_RECORD
  * bytes: id, status, code, start and run time, empty output and message. */
 #define TR_WIRE_RETURNED_RECORD (TR_WIRE_RESULT_HEAD + 4)
-void tr_wire_put_returned (GByteArray *buf, guint64 id);
+void tr_wire_put_returned (TrWireBuf *buf, guint64 id);
 
 /* Each reads one record; FALSE when the body is malformed (r->bad is set). */
 gboolean tr_wire_read_task (TrWireReader *r, TrWireTask *out);

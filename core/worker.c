@@ -29,7 +29,7 @@ typedef struct {
   int fd;
   GByteArray *in;
   gsize in_off;
-  GByteArray *out;
+  TrWireBuf out;
 } WorkerIo;
 
 /* Blocks until the whole output buffer is written. */
@@ -37,15 +37,15 @@ static gboolean
 flush_out (WorkerIo *io)
 {
   gsize off = 0;
-  while (off < io->out->len) {
-    ssize_t n = write (io->fd, io->out->data + off, io->out->len - off);
+  while (off < io->out.len) {
+    ssize_t n = write (io->fd, io->out.data + off, io->out.len - off);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
       return FALSE;
     off += (gsize) n;
   }
-  g_byte_array_set_size (io->out, 0);
+  io->out.len = 0;
   return TRUE;
 }
 
@@ -89,9 +89,9 @@ next_frame (WorkerIo *io, TrMsgType *type, const guint8 **body, gsize *len)
 static void
 send_init_failed (WorkerIo *io, const char *message)
 {
-  gsize at = tr_wire_begin (io->out, TR_MSG_INIT_FAILED);
-  tr_wire_put_str (io->out, message);
-  tr_wire_end (io->out, at);
+  gsize at = tr_wire_begin (&io->out, TR_MSG_INIT_FAILED);
+  tr_wire_put_str (&io->out, message);
+  tr_wire_end (&io->out, at);
   flush_out (io);
 }
 
@@ -103,9 +103,9 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
   TrWireReader r;
   tr_wire_reader_init (&r, body, len);
   guint32 n = tr_wire_get_u32 (&r);
-  gsize frame = tr_wire_begin (io->out, TR_MSG_RESULTS);
-  tr_wire_put_u32 (io->out, n);
-  TrOutput output = { .buf = io->out };
+  gsize frame = tr_wire_begin (&io->out, TR_MSG_RESULTS);
+  tr_wire_put_u32 (&io->out, n);
+  TrOutput output = { .buf = &io->out };
   /* One clock read per task: a task starts when the one before it ended, and its wall
    * start is derived from the frame's. */
   gint64 mono_base = g_get_monotonic_time ();
@@ -118,10 +118,10 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
     /* Room left in this answer for the largest output a task may have, and for a short
      * record for each task after it?  If not, the rest go back unrun (status 2), to be
      * sent again: tasks that are fine alone must not fail for sharing a frame. */
-    if (i > 0 && io->out->len - frame + (gsize) (n - i) * TR_WIRE_RETURNED_RECORD +
+    if (i > 0 && io->out.len - frame + (gsize) (n - i) * TR_WIRE_RETURNED_RECORD +
                      TR_WIRE_MAX_BODY / 2 + 4096 > TR_WIRE_MAX_BODY) {
       for (;;) {
-        tr_wire_put_returned (io->out, task.id);
+        tr_wire_put_returned (&io->out, task.id);
         if (++i == n)
           break;
         if (!tr_wire_read_task (&r, &task))
@@ -129,30 +129,30 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
       }
       break;
     }
-    gsize at = tr_wire_begin_result (io->out, task.id, (guint64) (real_base + (t0 - mono_base)));
+    gsize at = tr_wire_begin_result (&io->out, task.id, (guint64) (real_base + (t0 - mono_base)));
     GError *error = NULL;
     gboolean ok = desc->run (wstate, task.payload, task.len, &output, &error);
     gint64 t1 = g_get_monotonic_time ();
     guint64 ns = (guint64) (t1 - t0) * 1000;
     t0 = t1;
-    gsize rlen = io->out->len - at - TR_WIRE_RESULT_HEAD;
+    gsize rlen = io->out.len - at - TR_WIRE_RESULT_HEAD;
     const char *msg = NULL;
     guint32 code = 0;
-    if (rlen > TR_WIRE_MAX_BODY / 2 || io->out->len - frame > TR_WIRE_MAX_BODY - 4096) {
+    if (rlen > TR_WIRE_MAX_BODY / 2 || io->out.len - frame > TR_WIRE_MAX_BODY - 4096) {
       /* too big for one message (alone, or with the results before it in this frame) */
-      g_byte_array_set_size (io->out, at + TR_WIRE_RESULT_HEAD);
+      io->out.len = at + TR_WIRE_RESULT_HEAD;
       msg = "the task's output is too large to send back (a frame carries at most 64 MiB)";
       ok = FALSE;
     } else if (!ok) {
       msg = error ? error->message : "the task failed (the plugin gave no reason)";
       code = error ? (guint32) error->code : 0;
     }
-    tr_wire_end_result (io->out, at, ok ? 0 : 1, code, ns, msg);
+    tr_wire_end_result (&io->out, at, ok ? 0 : 1, code, ns, msg);
     g_clear_error (&error); /* a plugin that returns TRUE and sets an error keeps the success */
   }
   if (!tr_wire_reader_done (&r))
     return FALSE;
-  tr_wire_end (io->out, frame);
+  tr_wire_end (&io->out, frame);
   return TRUE;
 }
 
@@ -169,7 +169,8 @@ tr_worker_main (int fd, pid_t parent)
   /* the link is this process's alone: programs a task starts must not hold it open */
   fcntl (fd, F_SETFD, FD_CLOEXEC);
 
-  WorkerIo io = { .fd = fd, .in = g_byte_array_new (), .out = g_byte_array_new () };
+  WorkerIo io = { .fd = fd, .in = g_byte_array_new () };
+  tr_wire_buf_init (&io.out);
   TrMsgType type;
   const guint8 *body;
   gsize len;
@@ -225,9 +226,9 @@ tr_worker_main (int fd, pid_t parent)
       goto out;
     }
     inited = TRUE;
-    gsize at = tr_wire_begin (io.out, TR_MSG_HELLO);
-    tr_wire_put_u32 (io.out, (guint32) getpid ());
-    tr_wire_end (io.out, at);
+    gsize at = tr_wire_begin (&io.out, TR_MSG_HELLO);
+    tr_wire_put_u32 (&io.out, (guint32) getpid ());
+    tr_wire_end (&io.out, at);
     if (!flush_out (&io)) {
       status = 72;
       goto out;
@@ -255,6 +256,6 @@ out:
   if (inited && tr_plugin_get_desc (plugin)->worker_fini)
     tr_plugin_get_desc (plugin)->worker_fini (wstate);
   g_byte_array_unref (io.in);
-  g_byte_array_unref (io.out);
+  tr_wire_buf_clear (&io.out);
   return status;
 }

@@ -776,7 +776,8 @@ static gpointer
 fake_worker (gpointer data)
 {
   FakeLink *f = data;
-  g_autoptr (GByteArray) out = g_byte_array_new ();
+  g_auto (TrWireBuf) out = { 0 };
+  tr_wire_buf_init (&out);
   guint8 head[TR_WIRE_HEADER];
   while (fake_read (f->peer, head, sizeof head)) {
     guint32 len = (guint32) head[0] | (guint32) head[1] << 8 | (guint32) head[2] << 16 |
@@ -784,19 +785,19 @@ fake_worker (gpointer data)
     g_autofree guint8 *body = g_malloc (len + 1);
     if (!fake_read (f->peer, body, len) || head[4] == TR_MSG_QUIT)
       break;
-    g_byte_array_set_size (out, 0);
+    out.len = 0;
     gsize at;
     if (head[4] == TR_MSG_CONFIG) {
-      at = tr_wire_begin (out, TR_MSG_HELLO);
-      tr_wire_put_u32 (out, (guint32) f->link.pid);
-      tr_wire_end (out, at);
+      at = tr_wire_begin (&out, TR_MSG_HELLO);
+      tr_wire_put_u32 (&out, (guint32) f->link.pid);
+      tr_wire_end (&out, at);
     } else if (head[4] == TR_MSG_TASKS) {
       TrWireReader r;
       tr_wire_reader_init (&r, body, len);
       guint32 n = tr_wire_get_u32 (&r);
       gboolean forge = FALSE;
-      at = tr_wire_begin (out, TR_MSG_RESULTS);
-      tr_wire_put_u32 (out, n);
+      at = tr_wire_begin (&out, TR_MSG_RESULTS);
+      tr_wire_put_u32 (&out, n);
       for (guint32 i = 0; i < n; i++) {
         TrWireTask t;
         g_assert_true (tr_wire_read_task (&r, &t));
@@ -805,13 +806,13 @@ fake_worker (gpointer data)
                   g_atomic_int_compare_and_exchange (&fake_forged, 0, 1);
         if (forge && i == 0) /* the payload is not NUL-terminated: copy its length only */
           memcpy (fake_forged_first, t.payload, MIN (t.len, sizeof fake_forged_first - 1));
-        gsize rec = tr_wire_begin_result (out, forge && i == 1 ? G_MAXUINT64 : t.id, 0);
-        g_byte_array_append (out, t.payload, (guint) t.len);
-        tr_wire_end_result (out, rec, 0, 0, 1000, NULL);
+        gsize rec = tr_wire_begin_result (&out, forge && i == 1 ? G_MAXUINT64 : t.id, 0);
+        tr_wire_buf_append (&out, t.payload, (guint) t.len);
+        tr_wire_end_result (&out, rec, 0, 0, 1000, NULL);
       }
-      tr_wire_end (out, at);
+      tr_wire_end (&out, at);
     }
-    if (out->len && send (f->peer, out->data, out->len, MSG_NOSIGNAL) != (gssize) out->len)
+    if (out.len && send (f->peer, out.data, out.len, MSG_NOSIGNAL) != (gssize) out.len)
       break;
     if (head[4] == TR_MSG_TASKS && g_atomic_int_get (&fake_spawns) == 1)
       g_usleep (20000); /* the first worker is slow: the tasks queue up into larger frames */

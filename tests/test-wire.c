@@ -6,22 +6,23 @@
 static void
 test_round_trip (void)
 {
-  g_autoptr (GByteArray) buf = g_byte_array_new ();
-  gsize at = tr_wire_begin (buf, TR_MSG_TASKS);
-  tr_wire_put_u32 (buf, 2);
-  tr_wire_put_u64 (buf, G_GUINT64_CONSTANT (0x0102030405060708));
-  tr_wire_put_bytes (buf, "abc", 3);
-  tr_wire_put_u64 (buf, 9);
-  tr_wire_put_str (buf, "");
-  tr_wire_end (buf, at);
+  g_auto (TrWireBuf) buf = { 0 };
+  tr_wire_buf_init (&buf);
+  gsize at = tr_wire_begin (&buf, TR_MSG_TASKS);
+  tr_wire_put_u32 (&buf, 2);
+  tr_wire_put_u64 (&buf, G_GUINT64_CONSTANT (0x0102030405060708));
+  tr_wire_put_bytes (&buf, "abc", 3);
+  tr_wire_put_u64 (&buf, 9);
+  tr_wire_put_str (&buf, "");
+  tr_wire_end (&buf, at);
 
   TrMsgType type;
   const guint8 *body;
   gsize len, consumed;
-  g_assert_cmpint (tr_wire_next_frame (buf->data, buf->len, &type, &body, &len, &consumed), ==,
+  g_assert_cmpint (tr_wire_next_frame (buf.data, buf.len, &type, &body, &len, &consumed), ==,
                    TR_FRAME_OK);
   g_assert_cmpint (type, ==, TR_MSG_TASKS);
-  g_assert_cmpuint (consumed, ==, buf->len);
+  g_assert_cmpuint (consumed, ==, buf.len);
   TrWireReader r;
   tr_wire_reader_init (&r, body, len);
   g_assert_cmpuint (tr_wire_get_u32 (&r), ==, 2);
@@ -38,15 +39,16 @@ test_round_trip (void)
 static void
 test_incomplete (void)
 {
-  g_autoptr (GByteArray) buf = g_byte_array_new ();
-  gsize at = tr_wire_begin (buf, TR_MSG_HELLO);
-  tr_wire_put_u32 (buf, 42);
-  tr_wire_end (buf, at);
+  g_auto (TrWireBuf) buf = { 0 };
+  tr_wire_buf_init (&buf);
+  gsize at = tr_wire_begin (&buf, TR_MSG_HELLO);
+  tr_wire_put_u32 (&buf, 42);
+  tr_wire_end (&buf, at);
   TrMsgType type;
   const guint8 *body;
   gsize len, consumed;
-  for (gsize cut = 0; cut < buf->len; cut++)
-    g_assert_cmpint (tr_wire_next_frame (buf->data, cut, &type, &body, &len, &consumed), ==,
+  for (gsize cut = 0; cut < buf.len; cut++)
+    g_assert_cmpint (tr_wire_next_frame (buf.data, cut, &type, &body, &len, &consumed), ==,
                      TR_FRAME_INCOMPLETE);
 }
 
@@ -99,16 +101,17 @@ static void
 test_result_status (void)
 {
   for (guint status = 0; status <= 3; status++) {
-    g_autoptr (GByteArray) buf = g_byte_array_new ();
-    tr_wire_put_u64 (buf, 7);
-    tr_wire_put_u8 (buf, (guint8) status);
-    tr_wire_put_u32 (buf, 0);
-    tr_wire_put_u64 (buf, 0);
-    tr_wire_put_u64 (buf, 0);
-    tr_wire_put_bytes (buf, "out", 3);
-    tr_wire_put_str (buf, "");
+    g_auto (TrWireBuf) buf = { 0 };
+    tr_wire_buf_init (&buf);
+    tr_wire_put_u64 (&buf, 7);
+    tr_wire_put_u8 (&buf, (guint8) status);
+    tr_wire_put_u32 (&buf, 0);
+    tr_wire_put_u64 (&buf, 0);
+    tr_wire_put_u64 (&buf, 0);
+    tr_wire_put_bytes (&buf, "out", 3);
+    tr_wire_put_str (&buf, "");
     TrWireReader r;
-    tr_wire_reader_init (&r, buf->data, buf->len);
+    tr_wire_reader_init (&r, buf.data, buf.len);
     TrWireResult res;
     gboolean ok = tr_wire_read_result (&r, &res);
     g_assert_cmpint (ok, ==, status <= 2);
@@ -127,30 +130,32 @@ test_result_status (void)
 static void
 test_result_writer (void)
 {
-  g_autoptr (GByteArray) expect = g_byte_array_new ();
-  tr_wire_put_u64 (expect, 42);
-  tr_wire_put_u8 (expect, 1);
-  tr_wire_put_u32 (expect, 7);
-  tr_wire_put_u64 (expect, 1700000000000000);
-  tr_wire_put_u64 (expect, 123456);
-  tr_wire_put_bytes (expect, "output", 6);
-  tr_wire_put_str (expect, "it broke");
+  g_auto (TrWireBuf) expect = { 0 };
+  tr_wire_buf_init (&expect);
+  tr_wire_put_u64 (&expect, 42);
+  tr_wire_put_u8 (&expect, 1);
+  tr_wire_put_u32 (&expect, 7);
+  tr_wire_put_u64 (&expect, 1700000000000000);
+  tr_wire_put_u64 (&expect, 123456);
+  tr_wire_put_bytes (&expect, "output", 6);
+  tr_wire_put_str (&expect, "it broke");
 
-  g_autoptr (GByteArray) buf = g_byte_array_new ();
-  g_byte_array_append (buf, (const guint8 *) "pre", 3); /* a record need not start at 0 */
-  gsize at = tr_wire_begin_result (buf, 42, 1700000000000000);
+  g_auto (TrWireBuf) buf = { 0 };
+  tr_wire_buf_init (&buf);
+  tr_wire_buf_append (&buf, "pre", 3); /* a record need not start at 0 */
+  gsize at = tr_wire_begin_result (&buf, 42, 1700000000000000);
   g_assert_cmpuint (at, ==, 3);
-  g_byte_array_append (buf, (const guint8 *) "output", 6);
-  tr_wire_end_result (buf, at, 1, 7, 123456, "it broke");
-  g_assert_cmpmem (buf->data + 3, buf->len - 3, expect->data, expect->len);
+  tr_wire_buf_append (&buf, "output", 6);
+  tr_wire_end_result (&buf, at, 1, 7, 123456, "it broke");
+  g_assert_cmpmem (buf.data + 3, buf.len - 3, expect.data, expect.len);
 
   TrWireReader r;
   TrWireResult res;
-  for (gsize cut = 0; cut < expect->len; cut++) {
-    tr_wire_reader_init (&r, expect->data, cut);
+  for (gsize cut = 0; cut < expect.len; cut++) {
+    tr_wire_reader_init (&r, expect.data, cut);
     g_assert_false (tr_wire_read_result (&r, &res));
   }
-  tr_wire_reader_init (&r, expect->data, expect->len);
+  tr_wire_reader_init (&r, expect.data, expect.len);
   g_assert_true (tr_wire_read_result (&r, &res));
   g_assert_true (tr_wire_reader_done (&r));
   g_assert_cmpuint (res.id, ==, 42);
@@ -162,14 +167,39 @@ test_result_writer (void)
   g_assert_cmpmem (res.message, res.message_len, "it broke", 8);
 
   /* a task sent back unrun: status 2, nothing else */
-  g_byte_array_set_size (buf, 0);
-  tr_wire_put_returned (buf, 9);
-  g_assert_cmpuint (buf->len, ==, TR_WIRE_RETURNED_RECORD);
-  tr_wire_reader_init (&r, buf->data, buf->len);
+  buf.len = 0;
+  tr_wire_put_returned (&buf, 9);
+  g_assert_cmpuint (buf.len, ==, TR_WIRE_RETURNED_RECORD);
+  tr_wire_reader_init (&r, buf.data, buf.len);
   g_assert_true (tr_wire_read_result (&r, &res));
   g_assert_true (res.returned);
   g_assert_cmpuint (res.id, ==, 9);
   g_assert_cmpuint (res.len, ==, 0);
+}
+
+/* The frame buffer grows as it is written, keeps every byte across each growth, and
+ * dropping sent bytes from its front keeps the rest in order. */
+static void
+test_buffer (void)
+{
+  g_auto (TrWireBuf) buf = { 0 };
+  tr_wire_buf_init (&buf);
+  for (guint32 i = 0; i < 100000; i++)
+    tr_wire_put_u32 (&buf, i);
+  g_assert_cmpuint (buf.len, ==, 400000);
+  g_assert_cmpuint (buf.room, >=, buf.len);
+  tr_wire_buf_consume (&buf, 4 * 99990);
+  g_assert_cmpuint (buf.len, ==, 40);
+  TrWireReader r;
+  tr_wire_reader_init (&r, buf.data, buf.len);
+  for (guint32 i = 99990; i < 100000; i++)
+    g_assert_cmpuint (tr_wire_get_u32 (&r), ==, i);
+  g_assert_true (tr_wire_reader_done (&r));
+  memset (tr_wire_buf_extend (&buf, 1 << 20), 0xab, 1 << 20); /* one growth by more than double */
+  g_assert_cmpuint (buf.len, ==, 40 + (1 << 20));
+  g_assert_cmpuint (buf.data[buf.len - 1], ==, 0xab);
+  tr_wire_buf_consume (&buf, buf.len);
+  g_assert_cmpuint (buf.len, ==, 0);
 }
 
 int
@@ -182,5 +212,6 @@ main (int argc, char **argv)
   g_test_add_func ("/wire/truncated-fields", test_truncated_fields);
   g_test_add_func ("/wire/result-status", test_result_status);
   g_test_add_func ("/wire/result-writer", test_result_writer);
+  g_test_add_func ("/wire/buffer", test_buffer);
   return g_test_run ();
 }

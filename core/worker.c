@@ -14,6 +14,7 @@
  * Does not own: scheduling, retries, timeouts (pool.c).
  */
 #include "internal.h"
+#include "task-clock.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -97,8 +98,8 @@ send_init_failed (WorkerIo *io, const char *message)
 
 /* Runs the tasks of one TASKS frame, appending one RESULTS frame. */
 static gboolean
-run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8 *body,
-           gsize len)
+run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer wstate,
+           const guint8 *body, gsize len)
 {
   TrWireReader r;
   tr_wire_reader_init (&r, body, len);
@@ -106,10 +107,10 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
   gsize frame = tr_wire_begin (&io->out, TR_MSG_RESULTS);
   tr_wire_put_u32 (&io->out, n);
   TrOutput output = { .buf = &io->out };
-  /* One clock read per task: a task starts when the one before it ended, and its wall
-   * start is derived from the frame's. */
-  gint64 mono_base = g_get_monotonic_time ();
-  gint64 real_base = g_get_real_time ();
+  /* One clock read per task (task-clock.c): a task starts when the one before it ended,
+   * and its wall start is derived from the frame's. */
+  gint64 mono_base = tr_task_clock_frame_begin (clock); /* ns */
+  gint64 real_base = g_get_real_time ();                 /* us */
   gint64 t0 = mono_base;
   for (guint32 i = 0; i < n; i++) {
     TrWireTask task;
@@ -129,11 +130,12 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
       }
       break;
     }
-    gsize at = tr_wire_begin_result (&io->out, task.id, (guint64) (real_base + (t0 - mono_base)));
+    gsize at = tr_wire_begin_result (&io->out, task.id,
+                                     (guint64) (real_base + (t0 - mono_base) / 1000));
     GError *error = NULL;
     gboolean ok = desc->run (wstate, task.payload, task.len, &output, &error);
-    gint64 t1 = g_get_monotonic_time ();
-    guint64 ns = (guint64) (t1 - t0) * 1000;
+    gint64 t1 = tr_task_clock_now (clock);
+    guint64 ns = t1 > t0 ? (guint64) (t1 - t0) : 0;
     t0 = t1;
     gsize rlen = io->out.len - at - TR_WIRE_RESULT_HEAD;
     const char *msg = NULL;
@@ -153,6 +155,7 @@ run_tasks (WorkerIo *io, const TrPluginDesc *desc, gpointer wstate, const guint8
   if (!tr_wire_reader_done (&r))
     return FALSE;
   tr_wire_end (&io->out, frame);
+  tr_task_clock_frame_end (clock);
   return TRUE;
 }
 
@@ -237,12 +240,14 @@ tr_worker_main (int fd, pid_t parent)
 
   {
     const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
+    TrTaskClock clock;
+    tr_task_clock_init (&clock);
     /* Each frame's results go out before the next frame starts: if a task brings this
      * process down, the parent then knows that the oldest unanswered frame was running. */
     while (next_frame (&io, &type, &body, &len)) {
       if (type == TR_MSG_QUIT)
         break;
-      if (type != TR_MSG_TASKS || !run_tasks (&io, desc, wstate, body, len)) {
+      if (type != TR_MSG_TASKS || !run_tasks (&io, &clock, desc, wstate, body, len)) {
         status = 73; /* the parent sent something we do not understand */
         break;
       }

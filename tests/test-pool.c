@@ -114,6 +114,32 @@ test_apply_async_wait (Fixture *f, gconstpointer data)
   g_assert_cmpfloat (r->seconds, >=, 0.35);
 }
 
+/* A task's run time and start, once the worker has run enough frames to time tasks by
+ * its cheaper clock (task-clock.c), still agree with the wall clock. */
+static void
+test_task_times_after_calibration (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 1, 0);
+  for (guint i = 0; i < 4; i++) { /* frames of 2 ms each: more than the calibration needs */
+    g_autoptr (GBytes) in = cmd ("sleep:2");
+    g_autoptr (GError) error = NULL;
+    g_autoptr (GBytes) out = tr_pool_apply (pool, "warm", in, &error);
+    g_assert_no_error (error);
+  }
+  double before = g_get_real_time () / 1e6;
+  g_autoptr (GBytes) in = cmd ("sleepecho:300:timed");
+  g_autoptr (TrAsync) a = tr_pool_apply_async (pool, "timed", in, NULL, NULL, NULL);
+  g_assert_true (tr_async_wait (a, 30 * G_USEC_PER_SEC));
+  double after = g_get_real_time () / 1e6;
+  const TrResult *r = tr_async_peek_result (a);
+  g_assert_null (r->error);
+  g_assert_cmpfloat (r->seconds, >=, 0.29);
+  g_assert_cmpfloat (r->seconds, <=, after - before + 0.01);
+  g_assert_cmpfloat (r->start_time, >=, before - 0.01);
+  g_assert_cmpfloat (r->start_time, <=, after);
+}
+
 /* Later items finish first; map still returns them in order. */
 static void
 test_map_keeps_order (Fixture *f, gconstpointer data)
@@ -968,6 +994,7 @@ main (int argc, char **argv)
 #define ADD(name, fn) g_test_add ("/pool/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD ("apply", test_apply);
   ADD ("apply-async-wait", test_apply_async_wait);
+  ADD ("task-times-after-calibration", test_task_times_after_calibration);
   ADD ("map-keeps-order", test_map_keeps_order);
   ADD ("map-reports-failure", test_map_reports_failure);
   ADD ("stream-unordered", test_stream_unordered);

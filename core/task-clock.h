@@ -17,6 +17,7 @@ typedef struct {
   double ns_per_tick;    /* 0 until frames have calibrated the TSC */
   guint64 frame_tick;    /* the TSC when the frame began */
   gint64 frame_ns;       /* the monotonic clock then, in nanoseconds */
+  gboolean frame_exact;  /* that pair was read without a pause between the two reads */
   guint64 cal_ticks;     /* TSC ticks over the frames timed so far */
   double cal_ns;         /* and the monotonic nanoseconds they took */
 } TrTaskClock;
@@ -35,8 +36,11 @@ static inline gint64
 tr_task_clock_now (const TrTaskClock *clock)
 {
 #if TR_TASK_CLOCK_HAVE_TSC
-  if (clock->ns_per_tick > 0)
-    return clock->frame_ns + (gint64) ((double) (__rdtsc () - clock->frame_tick) * clock->ns_per_tick);
+  if (clock->ns_per_tick > 0) {
+    /* signed, and never before the frame began: a CPU whose TSC is a little behind */
+    gint64 ticks = (gint64) (__rdtsc () - clock->frame_tick);
+    return clock->frame_ns + (ticks > 0 ? (gint64) ((double) ticks * clock->ns_per_tick) : 0);
+  }
 #endif
   return tr_task_clock_mono_ns ();
 }

@@ -75,7 +75,8 @@ void
 tr_wire_buf_grow (TrWireBuf *buf, gsize more)
 {
   if (more > G_MAXSIZE / 4 - buf->len)
-    g_error ("taskrun: a frame buffer of %" G_GSIZE_FORMAT " bytes is too large", more);
+    g_error ("taskrun: a frame buffer cannot grow by %" G_GSIZE_FORMAT " bytes past %" G_GSIZE_FORMAT,
+             more, buf->len);
   buf->room = MAX (2 * buf->room, buf->len + more);
   buf->data = g_realloc (buf->data, buf->room);
 }

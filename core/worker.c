@@ -134,8 +134,8 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
                                      (guint64) (real_base + (t0 - mono_base) / 1000));
     GError *error = NULL;
     gboolean ok = desc->run (wstate, task.payload, task.len, &output, &error);
-    gint64 t1 = tr_task_clock_now (clock);
-    guint64 ns = t1 > t0 ? (guint64) (t1 - t0) : 0;
+    gint64 t1 = MAX (tr_task_clock_now (clock), t0);
+    guint64 ns = (guint64) (t1 - t0);
     t0 = t1;
     gsize rlen = io->out.len - at - TR_WIRE_RESULT_HEAD;
     const char *msg = NULL;

@@ -121,8 +121,8 @@ test_task_times_after_calibration (Fixture *f, gconstpointer data)
 {
   (void) data;
   g_autoptr (TrPool) pool = new_pool (f, 1, 0);
-  for (guint i = 0; i < 4; i++) { /* frames of 2 ms each: more than the calibration needs */
-    g_autoptr (GBytes) in = cmd ("sleep:2");
+  for (guint i = 0; i < 6; i++) { /* frames of 4 ms each: more than the calibration needs */
+    g_autoptr (GBytes) in = cmd ("sleep:4");
     g_autoptr (GError) error = NULL;
     g_autoptr (GBytes) out = tr_pool_apply (pool, "warm", in, &error);
     g_assert_no_error (error);

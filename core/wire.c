@@ -37,25 +37,6 @@ put_le (TrWireBuf *buf, guint64 v, guint n)
   set_le (tr_wire_buf_extend (buf, n), v, n);
 }
 
-static inline guint64
-get_le (const guint8 *p, guint n)
-{
-  if (n == 8) {
-    guint64 le;
-    memcpy (&le, p, 8);
-    return GUINT64_FROM_LE (le);
-  }
-  if (n == 4) {
-    guint32 le;
-    memcpy (&le, p, 4);
-    return GUINT32_FROM_LE (le);
-  }
-  guint64 v = 0;
-  for (guint i = 0; i < n; i++)
-    v |= (guint64) p[i] << (8 * i);
-  return v;
-}
-
 void
 tr_wire_buf_init (TrWireBuf *buf)
 {
@@ -152,54 +133,31 @@ tr_wire_reader_init (TrWireReader *r, const guint8 *body, gsize len)
   r->bad = FALSE;
 }
 
-static const guint8 *
-take (TrWireReader *r, gsize n)
-{
-  if (r->bad || (gsize) (r->end - r->p) < n) {
-    r->bad = TRUE;
-    return NULL;
-  }
-  const guint8 *at = r->p;
-  r->p += n;
-  return at;
-}
-
-/* A byte string: u32 length, then that many bytes. */
-static inline const guint8 *
-take_bytes (TrWireReader *r, gsize *len)
-{
-  const guint8 *h = take (r, 4);
-  gsize n = h ? (gsize) get_le (h, 4) : 0;
-  const guint8 *p = h ? take (r, n) : NULL;
-  *len = p ? n : 0;
-  return p;
-}
-
 guint8
 tr_wire_get_u8 (TrWireReader *r)
 {
-  const guint8 *p = take (r, 1);
+  const guint8 *p = tr_wire_take (r, 1);
   return p ? *p : 0;
 }
 
 guint32
 tr_wire_get_u32 (TrWireReader *r)
 {
-  const guint8 *p = take (r, 4);
-  return p ? (guint32) get_le (p, 4) : 0;
+  const guint8 *p = tr_wire_take (r, 4);
+  return p ? (guint32) tr_wire_load_le (p, 4) : 0;
 }
 
 guint64
 tr_wire_get_u64 (TrWireReader *r)
 {
-  const guint8 *p = take (r, 8);
-  return p ? get_le (p, 8) : 0;
+  const guint8 *p = tr_wire_take (r, 8);
+  return p ? tr_wire_load_le (p, 8) : 0;
 }
 
 const guint8 *
 tr_wire_get_bytes (TrWireReader *r, gsize *len)
 {
-  return take_bytes (r, len);
+  return tr_wire_take_bytes (r, len);
 }
 
 char *
@@ -228,7 +186,7 @@ tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type, const guint8 
 {
   if (len < TR_WIRE_HEADER)
     return TR_FRAME_INCOMPLETE;
-  guint64 n = get_le (buf, 4);
+  guint64 n = tr_wire_load_le (buf, 4);
   guint8 t = buf[4];
   if (n > TR_WIRE_MAX_BODY || t < TR_MSG_CONFIG || t > TR_MSG_LAST)
     return TR_FRAME_BAD;
@@ -241,43 +199,7 @@ tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type, const guint8 
   return TR_FRAME_OK;
 }
 
-/* The records below are read and written whole, not field by field: a frame may carry
- * thousands of them, and the per-field calls and checks were much of their cost. */
-gboolean
-tr_wire_read_task (TrWireReader *r, TrWireTask *out)
-{
-  const guint8 *h = take (r, TASK_HEAD);
-  gsize n = h ? (gsize) get_le (h + 8, 4) : 0;
-  out->id = h ? get_le (h, 8) : 0;
-  out->payload = h ? take (r, n) : NULL;
-  out->len = out->payload ? n : 0;
-  return !r->bad;
-}
-
-gboolean
-tr_wire_read_result (TrWireReader *r, TrWireResult *out)
-{
-  const guint8 *h = take (r, TR_WIRE_RESULT_HEAD);
-  if (!h) {
-    memset (out, 0, sizeof *out);
-    return FALSE;
-  }
-  guint8 status = h[8];
-  out->id = get_le (h, 8);
-  out->code = (guint32) get_le (h + 9, 4);
-  out->start_us = get_le (h + 13, 8);
-  out->run_ns = get_le (h + 21, 8);
-  gsize n = (gsize) get_le (h + 29, 4);
-  out->data = take (r, n);
-  out->len = out->data ? n : 0;
-  out->message = take_bytes (r, &out->message_len);
-  if (status > 2)
-    r->bad = TRUE;
-  out->failed = status == 1;
-  out->returned = status == 2;
-  return !r->bad;
-}
-
+/* Records are written whole, not field by field: a frame may carry thousands of them. */
 gsize
 tr_wire_begin_result (TrWireBuf *buf, guint64 id, guint64 start_us)
 {

@@ -87,8 +87,7 @@ void tr_plugin_describe (const TrPluginDesc *desc, GString *out);
 
 /* ---- task.c: the structs behind the opaque plugin-facing types --------------------- */
 struct TrTask {
-  guint8 *payload;     /* payload_len bytes, in a buffer of payload_room reused by every task */
-  gsize payload_len, payload_room;
+  TrWireBuf payload;   /* the bytes the worker will receive; the buffer is reused by every task */
   GString *description;
   guint64 units;
   guint64 seq; /* set by a generator wrapper that skips tasks (--resume); 0: next number */

@@ -78,9 +78,8 @@
  * that dies holding it, tasks sent back, a bad record, a cancel, the tail of a job to
  * share out) first turns it into single tasks, which then take the usual paths. */
 typedef struct {
-  guint8 *wire;         /* the task records of a TASKS frame's body, ids consecutive (the
+  TrWireBuf wire;       /* the task records of a TASKS frame's body, ids consecutive (the
                          * count goes in front as the frame is sent) */
-  gsize wire_len, wire_room;
   guint64 *seq;         /* per task */
   guint64 *units;       /* per task */
   guint32 *text_at;     /* per task: where its description starts in `text`; 0: none */
@@ -295,7 +294,7 @@ async_clear_result (TrAsync *a)
 static void
 bundle_free (Bundle *b)
 {
-  g_free (b->wire);
+  tr_wire_buf_clear (&b->wire);
   g_free (b->seq);
   g_free (b->units);
   g_free (b->text_at);
@@ -419,7 +418,7 @@ bundle_explode (TrPool *pool, TrAsync *b, TaskQueue *out)
 {
   Bundle *bu = b->bundle;
   TrWireReader r;
-  tr_wire_reader_init (&r, bu->wire, bu->wire_len);
+  tr_wire_reader_init (&r, bu->wire.data, bu->wire.len);
   for (guint i = 0; i < b->count; i++) {
     TrWireTask t;
     if (!tr_wire_read_task (&r, &t))
@@ -666,15 +665,14 @@ any_worker_alive (TrPool *pool)
   return FALSE;
 }
 
+/* Moves the pool's mean task time and worker w's towards ns, by `weight` (a first
+ * measurement is taken whole). */
 static void
-update_ewma (TrPool *pool, double ns)
+update_means (TrPool *pool, Worker *w, double ns, double weight)
 {
-  if (!pool->have_ewma) {
-    pool->ewma_ns = ns;
-    pool->have_ewma = TRUE;
-  } else {
-    pool->ewma_ns = 0.9 * pool->ewma_ns + 0.1 * ns;
-  }
+  pool->ewma_ns = pool->have_ewma ? (1 - weight) * pool->ewma_ns + weight * ns : ns;
+  pool->have_ewma = TRUE;
+  w->ewma_ns = w->ewma_ns > 0 ? (1 - weight) * w->ewma_ns + weight * ns : MAX (ns, 1.0);
 }
 
 /* The answer to a bundle (r is past its count, which matched): when every record is a
@@ -708,9 +706,7 @@ take_bundle_answer (TrPool *pool, Worker *w, TrWireReader r, const guint8 *body,
   for (guint i = 0; i < b->count && kept > 0.5; i++)
     kept *= 0.9;
   double weight = MIN (0.5, 1.0 - kept);
-  pool->ewma_ns = pool->have_ewma ? (1 - weight) * pool->ewma_ns + weight * mean : mean;
-  pool->have_ewma = TRUE;
-  w->ewma_ns = w->ewma_ns > 0 ? (1 - weight) * w->ewma_ns + weight * mean : mean;
+  update_means (pool, w, mean, weight);
   tq_pop_head (&w->inflight);
   Bundle *bu = b->bundle;
   if (bu->answer_room < len) {
@@ -773,9 +769,7 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     a->pid = w->link->pid;
     a->seconds = res.run_ns / 1e9;
     a->start_time = res.start_us / 1e6;
-    update_ewma (pool, (double) res.run_ns);
-    w->ewma_ns = w->ewma_ns > 0 ? 0.9 * w->ewma_ns + 0.1 * (double) res.run_ns
-                                : MAX ((double) res.run_ns, 1.0);
+    update_means (pool, w, (double) res.run_ns, 0.1);
     if (res.failed) {
       g_autofree char *msg = g_utf8_make_valid ((const char *) res.message, res.message_len);
       a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
@@ -1032,7 +1026,7 @@ dispatch (TrPool *pool, gboolean input_ended)
         tq_pop_head (&pool->ready);
         gsize at = tr_wire_begin (&w->out, TR_MSG_TASKS);
         tr_wire_put_u32 (&w->out, head->count);
-        tr_wire_buf_append (&w->out, head->bundle->wire, head->bundle->wire_len);
+        tr_wire_buf_append (&w->out, head->bundle->wire.data, head->bundle->wire.len);
         tr_wire_end (&w->out, at);
         tq_push_tail (&w->inflight, head);
         g_queue_push_tail (&w->frames, GUINT_TO_POINTER (head->count));
@@ -1423,7 +1417,7 @@ deliver_bundle (TrPool *pool, TrAsync *b)
 {
   Bundle *bu = b->bundle;
   TrWireReader tasks, answer;
-  tr_wire_reader_init (&tasks, bu->wire, bu->wire_len);
+  tr_wire_reader_init (&tasks, bu->wire.data, bu->wire.len);
   tr_wire_reader_init (&answer, bu->answer, bu->answer_len);
   tr_wire_get_u32 (&answer);
   const char *text = bu->text ? bu->text->str : ""; /* text_at is 0 without descriptions */
@@ -1809,7 +1803,7 @@ bundle_new (TrPool *pool, guint size, gsize len)
     pool->free_bundles = b->next;
     pool->free_bundle_count--;
     Bundle *bu = b->bundle;
-    bu->wire_len = 0;
+    bu->wire.len = 0;
     bu->bytes = 0;
     bu->answer_len = 0;
     if (bu->text)
@@ -1822,8 +1816,8 @@ bundle_new (TrPool *pool, guint size, gsize len)
     b = g_new0 (TrAsync, 1);
     b->bundle = g_new0 (Bundle, 1);
     gsize expect = (gsize) MIN (size, AUTO_BATCH_MAX) * TR_WIRE_TASK_RECORD (len);
-    b->bundle->wire_room = MIN (expect, BUNDLE_BYTES);
-    b->bundle->wire = g_malloc (b->bundle->wire_room);
+    tr_wire_buf_init (&b->bundle->wire);
+    tr_wire_buf_grow (&b->bundle->wire, MIN (expect, BUNDLE_BYTES));
   }
   b->ref = 1;
   b->pool = pool;
@@ -1846,7 +1840,7 @@ bundle_close (TrAsync **open, TaskQueue *batch)
 static inline gsize
 bundle_bytes_of (const TrTask *task)
 {
-  return task->payload_len + task->description->len + 1;
+  return task->payload.len + task->description->len + 1;
 }
 
 /* A stream's bundle being filled, for this task, or NULL when the task goes singly:
@@ -1880,7 +1874,7 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   size = s->bundle_size;
   gboolean single = pool->outstanding < 2 * (guint64) pool->n_workers ||
                     size < BUNDLE_MIN_FRAME || s->ordered || pool->max_tasks ||
-                    task->payload_len > BUNDLE_PAYLOAD_MAX;
+                    task->payload.len > BUNDLE_PAYLOAD_MAX;
   TrAsync *b = *open;
   if (b && (single || b->count >= size ||
             b->bundle->bytes + bundle_bytes_of (task) > BUNDLE_BYTES ||
@@ -1889,7 +1883,7 @@ stream_bundle_for (TrPool *pool, Stream *s, TrAsync **open, TaskQueue *batch, co
   if (single)
     return NULL;
   if (!b) {
-    b = *open = bundle_new (pool, size, task->payload_len);
+    b = *open = bundle_new (pool, size, task->payload.len);
     b->callback = b->error_callback = stream_on_result;
     b->user_data = s;
     b->report_attempts = TRUE;
@@ -1916,15 +1910,7 @@ bundle_add (TrPool *pool, TrAsync *b, guint64 seq, guint64 order, const TrTask *
   }
   if (b->count == 0)
     bu->first_order = order;
-  /* written in place: a GByteArray's size checks per record cost more than the record */
-  gsize end = bu->wire_len + TR_WIRE_TASK_RECORD (task->payload_len);
-  if (end > bu->wire_room) {
-    bu->wire_room = MAX (end, 2 * bu->wire_room);
-    bu->wire = g_realloc (bu->wire, bu->wire_room);
-  }
-  tr_wire_write_task (bu->wire + bu->wire_len, ++pool->next_id, task->payload,
-                      task->payload_len);
-  bu->wire_len = end;
+  tr_wire_put_task (&bu->wire, ++pool->next_id, task->payload.data, task->payload.len);
   bu->seq[b->count] = seq;
   bu->units[b->count] = task->units;
   bu->bytes += bundle_bytes_of (task);
@@ -2013,8 +1999,8 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       if (b) {
         bundle_add (pool, b, seq, stats->total, &task);
       } else {
-        TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload,
-                                task.payload_len, task.units);
+        TrAsync *a = async_new (pool, seq, task.description->str, NULL, task.payload.data,
+                                task.payload.len, task.units);
         stream_task_init (a, &s, stats->total);
         tq_push_tail (&batch, a);
       }

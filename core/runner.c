@@ -340,7 +340,7 @@ print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const cha
     if (n == TR_NEXT_END)
       break;
     if (!task.description->len && job->desc->describe)
-      job->desc->describe (job->state, task.payload, task.payload_len, task.description);
+      job->desc->describe (job->state, task.payload.data, task.payload.len, task.description);
     g_string_append_printf (out, ";   %u: %s\n", shown + 1, task.description->str);
   }
   if (shown == 0)

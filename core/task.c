@@ -14,9 +14,7 @@ G_DEFINE_QUARK (tr-task-error-quark, tr_task_error)
 void
 tr_task_init (TrTask *task)
 {
-  task->payload_room = 64; /* never NULL, even for an empty payload */
-  task->payload = g_malloc (task->payload_room);
-  task->payload_len = 0;
+  tr_wire_buf_init (&task->payload);
   task->description = g_string_new (NULL);
   task->units = 1;
   task->seq = 0;
@@ -27,7 +25,7 @@ tr_task_reset (TrTask *task)
 {
   /* emptied in place, once per task: with one-number tasks the calls into GLib's arrays
    * took a fifth of the main thread's time */
-  task->payload_len = 0;
+  task->payload.len = 0;
   if (task->description->len)
     g_string_truncate (task->description, 0);
   task->units = 1;
@@ -37,38 +35,22 @@ tr_task_reset (TrTask *task)
 void
 tr_task_clear (TrTask *task)
 {
-  g_free (task->payload);
+  tr_wire_buf_clear (&task->payload);
   g_string_free (task->description, TRUE);
-}
-
-/* Makes room for `len` more bytes of payload. */
-static void
-task_reserve (TrTask *task, gsize len)
-{
-  if (len <= task->payload_room - task->payload_len)
-    return;
-  if (len > G_MAXSIZE / 2 - task->payload_len)
-    g_error ("taskrun: a task payload of %" G_GSIZE_FORMAT " bytes is too large", len);
-  task->payload_room = MAX (2 * task->payload_room, task->payload_len + len);
-  task->payload = g_realloc (task->payload, task->payload_room);
 }
 
 void
 tr_task_set_payload (TrTask *task, const void *data, gsize len)
 {
-  task->payload_len = 0;
-  tr_task_append_payload (task, data, len);
+  /* the buffer is reused from task to task: it only grows, and a copy is all it takes */
+  task->payload.len = 0;
+  tr_wire_buf_append (&task->payload, data, len);
 }
 
 void
 tr_task_append_payload (TrTask *task, const void *data, gsize len)
 {
-  /* the buffer is reused from task to task: it only grows, and a copy is all it takes */
-  if (!len)
-    return;
-  task_reserve (task, len);
-  memcpy (task->payload + task->payload_len, data, len);
-  task->payload_len += len;
+  tr_wire_buf_append (&task->payload, data, len);
 }
 
 void

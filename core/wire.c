@@ -236,17 +236,12 @@ tr_wire_put_returned (TrWireBuf *buf, guint64 id)
 }
 
 void
-tr_wire_write_task (guint8 *p, guint64 id, const guint8 *payload, gsize len)
+tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len)
 {
   g_assert (len <= TR_WIRE_MAX_BODY);
+  guint8 *p = tr_wire_buf_extend (buf, TR_WIRE_TASK_RECORD (len));
   set_le (p, id, 8);
   set_le (p + 8, len, 4);
   if (len)
     memcpy (p + TASK_HEAD, payload, len);
-}
-
-void
-tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len)
-{
-  tr_wire_write_task (tr_wire_buf_extend (buf, TR_WIRE_TASK_RECORD (len)), id, payload, len);
 }

@@ -64,11 +64,10 @@ void tr_wire_put_u64 (TrWireBuf *buf, guint64 v);
 void tr_wire_put_bytes (TrWireBuf *buf, const void *data, gsize len);
 void tr_wire_put_str (TrWireBuf *buf, const char *s);
 void tr_wire_patch_u32 (TrWireBuf *buf, gsize at, guint32 v);
-/* One task record of a TASKS frame: u64 id, then the payload as bytes. */
-void tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len);
-/* The same written at p, which has room for TR_WIRE_TASK_RECORD (len) bytes. */
+/* One task record of a TASKS frame, TR_WIRE_TASK_RECORD (len) bytes: u64 id, then the
+ * payload as bytes. */
 #define TR_WIRE_TASK_RECORD(len) (8 + 4 + (gsize) (len))
-void tr_wire_write_task (guint8 *p, guint64 id, const guint8 *payload, gsize len);
+void tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len);
 
 /* Reading one frame body.  Any read past the end sets `bad` and returns zeros. */
 typedef struct {

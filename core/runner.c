@@ -129,6 +129,12 @@ tr_job_get_workers (TrJob *job)
   return job->workers;
 }
 
+gboolean
+tr_job_is_dry_run (TrJob *job)
+{
+  return job->opts->dry_run;
+}
+
 /* ---- signals ---------------------------------------------------------------------- */
 
 static volatile int signal_count; /* an int for TrPoolOptions.interrupted; set atomically */

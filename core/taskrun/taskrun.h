@@ -33,7 +33,7 @@ G_BEGIN_DECLS
  * refuses any other with a message naming both versions.
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
-#define TR_ABI_MINOR 0
+#define TR_ABI_MINOR 1 /* 1: tr_job_is_dry_run */
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -136,6 +136,9 @@ void tr_job_set_total_units (TrJob *job, guint64 total, gboolean final);
 void tr_job_stop (TrJob *job, const char *reason);
 /* The number of workers of the pool. */
 guint tr_job_get_workers (TrJob *job);
+/* TRUE under --dry-run: next_task is called only to describe the first tasks, and must
+ * change nothing (no folder made, no file written or removed). */
+gboolean tr_job_is_dry_run (TrJob *job);
 /* Prints a line of the plugin's output on stdout (a newline is added if missing).  Use
  * it rather than printf from parent hooks: it keeps the output apart from the progress
  * line on a terminal. */

@@ -1,7 +1,9 @@
 /* common.c — the copy plugin's options and the helpers both the parent and the workers
- * use: payload encoding, folders opened without following symlinks, temporary names. */
+ * use: payload encoding, folders opened without following symlinks, source files and
+ * temporaries opened by descriptor and checked, temporary names and their sweep. */
 #include "copy.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -70,6 +72,12 @@ copy_options_clear (CopyOptions *o)
 }
 
 void
+payload_put_u8 (GByteArray *b, guint8 v)
+{
+  g_byte_array_append (b, &v, 1);
+}
+
+void
 payload_put_u64 (GByteArray *b, guint64 v)
 {
   guint8 x[8];
@@ -83,6 +91,44 @@ payload_put_str (GByteArray *b, const char *s, gsize len)
 {
   payload_put_u64 (b, len);
   g_byte_array_append (b, (const guint8 *) s, len);
+}
+
+void
+stat_key_from (StatKey *k, const struct stat *st)
+{
+  k->dev = (guint64) st->st_dev;
+  k->ino = (guint64) st->st_ino;
+  k->size = (guint64) st->st_size;
+  k->mtime_sec = (guint64) st->st_mtim.tv_sec;
+  k->mtime_nsec = (guint64) st->st_mtim.tv_nsec;
+}
+
+gboolean
+stat_key_same_version (const StatKey *k, const struct stat *st)
+{
+  StatKey now;
+  stat_key_from (&now, st);
+  return memcmp (k, &now, sizeof now) == 0;
+}
+
+void
+payload_put_key (GByteArray *b, const StatKey *k)
+{
+  payload_put_u64 (b, k->dev);
+  payload_put_u64 (b, k->ino);
+  payload_put_u64 (b, k->size);
+  payload_put_u64 (b, k->mtime_sec);
+  payload_put_u64 (b, k->mtime_nsec);
+}
+
+void
+payload_get_key (PayloadReader *r, StatKey *k)
+{
+  k->dev = payload_get_u64 (r);
+  k->ino = payload_get_u64 (r);
+  k->size = payload_get_u64 (r);
+  k->mtime_sec = payload_get_u64 (r);
+  k->mtime_nsec = payload_get_u64 (r);
 }
 
 guint64
@@ -150,6 +196,8 @@ open_dir_rel (int root_fd, const char *rel, gboolean create)
       }
       next = openat (fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
+    if (next >= 0 && create)
+      make_writable (next);
     int e = errno;
     close (fd);
     if (next < 0) {
@@ -164,11 +212,21 @@ open_dir_rel (int root_fd, const char *rel, gboolean create)
   return fd;
 }
 
+static guint32
+temp_check (guint32 random_part)
+{
+  /* splitmix64's finaliser over the random digits and a fixed key */
+  guint64 z = (guint64) random_part ^ G_GUINT64_CONSTANT (0x7461736b72756e21);
+  z = (z ^ (z >> 30)) * G_GUINT64_CONSTANT (0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * G_GUINT64_CONSTANT (0x94d049bb133111eb);
+  return (guint32) (z ^ (z >> 31));
+}
+
 void
 temp_name (char buf[TEMP_NAME_SIZE])
 {
-  guint64 r = ((guint64) g_random_int () << 32) | g_random_int ();
-  g_snprintf (buf, TEMP_NAME_SIZE, ".taskrun-%016" G_GINT64_MODIFIER "x.tmp", r);
+  guint32 r = g_random_int ();
+  g_snprintf (buf, TEMP_NAME_SIZE, ".taskrun-%08x%08x.tmp", r, temp_check (r));
 }
 
 gboolean
@@ -176,10 +234,141 @@ is_temp_name (const char *name)
 {
   if (strlen (name) != 29 || !g_str_has_prefix (name, ".taskrun-") || !g_str_has_suffix (name, ".tmp"))
     return FALSE;
-  for (int i = 9; i < 25; i++)
+  guint32 part[2] = { 0, 0 };
+  for (int i = 9; i < 25; i++) {
     if (!g_ascii_isxdigit (name[i]) || g_ascii_isupper (name[i]))
       return FALSE;
-  return TRUE;
+    part[(i - 9) / 8] = part[(i - 9) / 8] << 4 | (guint32) g_ascii_xdigit_value (name[i]);
+  }
+  return temp_check (part[0]) == part[1];
+}
+
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+GPtrArray *
+read_names (int dirfd)
+{
+  int fd = openat (dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  if (!d) {
+    int e = errno;
+    if (fd >= 0)
+      close (fd);
+    errno = e;
+    return NULL;
+  }
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  struct dirent *e;
+  errno = 0;
+  while ((e = readdir (d))) {
+    if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
+      continue;
+    g_ptr_array_add (names, g_strdup (e->d_name));
+  }
+  int err = errno;
+  closedir (d);
+  if (err) {
+    g_ptr_array_unref (names);
+    errno = err;
+    return NULL;
+  }
+  g_ptr_array_sort (names, compare_names);
+  return names;
+}
+
+void
+remove_leftovers (int dst_dir, int src_dir)
+{
+  g_autoptr (GPtrArray) names = read_names (dst_dir);
+  for (guint i = 0; names && i < names->len; i++) {
+    const char *n = g_ptr_array_index (names, i);
+    struct stat st;
+    if (!is_temp_name (n) || fstatat (dst_dir, n, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        S_ISDIR (st.st_mode))
+      continue;
+    if (src_dir >= 0 && faccessat (src_dir, n, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+      continue; /* the source has an entry of that name: it is a copy, not a leftover */
+    unlinkat (dst_dir, n, 0);
+  }
+}
+
+int
+open_source_file (int dirfd, const char *name, const struct stat *want, gboolean same_version,
+                  GError **error)
+{
+  int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ELOOP)
+      g_set_error (error, TR_TASK_ERROR, e | COPY_ENTRY_ONLY,
+                   "open: it became a symlink since the walk saw it; not copied");
+    else
+      copy_fail_source (error, e, e == ENOENT ? "open (it vanished since the walk saw it)" : "open");
+    return -1;
+  }
+  struct stat st;
+  const char *changed = NULL;
+  if (fstat (fd, &st) < 0)
+    changed = "fstat failed";
+  else if (!S_ISREG (st.st_mode))
+    changed = "it is no longer a regular file";
+  else if (!want)
+    return fd;
+  else if (st.st_dev != want->st_dev || st.st_ino != want->st_ino)
+    changed = "it was replaced by another file";
+  else if (same_version && (st.st_size != want->st_size ||
+                            st.st_mtim.tv_sec != want->st_mtim.tv_sec ||
+                            st.st_mtim.tv_nsec != want->st_mtim.tv_nsec))
+    changed = "it changed";
+  if (changed) {
+    close (fd);
+    g_set_error (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                 "%s since the walk saw it; not copied (run the job again)", changed);
+    return -1;
+  }
+  return fd;
+}
+
+void
+unlink_temporary (int dst_dir, const char *name, guint64 dev, guint64 ino)
+{
+  struct stat st;
+  if (fstatat (dst_dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (guint64) st.st_dev == dev &&
+      (guint64) st.st_ino == ino)
+    unlinkat (dst_dir, name, 0);
+}
+
+void
+make_writable (int dir_fd)
+{
+  struct stat st;
+  if (geteuid () != 0 && fstat (dir_fd, &st) == 0 && st.st_uid == geteuid () &&
+      (st.st_mode & 0700) != 0700)
+    fchmod (dir_fd, (st.st_mode & 07777) | 0700);
+}
+
+int
+open_temporary (int dirfd, const char *name, int flags, guint64 dev, guint64 ino, GError **error)
+{
+  int fd = openat (dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    copy_fail (error, errno, "open the partial copy");
+    return -1;
+  }
+  struct stat st;
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || (guint64) st.st_dev != dev ||
+      (guint64) st.st_ino != ino || st.st_nlink != 1) {
+    close (fd);
+    g_set_error (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                 "the partial copy %s was replaced by another file while it was written; "
+                 "not copied", name);
+    return -1;
+  }
+  return fd;
 }
 
 void
@@ -210,7 +399,14 @@ copy_fail (GError **error, int e, const char *what)
 }
 
 gboolean
-copy_errno_is_fatal (int e)
+copy_fail_source (GError **error, int e, const char *what)
 {
-  return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS;
+  g_set_error (error, TR_TASK_ERROR, e | COPY_ENTRY_ONLY, "%s: %s", what, g_strerror (e));
+  return FALSE;
+}
+
+gboolean
+copy_errno_is_fatal (int code)
+{
+  return code == ENOSPC || code == EIO || code == EDQUOT || code == EROFS;
 }

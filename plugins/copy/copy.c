@@ -3,15 +3,19 @@
  * result hook that adds up what workers did and finishes big files, and the end of the
  * job (hard links, then folder metadata, deepest first).
  *
- * The walk is depth-first in byte order of names, so the same tree always gives the same
- * tasks (--resume works).  It creates each destination folder as it enters it (so workers
- * never wait for one), removes temporary files a killed run left there, and hands out:
- *   - small entries (files below chunk_size, symlinks, FIFOs, devices) in tasks of up to
- *     256 entries or 16 MiB;
+ * The walk is depth-first in byte order of names.  It creates each destination folder as
+ * it enters it (so workers never wait for one), removes temporary files a killed run left
+ * there, and hands out:
+ *   - small entries (files below chunk_size, symlinks, FIFOs, sockets, devices) in tasks
+ *     of up to 256 entries, 16 MiB of data or 1 MiB of names;
  *   - big files in chunks: the parent creates the temporary file at its full (sparse)
  *     size, workers fill their ranges in place, and the parent renames it once every chunk
- *     has succeeded;
+ *     has succeeded; every chunk checks it reads the version of the file the walk saw;
  *   - a later name of an already seen inode becomes a hard link, made at the end.
+ * Which tasks the walk makes depends on the destination too (a folder that cannot be made
+ * is one failed task, not its whole subtree), so copy does not offer --resume: a rerun of
+ * the same job skips what is already up to date, the way rsync does.  Under --dry-run the
+ * walk only reads.
  * Folder modes and times are set after their contents, deepest first, or writing into
  * them would change their times again.  Nothing in the destination that is not in the
  * source is deleted or changed; a destination folder where the source has a file (or the
@@ -29,6 +33,9 @@
 
 #define BATCH_ENTRIES 256
 #define BATCH_BYTES (16u << 20)
+/* Names per task: a path of a thousand long folder names is 256 KiB, and 256 of them
+ * must not make one payload of 64 MiB. */
+#define BATCH_PAYLOAD_BYTES (1u << 20)
 
 static const char *const if_exists_choices[] = { "update", "overwrite", "skip", "error", NULL };
 
@@ -58,6 +65,7 @@ typedef struct {
   GPtrArray *names; /* sorted */
   guint next;
   int src_fd;       /* the source folder, kept open while its entries are handed out */
+  guint64 serial;   /* unique in the run: a batch's folder is known by it */
 } Frame;
 
 typedef struct {
@@ -69,6 +77,7 @@ typedef struct {
   char *rel;
   char *tmp; /* "" when up to date */
   struct stat st;
+  guint64 tmp_dev, tmp_ino; /* the temporary: reopened by name, checked by identity */
   guint64 chunks, remaining;
   gboolean failed;
 } BigFile;
@@ -86,7 +95,10 @@ typedef struct {
 typedef struct {
   TrJob *job;
   CopyOptions o;
-  int src_root, dst_root;
+  gboolean dry_run;       /* read only: no folder made, no temporary created or removed */
+  int src_root, dst_root; /* dst_root is -1 in a dry run whose destination does not exist */
+  dev_t dst_dev;          /* the destination folder, which the walk must not enter */
+  ino_t dst_ino;
   GPtrArray *stack;       /* Frame* */
   GPtrArray *dirs;        /* DirRecord*, in the order entered */
   GHashTable *inodes;     /* InodeKey -> first rel (multi-link files) */
@@ -101,11 +113,13 @@ typedef struct {
   guint batch_n;
   guint64 batch_bytes;
   char *batch_first;
+  guint64 batch_dir;      /* the serial of the Frame of the batch's last entry; 0: none */
+  guint64 frames_made;
   gboolean walk_done;
   guint64 total_bytes;
-  guint64 sockets;
   CopyCounts counts;
   guint64 dirs_copied, hardlinks, hardlinks_failed, dirs_failed, big_files;
+  guint64 not_tried;  /* entries of tasks that were never started (the job stopped) */
   gint64 started;
   gboolean stopped;
 } Copy;
@@ -167,84 +181,48 @@ join_rel (const char *dir, const char *name)
   return *dir ? g_strconcat (dir, "/", name, NULL) : g_strdup (name);
 }
 
-static gint
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
+/* Where the destination is, seen from the source: by device and inode, so a bind mount
+ * or a symlink that leads back into the source is seen too.  The destination's nearest
+ * existing folder and each of its parents up to / are compared with the source folder. */
+typedef enum { DEST_APART, DEST_SAME, DEST_INSIDE } DestPlace;
 
-/* Reads a folder's names (sorted); NULL with errno on failure. */
-static GPtrArray *
-read_names (int dirfd)
-{
-  int fd = fcntl (dirfd, F_DUPFD_CLOEXEC, 0);
-  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
-  if (!d) {
-    if (fd >= 0)
-      close (fd);
-    return NULL;
-  }
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  struct dirent *e;
-  errno = 0;
-  while ((e = readdir (d))) {
-    if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
-      continue;
-    g_ptr_array_add (names, g_strdup (e->d_name));
-  }
-  int err = errno;
-  closedir (d);
-  if (err) {
-    g_ptr_array_unref (names);
-    errno = err;
-    return NULL;
-  }
-  g_ptr_array_sort (names, compare_names);
-  return names;
-}
-
-/* Removes temporary files a killed run left in a destination folder. */
-static void
-remove_leftovers (int dst_dir)
-{
-  g_autoptr (GPtrArray) names = read_names (dst_dir);
-  for (guint i = 0; names && i < names->len; i++) {
-    const char *n = g_ptr_array_index (names, i);
-    if (is_temp_name (n))
-      unlinkat (dst_dir, n, 0);
-  }
-}
-
-static gboolean
-inside (const char *path, const char *dir)
-{
-  gsize n = strlen (dir);
-  return strcmp (path, dir) == 0 || (g_str_has_prefix (path, dir) && (path[n] == '/' || n == 1));
-}
-
-/* The destination, resolved as far as it exists (symlinks included). */
-static char *
-resolve_destination (const char *dest)
+static DestPlace
+destination_place (const struct stat *src, const char *dest)
 {
   g_autofree char *probe = g_strdup (dest);
-  GString *rest = g_string_new (NULL);
-  for (;;) {
-    char *real = realpath (probe, NULL);
-    if (real) {
-      char *out = g_build_filename (real, rest->str, NULL);
-      free (real);
-      g_string_free (rest, TRUE);
-      return out;
-    }
+  int fd;
+  gboolean is_dest = TRUE;
+  while ((fd = open (probe, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
     char *slash = strrchr (probe, '/');
-    if (!slash || slash == probe) {
-      g_string_free (rest, TRUE);
-      return g_strdup (dest);
-    }
-    g_string_prepend (rest, slash + 1);
-    g_string_prepend_c (rest, '/');
+    if (!slash)
+      fd = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    else if (slash == probe)
+      fd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (!slash || slash == probe)
+      break;
     *slash = '\0';
+    is_dest = FALSE;
   }
+  if (fd < 0)
+    return DEST_APART;
+  DestPlace place = DEST_APART;
+  struct stat st, up;
+  for (gboolean first = TRUE; fstat (fd, &st) == 0; first = FALSE) {
+    if (st.st_dev == src->st_dev && st.st_ino == src->st_ino) {
+      place = first && is_dest ? DEST_SAME : DEST_INSIDE;
+      break;
+    }
+    int parent = openat (fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (parent < 0 || fstat (parent, &up) < 0 || (up.st_dev == st.st_dev && up.st_ino == st.st_ino)) {
+      if (parent >= 0)
+        close (parent);
+      break; /* the top */
+    }
+    close (fd);
+    fd = parent;
+  }
+  close (fd);
+  return place;
 }
 
 static gboolean
@@ -257,12 +235,11 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
     g_free (c);
     return FALSE;
   }
-  g_autofree char *src_real = NULL, *dst_real = NULL;
-  struct stat st;
+  struct stat st, st_src;
   const char *problem = NULL;
-  if (stat (c->o.source, &st) < 0)
+  if (stat (c->o.source, &st_src) < 0)
     problem = g_strerror (errno);
-  else if (!S_ISDIR (st.st_mode))
+  else if (!S_ISDIR (st_src.st_mode))
     problem = "not a folder (copy copies a folder's contents)";
   if (!problem && stat (c->o.destination, &st) == 0 && !S_ISDIR (st.st_mode)) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "'destination' %s: not a folder",
@@ -273,14 +250,14 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "'source' %s: %s", c->o.source, problem);
     goto fail;
   }
-  src_real = realpath (c->o.source, NULL);
-  dst_real = resolve_destination (c->o.destination);
-  if (src_real && inside (dst_real, src_real)) {
+  DestPlace place = destination_place (&st_src, c->o.destination);
+  if (place != DEST_APART) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
                  "'destination' %s is %s 'source' %s: the copy would copy itself", c->o.destination,
-                 strcmp (dst_real, src_real) == 0 ? "the same folder as" : "inside", c->o.source);
+                 place == DEST_SAME ? "the same folder as" : "inside", c->o.source);
     goto fail;
   }
+  c->dry_run = tr_job_is_dry_run (job);
   c->stack = g_ptr_array_new_with_free_func (frame_free);
   c->dirs = g_ptr_array_new_with_free_func (dir_free);
   c->inodes = g_hash_table_new_full (inode_hash, inode_equal, g_free, g_free);
@@ -297,6 +274,17 @@ fail:
   return FALSE;
 }
 
+static Frame *
+frame_new (Copy *c, char *rel, GPtrArray *names)
+{
+  Frame *f = g_new0 (Frame, 1);
+  f->rel = rel;
+  f->names = names;
+  f->src_fd = -1;
+  f->serial = ++c->frames_made;
+  return f;
+}
+
 /* Opens the roots and enters the source root: the first call of the walk. */
 static gboolean
 start_walk (Copy *c, GError **error)
@@ -306,29 +294,33 @@ start_walk (Copy *c, GError **error)
     g_set_error (error, TR_TASK_ERROR, errno, "source %s: %s", c->o.source, g_strerror (errno));
     return FALSE;
   }
-  if (g_mkdir_with_parents (c->o.destination, 0700) < 0 ||
-      (c->dst_root = open (c->o.destination, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+  if ((!c->dry_run && g_mkdir_with_parents (c->o.destination, 0700) < 0) ||
+      ((c->dst_root = open (c->o.destination, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 &&
+       !(c->dry_run && errno == ENOENT))) {
     g_set_error (error, TR_TASK_ERROR, errno, "destination %s: %s", c->o.destination,
                  g_strerror (errno));
     return FALSE;
   }
   struct stat st;
+  if (c->dst_root >= 0 && fstat (c->dst_root, &st) == 0) {
+    c->dst_dev = st.st_dev;
+    c->dst_ino = st.st_ino;
+  }
+  if (c->dst_root >= 0 && !c->dry_run)
+    make_writable (c->dst_root);
   fstat (c->src_root, &st);
   DirRecord *d = g_new0 (DirRecord, 1);
   d->rel = g_strdup ("");
   d->st = st;
   g_ptr_array_add (c->dirs, d);
-  remove_leftovers (c->dst_root);
+  if (c->dst_root >= 0 && !c->dry_run)
+    remove_leftovers (c->dst_root, c->src_root);
   GPtrArray *names = read_names (c->src_root);
   if (!names) {
     g_set_error (error, TR_TASK_ERROR, errno, "read %s: %s", c->o.source, g_strerror (errno));
     return FALSE;
   }
-  Frame *f = g_new0 (Frame, 1);
-  f->rel = g_strdup ("");
-  f->names = names;
-  f->src_fd = -1;
-  g_ptr_array_add (c->stack, f);
+  g_ptr_array_add (c->stack, frame_new (c, g_strdup (""), names));
   return TRUE;
 }
 
@@ -338,10 +330,36 @@ batch_begin_if_empty (Copy *c)
   if (c->batch_n)
     return;
   g_byte_array_set_size (c->batch, 0);
-  guint8 kind = TASK_ENTRIES;
-  g_byte_array_append (c->batch, &kind, 1);
+  payload_put_u8 (c->batch, TASK_ENTRIES);
   payload_put_u64 (c->batch, 0); /* count, patched when handed out */
   c->batch_bytes = 0;
+  c->batch_dir = 0;
+}
+
+/* Adds one entry of folder `f` to the batch. */
+static void
+batch_add (Copy *c, const Frame *f, const char *name, const char *rel, const struct stat *st)
+{
+  batch_begin_if_empty (c);
+  gboolean new_folder = c->batch_dir != f->serial;
+  payload_put_u8 (c->batch, new_folder ? ENTRY_NEW_FOLDER : 0);
+  if (new_folder)
+    payload_put_str (c->batch, f->rel, strlen (f->rel));
+  c->batch_dir = f->serial;
+  payload_put_str (c->batch, name, strlen (name));
+  payload_put_u8 (c->batch, (guint8) ((st->st_mode & S_IFMT) >> 12));
+  if (!c->batch_n)
+    c->batch_first = g_strdup (rel);
+  c->batch_n++;
+  if (S_ISREG (st->st_mode))
+    c->batch_bytes += (guint64) st->st_size;
+}
+
+static gboolean
+batch_full (const Copy *c)
+{
+  return c->batch_n && (c->batch_n >= BATCH_ENTRIES || c->batch_bytes >= BATCH_BYTES ||
+                        c->batch->len >= BATCH_PAYLOAD_BYTES);
 }
 
 static void
@@ -357,6 +375,7 @@ emit_batch (Copy *c, TrTask *task)
   tr_task_set_units (task, MAX (c->batch_bytes, 1));
   c->batch_n = 0;
   c->batch_bytes = 0;
+  c->batch_dir = 0;
   g_clear_pointer (&c->batch_first, g_free);
 }
 
@@ -382,14 +401,17 @@ emit_chunk (Copy *c, TrTask *task)
   guint64 off = c->chunk_next;
   guint64 len = MIN (c->o.chunk_size, (guint64) b->st.st_size - off);
   GByteArray *p = g_byte_array_new ();
-  guint8 kind = TASK_CHUNK;
-  g_byte_array_append (p, &kind, 1);
+  StatKey key;
+  stat_key_from (&key, &b->st);
+  payload_put_u8 (p, TASK_CHUNK);
   payload_put_u64 (p, c->chunking_id);
   payload_put_u64 (p, off);
   payload_put_u64 (p, len);
-  payload_put_u64 (p, (guint64) b->st.st_size);
+  payload_put_key (p, &key);
   payload_put_str (p, b->rel, strlen (b->rel));
   payload_put_str (p, b->tmp, strlen (b->tmp));
+  payload_put_u64 (p, b->tmp_dev);
+  payload_put_u64 (p, b->tmp_ino);
   tr_task_set_payload (task, p->data, p->len);
   tr_task_set_description (task, "%s [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ")", b->rel, off,
                            off + len);
@@ -400,7 +422,8 @@ emit_chunk (Copy *c, TrTask *task)
     c->chunking = NULL;
 }
 
-/* Sets up a big file: checks if it is up to date, else creates its sparse temporary. */
+/* Sets up a big file: checks if it is up to date, else creates its sparse temporary
+ * (dst_dir is -1 in a dry run whose folder does not exist yet). */
 static gboolean
 begin_big_file (Copy *c, int dst_dir, const char *rel, const char *name, const struct stat *st,
                 int *err)
@@ -411,7 +434,7 @@ begin_big_file (Copy *c, int dst_dir, const char *rel, const char *name, const s
   b->chunks = ((guint64) st->st_size + c->o.chunk_size - 1) / c->o.chunk_size;
   b->remaining = b->chunks;
   struct stat d;
-  gboolean exists = fstatat (dst_dir, name, &d, AT_SYMLINK_NOFOLLOW) == 0;
+  gboolean exists = dst_dir >= 0 && fstatat (dst_dir, name, &d, AT_SYMLINK_NOFOLLOW) == 0;
   gboolean skip = exists && (c->o.if_exists == IF_EXISTS_SKIP ||
                              (c->o.if_exists == IF_EXISTS_UPDATE && S_ISREG (d.st_mode) &&
                               copy_same_file (st, &d)));
@@ -420,13 +443,17 @@ begin_big_file (Copy *c, int dst_dir, const char *rel, const char *name, const s
     big_free (b);
     return FALSE;
   }
-  if (skip) {
+  if (skip || c->dry_run) {
     b->tmp = g_strdup ("");
   } else {
     char tmp[TEMP_NAME_SIZE];
-    temp_name (tmp);
-    int fd = openat (dst_dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate (fd, st->st_size) < 0) {
+    int fd;
+    do {
+      temp_name (tmp);
+      fd = openat (dst_dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    } while (fd < 0 && errno == EEXIST);
+    struct stat ts;
+    if (fd < 0 || fstat (fd, &ts) < 0 || ftruncate (fd, st->st_size) < 0) {
       *err = errno;
       if (fd >= 0) {
         close (fd);
@@ -437,6 +464,8 @@ begin_big_file (Copy *c, int dst_dir, const char *rel, const char *name, const s
     }
     close (fd);
     b->tmp = g_strdup (tmp);
+    b->tmp_dev = (guint64) ts.st_dev;
+    b->tmp_ino = (guint64) ts.st_ino;
   }
   guint64 *id = g_new (guint64, 1);
   *id = ++c->next_file_id;
@@ -444,6 +473,44 @@ begin_big_file (Copy *c, int dst_dir, const char *rel, const char *name, const s
   c->chunking = b;
   c->chunking_id = *id;
   c->chunk_next = 0;
+  return TRUE;
+}
+
+/* Enters source folder `rel` (stat `st`): makes its destination folder, sweeps it, and
+ * pushes its names.  FALSE with *what and *err set when it cannot. */
+static gboolean
+enter_folder (Copy *c, char **rel, const struct stat *st, const char **what, int *err)
+{
+  if (st->st_dev == c->dst_dev && st->st_ino == c->dst_ino) {
+    *what = "%s: it is the destination folder, reached through a bind mount or a link: "
+            "not copied into itself%.0s";
+    *err = ELOOP;
+    return FALSE;
+  }
+  int dst_dir = c->dst_root < 0 ? -1 : open_dir_rel (c->dst_root, *rel, !c->dry_run);
+  if (dst_dir < 0 && !(c->dry_run && (c->dst_root < 0 || errno == ENOENT))) {
+    *what = "destination folder %s: %s";
+    *err = errno;
+    return FALSE;
+  }
+  int sub = open_dir_rel (c->src_root, *rel, FALSE);
+  GPtrArray *names = sub < 0 ? NULL : read_names (sub);
+  *err = errno;
+  if (names && !c->dry_run)
+    remove_leftovers (dst_dir, sub);
+  if (sub >= 0)
+    close (sub);
+  if (dst_dir >= 0)
+    close (dst_dir);
+  if (!names) {
+    *what = "source folder %s: %s";
+    return FALSE;
+  }
+  DirRecord *d = g_new0 (DirRecord, 1);
+  d->rel = g_strdup (*rel);
+  d->st = *st;
+  g_ptr_array_add (c->dirs, d);
+  g_ptr_array_add (c->stack, frame_new (c, g_steal_pointer (rel), names));
   return TRUE;
 }
 
@@ -458,7 +525,7 @@ copy_next (gpointer state, TrTask *task, GError **error)
       emit_chunk (c, task);
       return TR_NEXT_TASK;
     }
-    if (c->batch_n && (c->batch_n >= BATCH_ENTRIES || c->batch_bytes >= BATCH_BYTES)) {
+    if (batch_full (c)) {
       emit_batch (c, task);
       return TR_NEXT_TASK;
     }
@@ -491,42 +558,19 @@ copy_next (gpointer state, TrTask *task, GError **error)
     }
 
     if (S_ISDIR (st.st_mode)) {
-      int dst_dir = open_dir_rel (c->dst_root, rel, TRUE);
-      int sub = dst_dir < 0 ? -1 : open_dir_rel (c->src_root, rel, FALSE);
-      GPtrArray *names = sub < 0 ? NULL : read_names (sub);
-      int e = errno;
-      if (sub >= 0)
-        close (sub);
-      if (!names) {
-        if (dst_dir >= 0)
-          close (dst_dir);
-        emit_fail (c, task, dst_dir < 0 ? "destination folder %s: %s" : "source folder %s: %s",
-                   rel, e);
+      const char *what;
+      int e;
+      if (!enter_folder (c, &rel, &st, &what, &e)) {
+        emit_fail (c, task, what, rel, e);
         return TR_NEXT_TASK;
       }
-      remove_leftovers (dst_dir);
-      close (dst_dir);
-      DirRecord *d = g_new0 (DirRecord, 1);
-      d->rel = g_strdup (rel);
-      d->st = st;
-      g_ptr_array_add (c->dirs, d);
-      Frame *nf = g_new0 (Frame, 1);
-      nf->rel = g_steal_pointer (&rel);
-      nf->names = names;
-      nf->src_fd = -1;
-      if (c->stack->len > 64 && f->src_fd >= 0) {
+      if (c->stack->len > 65 && f->src_fd >= 0) {
         close (f->src_fd);
         f->src_fd = -1; /* opened again when the walk comes back to it */
       }
-      g_ptr_array_add (c->stack, nf);
       continue;
     }
-    if (S_ISSOCK (st.st_mode)) {
-      tr_job_message (c->job, "skipping socket %s/%s (sockets cannot be copied)", c->o.source, rel);
-      c->sockets++;
-      continue;
-    }
-    if (!S_ISDIR (st.st_mode) && st.st_nlink > 1) {
+    if (st.st_nlink > 1) {
       InodeKey key = { st.st_dev, st.st_ino };
       const char *first = g_hash_table_lookup (c->inodes, &key);
       if (first) {
@@ -543,25 +587,20 @@ copy_next (gpointer state, TrTask *task, GError **error)
       tr_job_set_total_units (c->job, c->total_bytes, FALSE);
     }
     if (S_ISREG (st.st_mode) && (guint64) st.st_size >= c->o.chunk_size) {
-      int dst_dir = open_dir_rel (c->dst_root, f->rel, FALSE);
+      int dst_dir = c->dst_root < 0 ? -1 : open_dir_rel (c->dst_root, f->rel, FALSE);
       int e = errno;
-      if (dst_dir < 0 || !begin_big_file (c, dst_dir, rel, name, &st, &e)) {
+      if ((dst_dir < 0 && !c->dry_run) || !begin_big_file (c, dst_dir, rel, name, &st, &e)) {
         if (dst_dir >= 0)
           close (dst_dir);
         emit_fail (c, task, "%s: %s", rel, e);
         return TR_NEXT_TASK;
       }
-      close (dst_dir);
+      if (dst_dir >= 0)
+        close (dst_dir);
       c->big_files++;
       continue; /* its chunks go out next */
     }
-    batch_begin_if_empty (c);
-    payload_put_str (c->batch, rel, strlen (rel));
-    if (!c->batch_n)
-      c->batch_first = g_strdup (rel);
-    c->batch_n++;
-    if (S_ISREG (st.st_mode))
-      c->batch_bytes += (guint64) st.st_size;
+    batch_add (c, f, name, rel, &st);
   }
 }
 
@@ -577,7 +616,9 @@ add_counts (CopyCounts *to, const CopyCounts *from)
   to->failed += from->failed;
 }
 
-/* Gives a big file its metadata and final name, once all its chunks are in. */
+/* Gives a big file its metadata and final name, once all its chunks are in.  The
+ * temporary is opened by descriptor and checked to be the one the walk made, and the
+ * source to be still the version every chunk read. */
 static void
 finish_big_file (Copy *c, BigFile *b)
 {
@@ -594,7 +635,7 @@ finish_big_file (Copy *c, BigFile *b)
     return;
   }
   if (b->failed) {
-    unlinkat (dst_dir, b->tmp, 0);
+    unlink_temporary (dst_dir, b->tmp, b->tmp_dev, b->tmp_ino);
     close (dst_dir);
     c->counts.failed++;
     tr_job_message (c->job, "%s: not copied (a part of it failed or did not run)", b->rel);
@@ -602,30 +643,47 @@ finish_big_file (Copy *c, BigFile *b)
   }
   g_autoptr (GError) error = NULL;
   int src_dir = open_dir_rel (c->src_root, dir, FALSE);
-  int in = src_dir < 0 ? -1 : openat (src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  int out = openat (dst_dir, b->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-  gboolean ok = out >= 0 ? meta_apply_fd (out, &b->st, in, &c->o, &error)
-                         : copy_fail (&error, errno, "open the partial copy");
+  int in = src_dir < 0 ? -1 : open_source_file (src_dir, name, &b->st, TRUE, &error);
+  int out = in < 0 ? -1 : open_temporary (dst_dir, b->tmp, O_WRONLY, b->tmp_dev, b->tmp_ino, &error);
+  gboolean ok = src_dir < 0 ? copy_fail_source (&error, errno, "open its source folder")
+                            : out >= 0 && meta_apply_fd (out, &b->st, in, &c->o, &error);
   if (ok && c->o.fsync && fsync (out) < 0)
     ok = copy_fail (&error, errno, "fsync");
+  if (ok && renameat (dst_dir, b->tmp, dst_dir, name) < 0)
+    ok = copy_fail (&error, errno, "rename into place");
+  struct stat now;
+  if (ok && (fstatat (dst_dir, name, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+             (guint64) now.st_dev != b->tmp_dev || (guint64) now.st_ino != b->tmp_ino)) {
+    ok = FALSE;
+    g_set_error (&error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                 "the partial copy was replaced by another file as it took its final name");
+  }
+  if (ok && c->o.fsync && fsync (dst_dir) < 0) /* the new name, as for a small file */
+    ok = copy_fail (&error, errno, "fsync the folder");
   if (out >= 0)
     close (out);
   if (in >= 0)
     close (in);
   if (src_dir >= 0)
     close (src_dir);
-  if (ok && renameat (dst_dir, b->tmp, dst_dir, name) < 0)
-    ok = copy_fail (&error, errno, "rename into place");
-  if (ok && c->o.fsync && fsync (dst_dir) < 0) /* the new name, as for a small file */
-    ok = copy_fail (&error, errno, "fsync the folder");
   if (ok) {
     c->counts.files++;
   } else {
-    unlinkat (dst_dir, b->tmp, 0);
+    unlink_temporary (dst_dir, b->tmp, b->tmp_dev, b->tmp_ino);
     c->counts.failed++;
-    tr_job_message (c->job, "%s: %s", b->rel, error->message);
+    tr_job_message (c->job, "%s: not copied: %s", b->rel, error->message);
   }
   close (dst_dir);
+}
+
+/* How many entries a task held, from its payload. */
+static guint64
+task_entries (const TrResult *r)
+{
+  if (r->sent == 0 || r->payload[0] != TASK_ENTRIES)
+    return 1;
+  PayloadReader pr = { r->payload + 1, r->payload + r->sent, FALSE };
+  return payload_get_u64 (&pr);
 }
 
 static void
@@ -633,10 +691,15 @@ copy_result (gpointer state, const TrResult *r)
 {
   Copy *c = state;
   CopyCounts got = { 0 };
-  if (r->len == sizeof got)
+  if (r->len == sizeof got) {
     memcpy (&got, r->data, sizeof got);
-  else if (r->error)
-    got.failed = 1;
+  } else if (r->error) {
+    /* the task never ran to its end (it was not started, or its worker died): none of
+     * its entries was copied */
+    got.failed = task_entries (r);
+    if (r->payload[0] != TASK_CHUNK && g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED))
+      c->not_tried += got.failed;
+  }
   if (r->sent > 0 && r->payload[0] == TASK_CHUNK) {
     PayloadReader pr = { r->payload + 1, r->payload + r->sent, FALSE };
     guint64 id = payload_get_u64 (&pr);
@@ -661,30 +724,6 @@ copy_result (gpointer state, const TrResult *r)
                                             "fail too", g_strerror (r->error_code));
     tr_job_stop (c->job, why);
   }
-}
-
-/* Writes all of a big file into its temporary, in the parent. */
-static gboolean
-complete_big_file (Copy *c, BigFile *b)
-{
-  g_autofree char *dir = NULL;
-  const char *name;
-  split_rel (b->rel, &dir, &name);
-  int sd = open_dir_rel (c->src_root, dir, FALSE);
-  int dd = sd < 0 ? -1 : open_dir_rel (c->dst_root, dir, FALSE);
-  int in = dd < 0 ? -1 : openat (sd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  int out = in < 0 ? -1 : openat (dd, b->tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-  guint64 copied = 0;
-  g_autoptr (GError) error = NULL;
-  gboolean ok = out >= 0 && copy_range (in, out, 0, (guint64) b->st.st_size, NULL, TRUE, &copied,
-                                        &error);
-  if (!ok)
-    tr_job_message (c->job, "%s: %s", b->rel, error ? error->message : g_strerror (errno));
-  c->counts.bytes += copied;
-  for (int *fd = (int[]) { sd, dd, in, out }, i = 0; i < 4; i++)
-    if (fd[i] >= 0)
-      close (fd[i]);
-  return ok;
 }
 
 static void
@@ -777,30 +816,30 @@ static gboolean
 copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **error)
 {
   Copy *c = state;
+  (void) stats;
   /* big files whose chunks did not all run (a stop, an interrupt): drop their temporaries */
   GHashTableIter it;
   gpointer v;
   g_hash_table_iter_init (&it, c->big);
   while (g_hash_table_iter_next (&it, NULL, &v)) {
     BigFile *b = v;
-    /* Chunks that never reported were skipped by --resume (a chunk that was cancelled or
-     * failed did report, and marked the file failed): copy the whole file here, since
-     * this run cannot know what an earlier run wrote into a temporary it removed. */
-    if (*b->tmp && !b->failed)
-      b->failed = stats->skipped == 0 || !complete_big_file (c, b);
+    b->failed = TRUE; /* a chunk never reported */
     finish_big_file (c, b);
   }
   g_hash_table_remove_all (c->big);
   /* a second interrupt may have killed workers mid-file: no temporary stays behind */
-  for (guint i = 0; c->dst_root >= 0 && i < c->dirs->len; i++) {
+  for (guint i = 0; c->dst_root >= 0 && !c->dry_run && i < c->dirs->len; i++) {
     DirRecord *d = g_ptr_array_index (c->dirs, i);
     int fd = open_dir_rel (c->dst_root, d->rel, FALSE);
-    if (fd >= 0) {
-      remove_leftovers (fd);
+    int src = fd < 0 ? -1 : open_dir_rel (c->src_root, d->rel, FALSE);
+    if (fd >= 0)
+      remove_leftovers (fd, src);
+    if (fd >= 0)
       close (fd);
-    }
+    if (src >= 0)
+      close (src);
   }
-  if (c->dst_root >= 0) {
+  if (c->dst_root >= 0 && !c->dry_run) {
     make_hard_links (c);
     finish_dirs (c);
   }
@@ -815,9 +854,16 @@ copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **er
                           c->hardlinks, c->counts.specials);
   g_string_append_printf (summary,
                           "%" G_GUINT64_FORMAT " up to date, %" G_GUINT64_FORMAT " skipped, %"
-                          G_GUINT64_FORMAT " failed\n",
-                          c->counts.uptodate, c->counts.skipped + c->sockets,
+                          G_GUINT64_FORMAT " failed",
+                          c->counts.uptodate, c->counts.skipped,
                           c->counts.failed + c->hardlinks_failed + c->dirs_failed);
+  if (c->not_tried)
+    g_string_append_printf (summary, " (%" G_GUINT64_FORMAT " of them not tried: the job stopped first)",
+                            c->not_tried);
+  g_string_append_c (summary, '\n');
+  if (!c->walk_done)
+    g_string_append (summary, "the walk stopped before the end of the source: the entries it "
+                              "did not reach are not counted above\n");
   if (c->hardlinks_failed || c->dirs_failed || c->counts.failed) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
                  "%" G_GUINT64_FORMAT " entries could not be copied (see above)",
@@ -849,11 +895,10 @@ copy_destroy (gpointer state)
 TR_PLUGIN_DEFINE (
   .name = "copy",
   .version = "1.0",
-  .description = "copies a folder tree like cp -a: atomic per file, resumable, in parallel; "
-                 "under MPI, source and destination must be on a filesystem every rank sees",
+  .description = "copies a folder tree like cp -a: atomic per file, in parallel; a rerun "
+                 "copies only what changed; under MPI, source and destination must be on a filesystem every rank sees",
   .license = "MIT",
   .options = copy_options,
-  .flags = TR_PLUGIN_FLAG_DETERMINISTIC,
   .unit_name = "bytes",
   .configure = copy_configure,
   .next_task = copy_next,

@@ -6,8 +6,8 @@
  * Fallback follows coreutils' rule: copy_file_range may give way to read/write only
  * before it has written a byte of this range (ENOSYS, EXDEV, EINVAL, EOPNOTSUPP, EPERM,
  * ETXTBSY, EBADF: "not here"); once bytes were written, any error is the file's error.
- * Every error carries its errno as the GError code, so the parent can tell a full disk
- * from an unreadable file.
+ * Every error carries its errno as the GError code, with COPY_ENTRY_ONLY for the
+ * source's errors, so the parent can tell a full disk from an unreadable or changing file.
  */
 #include "copy.h"
 
@@ -48,9 +48,9 @@ copy_rw (int src, int dst, guint64 from, guint64 to, guint64 *copied, GError **e
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
-      return copy_fail (error, errno, "read");
+      return copy_fail_source (error, errno, "read");
     if (n == 0)
-      return copy_fail (error, EIO, "read: the source file shrank while it was copied");
+      return copy_fail_source (error, EAGAIN, "read: the source file shrank while it was copied");
     gsize done = 0;
     while (done < (gsize) n) {
       ssize_t w = pwrite (dst, buf + done, (gsize) n - done, (off_t) (from + done));
@@ -82,10 +82,16 @@ copy_region (int src, int dst, guint64 from, guint64 to, gboolean *use_cfr, gboo
         *use_cfr = FALSE; /* before the first byte: fall back */
         break;
       }
+      if (errno == EIO) {
+        /* either side's: read/write on the rest tells which */
+        *use_cfr = FALSE;
+        break;
+      }
       return copy_fail (error, errno, "copy_file_range");
     }
     if (n == 0)
-      return copy_fail (error, EIO, "copy_file_range: the source file shrank while it was copied");
+      return copy_fail_source (error, EAGAIN,
+                               "copy_file_range: the source file shrank while it was copied");
     *wrote = TRUE;
     from += (guint64) n;
     *copied += (guint64) n;
@@ -140,11 +146,15 @@ verify_range (int src, int dst, guint64 offset, guint64 length, GError **error)
   while (pos < end) {
     gsize want = (gsize) MIN ((guint64) BUFFER_SIZE, end - pos);
     ssize_t na = pread (src, a, want, (off_t) pos);
+    if (na < 0)
+      return copy_fail_source (error, errno, "verify: read the source");
     ssize_t nb = pread (dst, b, want, (off_t) pos);
-    if (na < 0 || nb < 0)
-      return copy_fail (error, errno, "verify: read");
+    if (nb < 0)
+      return copy_fail (error, errno, "verify: read the copy");
     if (na != nb || na == 0 || memcmp (a, b, (gsize) na) != 0) {
-      g_set_error (error, TR_TASK_ERROR, EIO,
+      /* the source changed, or the destination gave back other bytes: this file's
+       * failure either way */
+      g_set_error (error, TR_TASK_ERROR, EIO | COPY_ENTRY_ONLY,
                    "verify: the copy differs from the source near byte %" G_GUINT64_FORMAT, pos);
       return FALSE;
     }

@@ -4,9 +4,13 @@
  * Every entry is written under a temporary name in its destination folder, given its
  * metadata, and renamed into place, so a file at its final name is always complete; a
  * failure removes the temporary.  Folders are reached one component at a time without
- * following symlinks, so nothing is ever written outside the destination.  The source and
- * destination folders of the last entry stay open, since the walk hands out the entries
- * of one folder together.
+ * following symlinks, so nothing is ever written outside the destination; metadata goes
+ * through descriptors of what this worker made, checked to be it.  A file is read
+ * through one descriptor, checked to be a regular file before and the same version
+ * after: a source that changed meanwhile fails that entry alone, named, and is not left
+ * at its final name.  An entry whose type is not the one the walk saw fails the same way.
+ * The source and destination folders of the last entry stay open, since the walk hands
+ * out the entries of one folder together.
  */
 #include "copy.h"
 
@@ -23,6 +27,7 @@ typedef struct {
   char *src_dir_rel, *dst_dir_rel;
   int src_dir, dst_dir;
   gboolean try_clone; /* FALSE once the destination said it cannot clone */
+  guint64 failed_file; /* the big file whose chunk failed last here (0: none) */
 } CopyWorker;
 
 static gboolean
@@ -32,19 +37,12 @@ fail_errno (GError **error, int e, const char *fmt, const char *path)
   return FALSE;
 }
 
-/* Whether `message` already names `rel` as a path ("open REL: ...", "rename into REL: ..."),
- * not merely contains its letters (an entry named "e" is in almost every message). */
+/* The same file, not changed: what a copy read from start to end was one version. */
 static gboolean
-names_entry (const char *message, const char *rel)
+stat_same_version (const struct stat *a, const struct stat *b)
 {
-  gsize n = strlen (rel);
-  for (const char *at = strstr (message, rel); at; at = strstr (at + 1, rel)) {
-    gboolean starts = at == message || at[-1] == ' ';
-    gboolean ends = at[n] == ':' || at[n] == ' ' || at[n] == '\0';
-    if (starts && ends)
-      return TRUE;
-  }
-  return FALSE;
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 static int
@@ -95,127 +93,189 @@ same_entry (int src_dir, int dst_dir, const char *name, const struct stat *s,
   }
   if (S_ISCHR (s->st_mode) || S_ISBLK (s->st_mode))
     return s->st_rdev == d->st_rdev;
-  return TRUE; /* FIFOs */
+  return TRUE; /* FIFOs, sockets */
 }
 
-/* Writes a regular file under `tmp` in dst_dir: data, verify, metadata, fsync. */
-static gboolean
-write_regular (CopyWorker *w, int src_dir, const char *name, int dst_dir, const char *tmp,
-               const struct stat *st, guint64 *bytes, GError **error)
+static const char *
+type_name (mode_t mode)
 {
-  int in = openat (src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0)
-    return fail_errno (error, errno, "open %s: %s", name);
+  switch (mode & S_IFMT) {
+  case S_IFREG: return "a file";
+  case S_IFDIR: return "a folder";
+  case S_IFLNK: return "a symlink";
+  case S_IFIFO: return "a FIFO";
+  case S_IFSOCK: return "a socket";
+  case S_IFCHR: return "a character device";
+  case S_IFBLK: return "a block device";
+  default: return "of an unknown type";
+  }
+}
+
+static gboolean
+type_changed (GError **error, mode_t was, mode_t now)
+{
+  g_set_error (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+               "it was %s when the walk saw it and is now %s; not copied (run the job again)",
+               type_name (was), type_name (now));
+  return FALSE;
+}
+
+/* Writes regular file `in` (stat `st`) under `tmp` in dst_dir: data, verify, metadata,
+ * fsync; then checks the source is still the version it read. */
+static gboolean
+write_regular (CopyWorker *w, int in, int dst_dir, const char *tmp, const struct stat *st,
+               guint64 *bytes, GError **error)
+{
   int mode = w->o.verify ? O_RDWR : O_WRONLY; /* verify reads the copy back */
   int out = openat (dst_dir, tmp, mode | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (out < 0) {
-    int e = errno;
-    close (in);
-    return fail_errno (error, e, "create %s: %s", tmp);
-  }
+  if (out < 0)
+    return copy_fail (error, errno, "create the temporary copy");
   gboolean ok = TRUE;
   if (ftruncate (out, st->st_size) < 0)
-    ok = fail_errno (error, errno, "truncate %s: %s", tmp);
+    ok = copy_fail (error, errno, "truncate the temporary copy");
   /* fewer allocated blocks than bytes: there may be holes to keep */
   gboolean sparse = (guint64) st->st_blocks * 512 < (guint64) st->st_size;
   ok = ok && copy_range (in, out, 0, (guint64) st->st_size, &w->try_clone, sparse, bytes, error);
   ok = ok && (!w->o.verify || verify_range (in, out, 0, (guint64) st->st_size, error));
+  struct stat after;
+  if (ok && (fstat (in, &after) < 0 || !stat_same_version (st, &after))) {
+    ok = FALSE;
+    g_set_error_literal (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                         "it changed while it was copied; not copied (run the job again)");
+  }
   ok = ok && meta_apply_fd (out, st, in, &w->o, error);
   if (ok && w->o.fsync && fsync (out) < 0)
-    ok = fail_errno (error, errno, "fsync %s: %s", tmp);
-  close (in);
+    ok = copy_fail (error, errno, "fsync");
   if (close (out) < 0 && ok)
-    ok = fail_errno (error, errno, "close %s: %s", tmp);
+    ok = copy_fail (error, errno, "close");
   return ok;
 }
 
-/* Copies one entry (relative path `rel`), counting what it did. */
+/* Makes a symlink, FIFO, socket or device node under `tmp`, and gives it its metadata
+ * through an O_PATH descriptor checked to be the node just made. */
 static gboolean
-copy_entry (CopyWorker *w, const char *rel, CopyCounts *c, GError **error)
+make_special (CopyWorker *w, int src_dir, const char *name, int dst_dir, const char *tmp,
+              const struct stat *st, GError **error)
 {
-  g_autofree char *dir = NULL;
-  const char *name;
-  split_rel (rel, &dir, &name);
+  mode_t type = st->st_mode & S_IFMT;
+  if (type == S_IFLNK) {
+    g_autofree char *target = g_malloc ((gsize) st->st_size + 1);
+    ssize_t n = readlinkat (src_dir, name, target, (gsize) st->st_size + 1);
+    if (n < 0 || n > st->st_size)
+      return copy_fail_source (error, n < 0 ? errno : EAGAIN, "readlink");
+    target[n] = '\0';
+    if (symlinkat (target, dst_dir, tmp) < 0)
+      return copy_fail (error, errno, "symlink");
+  } else if (mknodat (dst_dir, tmp, type | 0600, type == S_IFCHR || type == S_IFBLK ? st->st_rdev : 0) < 0) {
+    int e = errno;
+    if (e == EPERM && (type == S_IFCHR || type == S_IFBLK))
+      return copy_fail_source (error, e, "mknod (only root can make device nodes)");
+    return copy_fail (error, e, "mknod");
+  }
+  int made = openat (dst_dir, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int src = openat (src_dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat ms;
+  gboolean ok;
+  if (made < 0 || fstat (made, &ms) < 0 || (ms.st_mode & S_IFMT) != type ||
+      ms.st_uid != geteuid () || ms.st_nlink != 1) {
+    ok = FALSE;
+    g_set_error_literal (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                         "the temporary entry was replaced while it was made; not copied");
+  } else {
+    ok = meta_apply_path (made, st, src, &w->o, error);
+  }
+  if (made >= 0)
+    close (made);
+  if (src >= 0)
+    close (src);
+  return ok;
+}
+
+/* Copies entry `name` of folder `dir` that the walk saw as type `walk_type` (S_IFMT
+ * bits), counting what it did. */
+static gboolean
+copy_entry (CopyWorker *w, const char *dir, const char *name, mode_t walk_type, CopyCounts *c,
+            GError **error)
+{
   int src_dir = cached_dir (w, FALSE, dir);
   if (src_dir < 0)
-    return fail_errno (error, errno, "source folder %s: %s", *dir ? dir : ".");
+    return copy_fail_source (error, errno, "open its source folder");
   int dst_dir = cached_dir (w, TRUE, dir);
   if (dst_dir < 0)
-    return fail_errno (error, errno, "destination folder %s: %s", *dir ? dir : ".");
+    return copy_fail (error, errno, "open its destination folder");
   struct stat st, dst;
-  if (fstatat (src_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-    return fail_errno (error, errno, "%s: %s", rel);
+  int in = -1;
+  if (walk_type == S_IFREG) {
+    /* the descriptor is the truth about the file: what it is, its size, its version */
+    in = open_source_file (src_dir, name, NULL, FALSE, error);
+    if (in < 0 || fstat (in, &st) < 0) {
+      if (in >= 0)
+        close (in);
+      struct stat now;
+      if (error && *error && fstatat (src_dir, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+          !S_ISREG (now.st_mode)) {
+        g_clear_error (error);
+        return type_changed (error, walk_type, now.st_mode);
+      }
+      return FALSE;
+    }
+  } else if (fstatat (src_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    return copy_fail_source (error, errno, errno == ENOENT ? "it vanished since the walk saw it" : "lstat");
+  } else if ((st.st_mode & S_IFMT) != walk_type) {
+    return type_changed (error, walk_type, st.st_mode);
+  }
   gboolean exists = fstatat (dst_dir, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
   if (exists) {
+    gboolean done = FALSE, ok = TRUE;
     switch (w->o.if_exists) {
     case IF_EXISTS_SKIP:
       c->skipped++;
-      return TRUE;
+      done = TRUE;
+      break;
     case IF_EXISTS_ERROR:
-      return fail_errno (error, EEXIST, "%s: %s (if_exists = error)", rel);
+      g_set_error (error, TR_TASK_ERROR, EEXIST | COPY_ENTRY_ONLY, "%s (if_exists = error)",
+                   g_strerror (EEXIST));
+      ok = FALSE;
+      done = TRUE;
+      break;
     case IF_EXISTS_UPDATE:
       if (same_entry (src_dir, dst_dir, name, &st, &dst)) {
         c->uptodate++;
-        return TRUE;
+        done = TRUE;
       }
       break;
     case IF_EXISTS_OVERWRITE:
       break;
     }
-    if (S_ISDIR (dst.st_mode))
-      return fail_errno (error, EISDIR, "%s: %s in the destination; it is not replaced", rel);
+    if (!done && S_ISDIR (dst.st_mode)) {
+      g_set_error (error, TR_TASK_ERROR, EISDIR | COPY_ENTRY_ONLY,
+                   "%s in the destination; it is not replaced", g_strerror (EISDIR));
+      ok = FALSE;
+      done = TRUE;
+    }
+    if (done) {
+      if (in >= 0)
+        close (in);
+      return ok;
+    }
   }
 
   char tmp[TEMP_NAME_SIZE];
   temp_name (tmp);
-  gboolean ok;
   guint64 bytes = 0;
-  switch (st.st_mode & S_IFMT) {
-  case S_IFREG:
-    ok = write_regular (w, src_dir, name, dst_dir, tmp, &st, &bytes, error);
-    break;
-  case S_IFLNK: {
-    g_autofree char *target = g_malloc ((gsize) st.st_size + 1);
-    ssize_t n = readlinkat (src_dir, name, target, (gsize) st.st_size + 1);
-    if (n < 0 || n > st.st_size)
-      return fail_errno (error, n < 0 ? errno : EAGAIN, "readlink %s: %s", rel);
-    target[n] = '\0';
-    if (symlinkat (target, dst_dir, tmp) < 0)
-      return fail_errno (error, errno, "symlink %s: %s", rel);
-    ok = meta_apply_at (dst_dir, tmp, &st, src_dir, name, &w->o, error);
-    break;
-  }
-  case S_IFIFO:
-    if (mkfifoat (dst_dir, tmp, 0600) < 0)
-      return fail_errno (error, errno, "mkfifo %s: %s", rel);
-    ok = meta_apply_at (dst_dir, tmp, &st, src_dir, name, &w->o, error);
-    break;
-  case S_IFCHR:
-  case S_IFBLK:
-    if (!w->o.is_root) {
-      c->skipped++; /* device nodes need root, as with cp -a */
-      return TRUE;
-    }
-    if (mknodat (dst_dir, tmp, (st.st_mode & S_IFMT) | 0600, st.st_rdev) < 0)
-      return fail_errno (error, errno, "mknod %s: %s", rel);
-    ok = meta_apply_at (dst_dir, tmp, &st, src_dir, name, &w->o, error);
-    break;
-  default:
-    c->skipped++; /* sockets: the walk already warned */
-    return TRUE;
-  }
+  gboolean ok = S_ISREG (st.st_mode) ? write_regular (w, in, dst_dir, tmp, &st, &bytes, error)
+                                     : make_special (w, src_dir, name, dst_dir, tmp, &st, error);
+  if (in >= 0)
+    close (in);
   if (ok && renameat (dst_dir, tmp, dst_dir, name) < 0) {
     int e = errno;
-    ok = fail_errno (error, e == ENOTEMPTY || e == EISDIR ? EISDIR : e, "rename into %s: %s", rel);
+    ok = copy_fail (error, e == ENOTEMPTY || e == EISDIR ? EISDIR | COPY_ENTRY_ONLY : e,
+                    "rename into place");
   }
   if (ok && w->o.fsync && fsync (dst_dir) < 0)
-    ok = fail_errno (error, errno, "fsync the folder of %s: %s", rel);
+    ok = copy_fail (error, errno, "fsync its folder");
   if (!ok) {
     unlinkat (dst_dir, tmp, 0);
-    if (error && *error && !names_entry ((*error)->message, rel)) {
-      /* name the entry in every message */
-      g_prefix_error (error, "%s: ", rel);
-    }
     return FALSE;
   }
   if (S_ISREG (st.st_mode)) {
@@ -229,50 +289,65 @@ copy_entry (CopyWorker *w, const char *rel, CopyCounts *c, GError **error)
   return TRUE;
 }
 
-/* One chunk of a big file, written in place into the temporary file the parent made. */
+/* One chunk of a big file, written in place into the temporary file the parent made,
+ * from the version of the source the walk saw. */
 static gboolean
 copy_chunk (CopyWorker *w, PayloadReader *r, CopyCounts *c, GError **error)
 {
-  payload_get_u64 (r); /* file id: the parent's */
+  guint64 file = payload_get_u64 (r);
   guint64 offset = payload_get_u64 (r);
   guint64 length = payload_get_u64 (r);
-  payload_get_u64 (r); /* size */
+  StatKey key;
+  payload_get_key (r, &key);
   g_autofree char *rel = payload_get_str (r);
   g_autofree char *tmp = payload_get_str (r);
+  guint64 tmp_dev = payload_get_u64 (r), tmp_ino = payload_get_u64 (r);
   if (r->bad)
-    return fail_errno (error, EINVAL, "%s: %s", "bad chunk payload");
+    return copy_fail (error, EINVAL, "bad chunk payload");
   if (!*tmp) {
     c->uptodate += offset == 0; /* the parent found it up to date: count it once */
     return TRUE;
   }
+  if (file == w->failed_file)
+    return TRUE; /* moot: a chunk of this file failed here already, and so did the file */
   g_autofree char *dir = NULL;
   const char *name;
   split_rel (rel, &dir, &name);
   int src_dir = cached_dir (w, FALSE, dir);
-  int dst_dir = src_dir < 0 ? -1 : cached_dir (w, TRUE, dir);
-  if (src_dir < 0 || dst_dir < 0)
-    return fail_errno (error, errno, "folder of %s: %s", rel);
-  int in = openat (src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (src_dir < 0)
+    return copy_fail_source (error, errno, "open its source folder");
+  int dst_dir = cached_dir (w, TRUE, dir);
+  if (dst_dir < 0)
+    return copy_fail (error, errno, "open its destination folder");
+  struct stat want = { 0 };
+  want.st_dev = (dev_t) key.dev;
+  want.st_ino = (ino_t) key.ino;
+  want.st_size = (off_t) key.size;
+  want.st_mtim.tv_sec = (time_t) key.mtime_sec;
+  want.st_mtim.tv_nsec = (long) key.mtime_nsec;
+  int in = open_source_file (src_dir, name, &want, TRUE, error);
   if (in < 0)
-    return fail_errno (error, errno, "open %s: %s", rel);
-  int out = openat (dst_dir, tmp, (w->o.verify ? O_RDWR : O_WRONLY) | O_NOFOLLOW | O_CLOEXEC);
+    return FALSE;
+  int out = open_temporary (dst_dir, tmp, w->o.verify ? O_RDWR : O_WRONLY, tmp_dev, tmp_ino, error);
   if (out < 0) {
-    int e = errno;
     close (in);
-    return fail_errno (error, e, "open the partial copy of %s: %s", rel);
+    return FALSE;
   }
   guint64 bytes = 0;
   struct stat st;
   gboolean sparse = fstat (in, &st) < 0 || (guint64) st.st_blocks * 512 < (guint64) st.st_size;
   gboolean ok = copy_range (in, out, offset, length, NULL, sparse, &bytes, error);
   ok = ok && (!w->o.verify || verify_range (in, out, offset, length, error));
+  if (ok && (fstat (in, &st) < 0 || !stat_key_same_version (&key, &st))) {
+    ok = FALSE;
+    g_set_error_literal (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                         "it changed while it was copied; not copied (run the job again)");
+  }
   close (in);
   /* on a network filesystem a full disk may first show at close */
   if (close (out) < 0 && ok)
     ok = copy_fail (error, errno, "close");
   c->bytes += bytes;
-  if (!ok)
-    g_prefix_error (error, "%s: ", rel);
   return ok;
 }
 
@@ -321,24 +396,43 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
     guint64 n = payload_get_u64 (&r);
     GString *errors = NULL;
     int fatal = 0, first = 0;
-    for (guint64 i = 0; i < n && !r.bad; i++) {
-      g_autofree char *rel = payload_get_str (&r);
-      if (!rel)
+    g_autofree char *dir = NULL;
+    guint64 i;
+    for (i = 0; i < n && !r.bad; i++) {
+      if (payload_get_u8 (&r) & ENTRY_NEW_FOLDER) {
+        g_free (dir);
+        dir = payload_get_str (&r);
+      }
+      g_autofree char *name = payload_get_str (&r);
+      mode_t type = (mode_t) payload_get_u8 (&r) << 12;
+      if (r.bad || !dir)
         break;
+      g_autofree char *rel = *dir ? g_strconcat (dir, "/", name, NULL) : g_strdup (name);
       g_autoptr (GError) e = NULL;
-      if (!copy_entry (w, rel, &c, &e)) {
+      if (!copy_entry (w, dir, name, type, &c, &e)) {
         c.failed++;
         if (!first)
           first = e->code;
         if (!errors)
           errors = g_string_new (NULL);
         if (errors->len < 2000)
-          g_string_append_printf (errors, "%s%s", errors->len ? "; " : "", e->message);
+          g_string_append_printf (errors, "%s%s: %s", errors->len ? "; " : "", rel, e->message);
         if (copy_errno_is_fatal (e->code)) {
           fatal = e->code;
+          i++;
           break; /* the rest would fail the same way */
         }
       }
+    }
+    if (i < n) {
+      /* not tried: after a fatal error, or a payload cut short */
+      c.failed += n - i;
+      if (!errors)
+        errors = g_string_new (NULL);
+      g_string_append_printf (errors, "%s%" G_GUINT64_FORMAT " more not tried",
+                              errors->len ? "; " : "", n - i);
+      if (r.bad && !fatal && !first)
+        first = EINVAL;
     }
     if (errors) {
       /* the code says whether the job must stop: only a fatal errno does */
@@ -349,8 +443,11 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
       ok = FALSE;
     }
   } else if (kind == TASK_CHUNK) {
+    PayloadReader id = r;
     ok = copy_chunk (w, &r, &c, error);
     c.failed += !ok;
+    if (!ok)
+      w->failed_file = payload_get_u64 (&id);
   } else if (kind == TASK_FAIL) {
     int code = (int) payload_get_u64 (&r);
     g_autofree char *msg = payload_get_str (&r);

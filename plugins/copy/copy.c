@@ -60,16 +60,23 @@ static const TrOption copy_options[] = {
   { .name = NULL },
 };
 
+/* A folder the walk is in.  Its path is not kept here but in Copy.path, whose first
+ * path_len bytes it is: a stack of full paths would hold the square of a deep chain's
+ * depth in bytes. */
 typedef struct {
-  char *rel;
   GPtrArray *names; /* sorted */
   guint next;
-  int src_fd;       /* the source folder, kept open while its entries are handed out */
+  gsize path_len;
+  guint dir;        /* its DirRecord */
   guint64 serial;   /* unique in the run: a batch's folder is known by it */
 } Frame;
 
+/* A folder entered, for its metadata at the end: its name and its parent's index, from
+ * which its path is made again (DIR_TOP: the top, whose name is ""). */
+#define DIR_TOP G_MAXUINT
 typedef struct {
-  char *rel;
+  char *name;
+  guint parent;
   struct stat st;
 } DirRecord;
 
@@ -100,6 +107,11 @@ typedef struct {
   dev_t dst_dev;          /* the destination folder, which the walk must not enter */
   ino_t dst_ino;
   GPtrArray *stack;       /* Frame* */
+  GString *path;          /* the path of the Frame on top of the stack ("" at the top) */
+  int path_src_fd;        /* that folder in the source (the walk's own descriptor) */
+  guint64 path_src_serial; /* the Frame it belongs to; 0: none */
+  DirCursor src_walk, dst_walk; /* the folders the walk enters */
+  DirCursor src_done, dst_done; /* the folders of finished big files, and at the end */
   GPtrArray *dirs;        /* DirRecord*, in the order entered */
   GHashTable *inodes;     /* InodeKey -> first rel (multi-link files) */
   GPtrArray *links;       /* HardLink* */
@@ -142,9 +154,6 @@ static void
 frame_free (gpointer p)
 {
   Frame *f = p;
-  if (f->src_fd >= 0)
-    close (f->src_fd);
-  g_free (f->rel);
   g_ptr_array_unref (f->names);
   g_free (f);
 }
@@ -153,8 +162,29 @@ static void
 dir_free (gpointer p)
 {
   DirRecord *d = p;
-  g_free (d->rel);
+  g_free (d->name);
   g_free (d);
+}
+
+/* The path of folder `i` of c->dirs. */
+static char *
+dir_path (const Copy *c, guint i)
+{
+  GPtrArray *names = g_ptr_array_new ();
+  for (guint at = i; at != DIR_TOP;) {
+    const DirRecord *d = g_ptr_array_index (c->dirs, at);
+    if (*d->name)
+      g_ptr_array_add (names, d->name);
+    at = d->parent;
+  }
+  GString *path = g_string_new (NULL);
+  for (guint k = names->len; k > 0; k--) {
+    if (path->len)
+      g_string_append_c (path, '/');
+    g_string_append (path, g_ptr_array_index (names, k - 1));
+  }
+  g_ptr_array_unref (names);
+  return g_string_free (path, FALSE);
 }
 
 static void
@@ -259,6 +289,8 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
   }
   c->dry_run = tr_job_is_dry_run (job);
   c->stack = g_ptr_array_new_with_free_func (frame_free);
+  c->path = g_string_new (NULL);
+  c->path_src_fd = -1;
   c->dirs = g_ptr_array_new_with_free_func (dir_free);
   c->inodes = g_hash_table_new_full (inode_hash, inode_equal, g_free, g_free);
   c->links = g_ptr_array_new_with_free_func (link_free);
@@ -274,15 +306,22 @@ fail:
   return FALSE;
 }
 
-static Frame *
-frame_new (Copy *c, char *rel, GPtrArray *names)
+/* Records folder `name` (below DirRecord `parent`), and pushes a Frame for its names;
+ * c->path is already its path. */
+static void
+push_folder (Copy *c, const char *name, guint parent, const struct stat *st, GPtrArray *names)
 {
+  DirRecord *d = g_new0 (DirRecord, 1);
+  d->name = g_strdup (name);
+  d->parent = parent;
+  d->st = *st;
+  g_ptr_array_add (c->dirs, d);
   Frame *f = g_new0 (Frame, 1);
-  f->rel = rel;
   f->names = names;
-  f->src_fd = -1;
+  f->path_len = c->path->len;
+  f->dir = c->dirs->len - 1;
   f->serial = ++c->frames_made;
-  return f;
+  g_ptr_array_add (c->stack, f);
 }
 
 /* Opens the roots and enters the source root: the first call of the walk. */
@@ -309,10 +348,10 @@ start_walk (Copy *c, GError **error)
   if (c->dst_root >= 0 && !c->dry_run)
     make_writable (c->dst_root);
   fstat (c->src_root, &st);
-  DirRecord *d = g_new0 (DirRecord, 1);
-  d->rel = g_strdup ("");
-  d->st = st;
-  g_ptr_array_add (c->dirs, d);
+  dir_cursor_init (&c->src_walk, c->src_root);
+  dir_cursor_init (&c->dst_walk, c->dst_root);
+  dir_cursor_init (&c->src_done, c->src_root);
+  dir_cursor_init (&c->dst_done, c->dst_root);
   if (c->dst_root >= 0 && !c->dry_run)
     remove_leftovers (c->dst_root, c->src_root);
   GPtrArray *names = read_names (c->src_root);
@@ -320,7 +359,7 @@ start_walk (Copy *c, GError **error)
     g_set_error (error, TR_TASK_ERROR, errno, "read %s: %s", c->o.source, g_strerror (errno));
     return FALSE;
   }
-  g_ptr_array_add (c->stack, frame_new (c, g_strdup (""), names));
+  push_folder (c, "", DIR_TOP, &st, names);
   return TRUE;
 }
 
@@ -344,12 +383,12 @@ batch_add (Copy *c, const Frame *f, const char *name, const char *rel, const str
   gboolean new_folder = c->batch_dir != f->serial;
   payload_put_u8 (c->batch, new_folder ? ENTRY_NEW_FOLDER : 0);
   if (new_folder)
-    payload_put_str (c->batch, f->rel, strlen (f->rel));
+    payload_put_str (c->batch, c->path->str, f->path_len);
   c->batch_dir = f->serial;
   payload_put_str (c->batch, name, strlen (name));
   payload_put_u8 (c->batch, (guint8) ((st->st_mode & S_IFMT) >> 12));
   if (!c->batch_n)
-    c->batch_first = g_strdup (rel);
+    c->batch_first = g_strdup (rel); /* rel: only for the first entry */
   c->batch_n++;
   if (S_ISREG (st->st_mode))
     c->batch_bytes += (guint64) st->st_size;
@@ -476,42 +515,57 @@ begin_big_file (Copy *c, int dst_dir, const char *rel, const char *name, const s
   return TRUE;
 }
 
-/* Enters source folder `rel` (stat `st`): makes its destination folder, sweeps it, and
- * pushes its names.  FALSE with *what and *err set when it cannot. */
+/* Enters source folder `name` of the Frame on top (whose path c->path is, and becomes
+ * rel): makes its destination folder, sweeps it, and pushes its names.  FALSE with
+ * *what and *err set when it cannot; c->path is then the parent's again. */
 static gboolean
-enter_folder (Copy *c, char **rel, const struct stat *st, const char **what, int *err)
+enter_folder (Copy *c, const char *name, const struct stat *st, const char **what, int *err)
 {
+  Frame *parent = g_ptr_array_index (c->stack, c->stack->len - 1);
   if (st->st_dev == c->dst_dev && st->st_ino == c->dst_ino) {
     *what = "%s: it is the destination folder, reached through a bind mount or a link: "
             "not copied into itself%.0s";
     *err = ELOOP;
     return FALSE;
   }
-  int dst_dir = c->dst_root < 0 ? -1 : open_dir_rel (c->dst_root, *rel, !c->dry_run);
+  if (c->path->len)
+    g_string_append_c (c->path, '/');
+  g_string_append (c->path, name);
+  int dst_dir = c->dst_root < 0 ? -1 : dir_cursor_open (&c->dst_walk, c->path->str, !c->dry_run);
   if (dst_dir < 0 && !(c->dry_run && (c->dst_root < 0 || errno == ENOENT))) {
     *what = "destination folder %s: %s";
     *err = errno;
+    g_string_truncate (c->path, parent->path_len);
     return FALSE;
   }
-  int sub = open_dir_rel (c->src_root, *rel, FALSE);
+  int sub = dir_cursor_open (&c->src_walk, c->path->str, FALSE);
   GPtrArray *names = sub < 0 ? NULL : read_names (sub);
   *err = errno;
-  if (names && !c->dry_run)
+  if (names && dst_dir >= 0 && !c->dry_run)
     remove_leftovers (dst_dir, sub);
-  if (sub >= 0)
-    close (sub);
-  if (dst_dir >= 0)
-    close (dst_dir);
   if (!names) {
     *what = "source folder %s: %s";
+    g_string_truncate (c->path, parent->path_len);
     return FALSE;
   }
-  DirRecord *d = g_new0 (DirRecord, 1);
-  d->rel = g_strdup (*rel);
-  d->st = *st;
-  g_ptr_array_add (c->dirs, d);
-  g_ptr_array_add (c->stack, frame_new (c, g_steal_pointer (rel), names));
+  push_folder (c, name, parent->dir, st, names);
   return TRUE;
+}
+
+/* The source folder of the Frame on top, through a descriptor of the walk's own. */
+static int
+top_source_folder (Copy *c, const Frame *f)
+{
+  if (c->path_src_serial != f->serial) {
+    if (c->path_src_fd >= 0)
+      close (c->path_src_fd);
+    int fd = dir_cursor_open (&c->src_walk, c->path->str, FALSE);
+    c->path_src_fd = fd < 0 ? -1 : fcntl (fd, F_DUPFD_CLOEXEC, 0);
+    c->path_src_serial = f->serial;
+  }
+  if (c->path_src_fd < 0)
+    errno = errno ? errno : EBADF;
+  return c->path_src_fd;
 }
 
 static TrNext
@@ -543,30 +597,30 @@ copy_next (gpointer state, TrTask *task, GError **error)
     Frame *f = g_ptr_array_index (c->stack, c->stack->len - 1);
     if (f->next >= f->names->len) {
       g_ptr_array_remove_index (c->stack, c->stack->len - 1);
+      if (c->stack->len) {
+        Frame *up = g_ptr_array_index (c->stack, c->stack->len - 1);
+        g_string_truncate (c->path, up->path_len);
+      }
       continue;
     }
     const char *name = g_ptr_array_index (f->names, f->next++);
-    g_autofree char *rel = join_rel (f->rel, name);
-    /* Only the innermost folders keep an fd open, so that a tree of any depth stays
-     * within the descriptor limit. */
-    if (f->src_fd < 0)
-      f->src_fd = open_dir_rel (c->src_root, f->rel, FALSE);
+    /* the entry's whole path is made only where it is needed: per entry, a deep
+     * folder's path would cost its length each time */
+#define REL() (rel ? rel : (rel = join_rel (c->path->str, name)))
+    g_autofree char *rel = NULL;
+    int src_dir = top_source_folder (c, f);
     struct stat st;
-    if (f->src_fd < 0 || fstatat (f->src_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-      emit_fail (c, task, "%s: %s", rel, errno);
+    if (src_dir < 0 || fstatat (src_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      emit_fail (c, task, "%s: %s", REL (), errno);
       return TR_NEXT_TASK;
     }
 
     if (S_ISDIR (st.st_mode)) {
       const char *what;
       int e;
-      if (!enter_folder (c, &rel, &st, &what, &e)) {
-        emit_fail (c, task, what, rel, e);
+      if (!enter_folder (c, name, &st, &what, &e)) {
+        emit_fail (c, task, what, REL (), e);
         return TR_NEXT_TASK;
-      }
-      if (c->stack->len > 65 && f->src_fd >= 0) {
-        close (f->src_fd);
-        f->src_fd = -1; /* opened again when the walk comes back to it */
       }
       continue;
     }
@@ -576,31 +630,28 @@ copy_next (gpointer state, TrTask *task, GError **error)
       if (first) {
         HardLink *h = g_new0 (HardLink, 1);
         h->target = g_strdup (first);
-        h->link = g_steal_pointer (&rel);
+        h->link = g_strdup (REL ());
         g_ptr_array_add (c->links, h);
         continue;
       }
-      g_hash_table_insert (c->inodes, g_memdup2 (&key, sizeof key), g_strdup (rel));
+      g_hash_table_insert (c->inodes, g_memdup2 (&key, sizeof key), g_strdup (REL ()));
     }
     if (S_ISREG (st.st_mode)) {
       c->total_bytes += (guint64) st.st_size;
       tr_job_set_total_units (c->job, c->total_bytes, FALSE);
     }
     if (S_ISREG (st.st_mode) && (guint64) st.st_size >= c->o.chunk_size) {
-      int dst_dir = c->dst_root < 0 ? -1 : open_dir_rel (c->dst_root, f->rel, FALSE);
+      int dst_dir = c->dst_root < 0 ? -1 : dir_cursor_open (&c->dst_walk, c->path->str, FALSE);
       int e = errno;
-      if ((dst_dir < 0 && !c->dry_run) || !begin_big_file (c, dst_dir, rel, name, &st, &e)) {
-        if (dst_dir >= 0)
-          close (dst_dir);
-        emit_fail (c, task, "%s: %s", rel, e);
+      if ((dst_dir < 0 && !c->dry_run) || !begin_big_file (c, dst_dir, REL (), name, &st, &e)) {
+        emit_fail (c, task, "%s: %s", REL (), e);
         return TR_NEXT_TASK;
       }
-      if (dst_dir >= 0)
-        close (dst_dir);
       c->big_files++;
       continue; /* its chunks go out next */
     }
-    batch_add (c, f, name, rel, &st);
+    batch_add (c, f, name, c->batch_n ? NULL : REL (), &st);
+#undef REL
   }
 }
 
@@ -627,7 +678,7 @@ finish_big_file (Copy *c, BigFile *b)
   g_autofree char *dir = NULL;
   const char *name;
   split_rel (b->rel, &dir, &name);
-  int dst_dir = open_dir_rel (c->dst_root, dir, FALSE);
+  int dst_dir = dir_cursor_open (&c->dst_done, dir, FALSE);
   if (dst_dir < 0) {
     c->counts.failed++;
     tr_job_message (c->job, "%s: not copied: cannot open its folder in the destination: %s",
@@ -636,13 +687,12 @@ finish_big_file (Copy *c, BigFile *b)
   }
   if (b->failed) {
     unlink_temporary (dst_dir, b->tmp, b->tmp_dev, b->tmp_ino);
-    close (dst_dir);
     c->counts.failed++;
     tr_job_message (c->job, "%s: not copied (a part of it failed or did not run)", b->rel);
     return;
   }
   g_autoptr (GError) error = NULL;
-  int src_dir = open_dir_rel (c->src_root, dir, FALSE);
+  int src_dir = dir_cursor_open (&c->src_done, dir, FALSE);
   int in = src_dir < 0 ? -1 : open_source_file (src_dir, name, &b->st, TRUE, &error);
   int out = in < 0 ? -1 : open_temporary (dst_dir, b->tmp, O_WRONLY, b->tmp_dev, b->tmp_ino, &error);
   gboolean ok = src_dir < 0 ? copy_fail_source (&error, errno, "open its source folder")
@@ -664,8 +714,6 @@ finish_big_file (Copy *c, BigFile *b)
     close (out);
   if (in >= 0)
     close (in);
-  if (src_dir >= 0)
-    close (src_dir);
   if (ok) {
     c->counts.files++;
   } else {
@@ -673,7 +721,6 @@ finish_big_file (Copy *c, BigFile *b)
     c->counts.failed++;
     tr_job_message (c->job, "%s: not copied: %s", b->rel, error->message);
   }
-  close (dst_dir);
 }
 
 /* How many entries a task held, from its payload. */
@@ -780,20 +827,17 @@ finish_dirs (Copy *c)
 {
   for (guint i = c->dirs->len; i > 0; i--) {
     DirRecord *d = g_ptr_array_index (c->dirs, i - 1);
-    int dst = open_dir_rel (c->dst_root, d->rel, FALSE);
-    int src = dst < 0 ? -1 : open_dir_rel (c->src_root, d->rel, FALSE);
+    g_autofree char *rel = dir_path (c, i - 1);
+    int dst = dir_cursor_open (&c->dst_done, rel, FALSE);
+    int src = dst < 0 ? -1 : dir_cursor_open (&c->src_done, rel, FALSE);
     g_autoptr (GError) error = NULL;
     if (dst < 0 || !meta_apply_fd (dst, &d->st, src, &c->o, &error)) {
       c->dirs_failed++;
-      tr_job_message (c->job, "folder %s: %s", *d->rel ? d->rel : ".",
+      tr_job_message (c->job, "folder %s: %s", *rel ? rel : ".",
                       error ? error->message : g_strerror (errno));
-    } else if (*d->rel) {
+    } else if (*rel) {
       c->dirs_copied++;
     }
-    if (dst >= 0)
-      close (dst);
-    if (src >= 0)
-      close (src);
   }
 }
 
@@ -816,7 +860,6 @@ static gboolean
 copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **error)
 {
   Copy *c = state;
-  (void) stats;
   /* big files whose chunks did not all run (a stop, an interrupt): drop their temporaries */
   GHashTableIter it;
   gpointer v;
@@ -827,17 +870,15 @@ copy_finish (gpointer state, const TrStats *stats, GString *summary, GError **er
     finish_big_file (c, b);
   }
   g_hash_table_remove_all (c->big);
-  /* a second interrupt may have killed workers mid-file: no temporary stays behind */
-  for (guint i = 0; c->dst_root >= 0 && !c->dry_run && i < c->dirs->len; i++) {
-    DirRecord *d = g_ptr_array_index (c->dirs, i);
-    int fd = open_dir_rel (c->dst_root, d->rel, FALSE);
-    int src = fd < 0 ? -1 : open_dir_rel (c->src_root, d->rel, FALSE);
+  /* a worker killed mid-file (a second interrupt, a crash, a timeout) left its
+   * temporary behind: none stays.  A job whose every task ended well left none. */
+  gboolean clean = !stats->failed && !stats->not_run && !c->stopped;
+  for (guint i = 0; !clean && c->dst_root >= 0 && !c->dry_run && i < c->dirs->len; i++) {
+    g_autofree char *rel = dir_path (c, i);
+    int fd = dir_cursor_open (&c->dst_done, rel, FALSE);
+    int src = fd < 0 ? -1 : dir_cursor_open (&c->src_done, rel, FALSE);
     if (fd >= 0)
       remove_leftovers (fd, src);
-    if (fd >= 0)
-      close (fd);
-    if (src >= 0)
-      close (src);
   }
   if (c->dst_root >= 0 && !c->dry_run) {
     make_hard_links (c);
@@ -882,6 +923,13 @@ copy_destroy (gpointer state)
   if (c->dst_root >= 0)
     close (c->dst_root);
   g_ptr_array_unref (c->stack);
+  g_string_free (c->path, TRUE);
+  if (c->path_src_fd >= 0)
+    close (c->path_src_fd);
+  dir_cursor_clear (&c->src_walk);
+  dir_cursor_clear (&c->dst_walk);
+  dir_cursor_clear (&c->src_done);
+  dir_cursor_clear (&c->dst_done);
   g_ptr_array_unref (c->dirs);
   g_hash_table_unref (c->inodes);
   g_ptr_array_unref (c->links);

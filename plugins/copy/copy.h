@@ -93,6 +93,20 @@ GPtrArray *read_names (int dirfd);
  * make_writable).  Returns an fd or -1 with errno set. */
 int open_dir_rel (int root_fd, const char *rel, gboolean create);
 
+/* A folder of a tree reached by relative path, with the descriptors of the deepest
+ * components of the last one kept open (dircursor.c).  The descriptor dir_cursor_open
+ * returns belongs to the cursor: valid until its next call, never closed by the caller. */
+#define DIR_CURSOR_KEEP 32
+typedef struct {
+  int root;              /* not owned */
+  GString *path;         /* the components of the current folder, "a/b/c" */
+  GArray *ends;          /* gsize: where each component ends in path */
+  int fds[DIR_CURSOR_KEEP]; /* component d's descriptor at d % KEEP, for the deepest KEEP */
+} DirCursor;
+void dir_cursor_init (DirCursor *c, int root);
+int dir_cursor_open (DirCursor *c, const char *rel, gboolean create);
+void dir_cursor_clear (DirCursor *c);
+
 /* ".taskrun-<8 hex><8 hex>.tmp": the temporary names of files being written.  The last
  * 8 digits are a keyed hash of the first 8, so a name of this shape that taskrun did not
  * make (a user's file) is told apart (one chance in 2^32), and the sweep of leftovers

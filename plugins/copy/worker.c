@@ -24,8 +24,7 @@
 typedef struct {
   CopyOptions o;
   int src_root, dst_root;
-  char *src_dir_rel, *dst_dir_rel;
-  int src_dir, dst_dir;
+  DirCursor src_dirs, dst_dirs; /* the folders of the entries, in the walk's order */
   gboolean try_clone; /* FALSE once the destination said it cannot clone */
   guint64 failed_file; /* the big file whose chunk failed last here (0: none) */
 } CopyWorker;
@@ -45,19 +44,11 @@ stat_same_version (const struct stat *a, const struct stat *b)
          a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* The source (dst = FALSE) or destination folder `rel`; the cursor keeps it open. */
 static int
 cached_dir (CopyWorker *w, gboolean dst, const char *rel)
 {
-  char **cached_rel = dst ? &w->dst_dir_rel : &w->src_dir_rel;
-  int *cached_fd = dst ? &w->dst_dir : &w->src_dir;
-  if (*cached_fd >= 0 && g_strcmp0 (*cached_rel, rel) == 0)
-    return *cached_fd;
-  if (*cached_fd >= 0)
-    close (*cached_fd);
-  g_free (*cached_rel);
-  *cached_rel = g_strdup (rel);
-  *cached_fd = open_dir_rel (dst ? w->dst_root : w->src_root, rel, FALSE);
-  return *cached_fd;
+  return dir_cursor_open (dst ? &w->dst_dirs : &w->src_dirs, rel, FALSE);
 }
 
 static gboolean
@@ -67,11 +58,13 @@ open_roots (CopyWorker *w, GError **error)
     w->src_root = open (w->o.source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->src_root < 0)
       return fail_errno (error, errno, "source %s: %s", w->o.source);
+    dir_cursor_init (&w->src_dirs, w->src_root);
   }
   if (w->dst_root < 0) {
     w->dst_root = open (w->o.destination, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dst_root < 0)
       return fail_errno (error, errno, "destination %s: %s", w->o.destination);
+    dir_cursor_init (&w->dst_dirs, w->dst_root);
   }
   return TRUE;
 }
@@ -191,18 +184,12 @@ make_special (CopyWorker *w, int src_dir, const char *name, int dst_dir, const c
   return ok;
 }
 
-/* Copies entry `name` of folder `dir` that the walk saw as type `walk_type` (S_IFMT
- * bits), counting what it did. */
+/* Copies entry `name` of folder src_dir to dst_dir, which the walk saw as type
+ * `walk_type` (S_IFMT bits), counting what it did. */
 static gboolean
-copy_entry (CopyWorker *w, const char *dir, const char *name, mode_t walk_type, CopyCounts *c,
-            GError **error)
+copy_entry (CopyWorker *w, int src_dir, int dst_dir, const char *name, mode_t walk_type,
+            CopyCounts *c, GError **error)
 {
-  int src_dir = cached_dir (w, FALSE, dir);
-  if (src_dir < 0)
-    return copy_fail_source (error, errno, "open its source folder");
-  int dst_dir = cached_dir (w, TRUE, dir);
-  if (dst_dir < 0)
-    return copy_fail (error, errno, "open its destination folder");
   struct stat st, dst;
   int in = -1;
   if (walk_type == S_IFREG) {
@@ -355,7 +342,7 @@ gboolean
 copy_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
 {
   CopyWorker *w = g_new0 (CopyWorker, 1);
-  w->src_root = w->dst_root = w->src_dir = w->dst_dir = -1;
+  w->src_root = w->dst_root = -1;
   w->try_clone = TRUE;
   if (!copy_options_load (config, &w->o, error)) {
     g_free (w);
@@ -369,15 +356,12 @@ void
 copy_worker_fini (gpointer wstate)
 {
   CopyWorker *w = wstate;
-  for (int *fd = &w->src_root; fd <= &w->dst_root; fd++)
-    if (*fd >= 0)
-      close (*fd);
-  if (w->src_dir >= 0)
-    close (w->src_dir);
-  if (w->dst_dir >= 0)
-    close (w->dst_dir);
-  g_free (w->src_dir_rel);
-  g_free (w->dst_dir_rel);
+  dir_cursor_clear (&w->src_dirs);
+  dir_cursor_clear (&w->dst_dirs);
+  if (w->src_root >= 0)
+    close (w->src_root);
+  if (w->dst_root >= 0)
+    close (w->dst_root);
   copy_options_clear (&w->o);
   g_free (w);
 }
@@ -397,26 +381,42 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
     GString *errors = NULL;
     int fatal = 0, first = 0;
     g_autofree char *dir = NULL;
+    int src_dir = -1, dst_dir = -1, dir_errno = 0;
+    gboolean dir_is_source = FALSE;
     guint64 i;
     for (i = 0; i < n && !r.bad; i++) {
       if (payload_get_u8 (&r) & ENTRY_NEW_FOLDER) {
         g_free (dir);
         dir = payload_get_str (&r);
+        /* the cursors' descriptors stay valid until their next call: the next folder */
+        src_dir = dir ? cached_dir (w, FALSE, dir) : -1;
+        dir_errno = errno;
+        dir_is_source = src_dir < 0;
+        dst_dir = src_dir < 0 ? -1 : cached_dir (w, TRUE, dir);
+        if (src_dir >= 0 && dst_dir < 0)
+          dir_errno = errno;
       }
       g_autofree char *name = payload_get_str (&r);
       mode_t type = (mode_t) payload_get_u8 (&r) << 12;
       if (r.bad || !dir)
         break;
-      g_autofree char *rel = *dir ? g_strconcat (dir, "/", name, NULL) : g_strdup (name);
       g_autoptr (GError) e = NULL;
-      if (!copy_entry (w, dir, name, type, &c, &e)) {
+      gboolean done;
+      if (dst_dir < 0)
+        done = dir_is_source ? copy_fail_source (&e, dir_errno, "open its source folder")
+                             : copy_fail (&e, dir_errno, "open its destination folder");
+      else
+        done = copy_entry (w, src_dir, dst_dir, name, type, &c, &e);
+      if (!done) {
         c.failed++;
         if (!first)
           first = e->code;
         if (!errors)
           errors = g_string_new (NULL);
-        if (errors->len < 2000)
+        if (errors->len < 2000) {
+          g_autofree char *rel = *dir ? g_strconcat (dir, "/", name, NULL) : g_strdup (name);
           g_string_append_printf (errors, "%s%s: %s", errors->len ? "; " : "", rel, e->message);
+        }
         if (copy_errno_is_fatal (e->code)) {
           fatal = e->code;
           i++;

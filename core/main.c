@@ -11,6 +11,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static char *opt_config;
 static int opt_jobs;
@@ -57,6 +58,19 @@ usage_error (GOptionContext *ctx, const char *message)
 
 static int run_command_line (int argc, char **argv);
 
+static void
+close_stdout_at_exit (void)
+{
+  if (tr_stdout_close (TR_EXIT_OK) != TR_EXIT_OK)
+    _exit (TR_EXIT_FAILED);
+}
+
+static void
+print_out (const char *text)
+{
+  tr_stdout_write (text, strlen (text));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -65,6 +79,10 @@ main (int argc, char **argv)
   setlocale (LC_ALL, "");
   /* Result lines appear as tasks finish, also through a pipe (as GNU parallel's do). */
   setvbuf (stdout, NULL, _IOLBF, 0);
+  /* GOption prints --help with g_print and calls exit(): its text takes the same checked
+   * path as the rest, and stdout is closed (and checked) at that exit too */
+  g_set_print_handler (print_out);
+  atexit (close_stdout_at_exit);
   /* stdout belongs to results: every log message (G_MESSAGES_DEBUG=taskrun) goes to stderr.
    * (Before any thread starts, as GLib asks.) */
   g_log_writer_default_set_use_stderr (TRUE);
@@ -82,7 +100,7 @@ main (int argc, char **argv)
     if (mpi && mpi->rank > 0)
       return mpi->module->agent_main ();
   }
-  return tr_mpi_finish (run_command_line (argc, argv));
+  return tr_mpi_finish (tr_stdout_close (run_command_line (argc, argv)));
 }
 
 static int
@@ -109,8 +127,9 @@ run_command_line (int argc, char **argv)
       ctx,
       "Usage: taskrun -c JOB.ini [-j N] [-s SECTION.KEY=VALUE]... [--dry-run]\n"
       "       taskrun --list-plugins | --describe PLUGIN | --version\n\n"
-      "Exit status: 0 every task succeeded; 1 one or more tasks failed; 2 the job could\n"
-      "not start (usage, job file, plugin); 130/143 interrupted by SIGINT/SIGTERM.\n\n"
+      "Exit status: 0 every task succeeded; 1 one or more tasks failed, or standard\n"
+      "output could not be written; 2 the job could not start (usage, job file, plugin);\n"
+      "130/143 interrupted by SIGINT/SIGTERM.\n\n"
       "Plugins are searched in TASKRUN_PLUGIN_PATH (folders separated by ':'), then in\n"
       TR_PLUGINDIR " (or beside an uninstalled build).\n");
   g_autoptr (GError) error = NULL;
@@ -121,11 +140,13 @@ run_command_line (int argc, char **argv)
 
   int status = TR_EXIT_OK;
   if (opt_version) {
-    g_print ("taskrun %s (plugin ABI %d.%d)\n", TR_VERSION, TR_ABI_MAJOR, TR_ABI_MINOR);
+    g_autofree char *version = g_strdup_printf ("taskrun %s (plugin ABI %d.%d)\n", TR_VERSION,
+                                                TR_ABI_MAJOR, TR_ABI_MINOR);
+    print_out (version);
   } else if (opt_list_plugins) {
     g_autoptr (GString) out = g_string_new (NULL);
     tr_plugin_list (out);
-    g_print ("%s", out->len ? out->str : "no plugins found on the plugin path\n");
+    print_out (out->len ? out->str : "no plugins found on the plugin path\n");
   } else if (opt_describe) {
     g_autoptr (TrPlugin) plugin = tr_plugin_load (opt_describe, NULL, &error);
     if (!plugin) {
@@ -134,7 +155,7 @@ run_command_line (int argc, char **argv)
     } else {
       g_autoptr (GString) out = g_string_new (NULL);
       tr_plugin_describe (tr_plugin_get_desc (plugin), out);
-      g_print ("%s", out->str);
+      print_out (out->str);
     }
   } else if (!opt_config) {
     status = usage_error (ctx, "no job file: give one with -c JOB.ini");

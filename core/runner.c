@@ -63,15 +63,81 @@ struct TrJob {
   TrProgress *progress;
 };
 
-/* Everything taskrun and its plugin write while a run goes on passes here, so the
- * progress line is erased first and never mixes with it. */
+/* ---- stdout ------------------------------------------------------------------------ */
+
+/* Everything taskrun writes on stdout (results, --dry-run, --list-plugins, --describe,
+ * --version) is the product of the command, so a write that fails (a full disk, a closed
+ * descriptor, EIO) must not pass unnoticed: the first failure is reported on stderr at
+ * once, later writes are dropped, and the command exits 1, as sha256sum and cp do.
+ * SIGPIPE stays at its default, so `taskrun ... | head -1` ends like any other filter
+ * (status 141). */
+static int stdout_errno;          /* the first failed write's errno; 0: none yet */
+static gboolean stdout_failed;
+static gboolean stdout_closed;
+
 static void
+stdout_fail (int e)
+{
+  if (stdout_failed)
+    return;
+  stdout_failed = TRUE;
+  stdout_errno = e;
+  if (e)
+    g_printerr ("taskrun: cannot write to standard output: %s\n", g_strerror (e));
+  else
+    g_printerr ("taskrun: cannot write to standard output\n");
+}
+
+gboolean
+tr_stdout_write (const char *text, gsize len)
+{
+  if (stdout_failed)
+    return FALSE;
+  errno = 0;
+  /* stdout is line-buffered (main.c): a line that ends in '\n' is written here, and a
+   * failure sets the stream's error flag */
+  if (fwrite (text, 1, len, stdout) != len || ferror (stdout)) {
+    stdout_fail (errno);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Run at exit from main, and as an atexit handler for the paths that call exit() (GOption
+ * prints --help and exits): what is still buffered is written, and a failure at this
+ * last step counts like any other. */
+int
+tr_stdout_close (int status)
+{
+  if (stdout_closed)
+    return status;
+  stdout_closed = TRUE;
+  errno = 0;
+  if (!stdout_failed && (fflush (stdout) != 0 || ferror (stdout)))
+    stdout_fail (errno);
+  /* A stdout closed before taskrun started (>&-) with nothing written to it is no
+   * failure: there was nothing to lose (gnulib's close_stdout rule). */
+  errno = 0;
+  if (fclose (stdout) != 0 && errno != EBADF)
+    stdout_fail (errno);
+  return stdout_failed && status == TR_EXIT_OK ? TR_EXIT_FAILED : status;
+}
+
+/* Everything taskrun and its plugin write while a run goes on passes here, so the
+ * progress line is erased first and never mixes with it.  FALSE: it could not be
+ * written. */
+static gboolean
 emit (TrJob *job, FILE *to, const char *prefix, const char *format, va_list ap)
 {
   tr_progress_clear (job->progress);
   g_autofree char *text = g_strdup_vprintf (format, ap);
   gsize n = strlen (text);
-  fprintf (to, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
+  if (to != stdout) {
+    fprintf (to, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
+    return TRUE;
+  }
+  g_autofree char *line = g_strconcat (prefix, text, n && text[n - 1] == '\n' ? "" : "\n", NULL);
+  return tr_stdout_write (line, strlen (line));
 }
 
 static void
@@ -96,13 +162,14 @@ tr_job_message (TrJob *job, const char *format, ...)
   va_end (ap);
 }
 
-void
+gboolean
 tr_job_print (TrJob *job, const char *format, ...)
 {
   va_list ap;
   va_start (ap, format);
-  emit (job, stdout, "", format, ap);
+  gboolean ok = emit (job, stdout, "", format, ap);
   va_end (ap);
+  return ok;
 }
 
 void
@@ -346,7 +413,7 @@ print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const cha
   if (shown == 0)
     g_string_append (out, ";   (none)\n");
   tr_task_clear (&task);
-  fputs (out->str, stdout);
+  tr_stdout_write (out->str, out->len);
 }
 
 int

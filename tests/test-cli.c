@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static guint
 distinct_pids_in (const char *out, guint *lines)
@@ -156,6 +157,64 @@ test_version_and_help (void)
   g_assert_nonnull (strstr (hout, "Exit status"));
 }
 
+/* Runs taskrun through sh with `redirect` applied to its stdout (e.g. ">/dev/full"), or
+ * piped into `head -1` when redirect is NULL; returns taskrun's own exit status. */
+static int
+run_with_stdout (const char *redirect, const char *const *args, char **err)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, "/bin/sh");
+  g_ptr_array_add (argv, "-c");
+  /* the pipe case: taskrun's status travels out on fd 3, head's output is dropped */
+  g_ptr_array_add (argv, redirect ? g_strdup_printf ("exec \"$0\" \"$@\" %s", redirect)
+                                  : g_strdup ("s=$( { { \"$0\" \"$@\"; echo $? >&3; } | head -1 "
+                                              ">/dev/null; } 3>&1 ); exit $s"));
+  g_ptr_array_add (argv, TT_TASKRUN);
+  for (int i = 0; args[i]; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  int status = 0;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = g_spawn_sync (tt_source_root (), (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL,
+                              NULL, NULL, err, &status, &error);
+  g_free (argv->pdata[2]);
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  g_assert_true (WIFEXITED (status));
+  return WEXITSTATUS (status);
+}
+
+/* Output that cannot be written is lost output: every command that writes on stdout
+ * says so and exits 1, whether the write fails at a line or at the final flush. */
+static void
+test_stdout_write_errors (void)
+{
+  static const char *const cases[][8] = {
+    { "-q", "-c", "conf/compute.ini", "-s", "compute.end=1000", NULL },
+    { "-c", "conf/sleep-demo.ini", "-s", "sleep-demo.tasks=4", "-s", "sleep-demo.seconds=0", NULL },
+    { "--dry-run", "-c", "conf/compute.ini", NULL },
+    { "--list-plugins", NULL },
+    { "--describe", "compute", NULL },
+    { "--version", NULL },
+    { "--help", NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *err = NULL;
+    int status = run_with_stdout (">/dev/full", cases[i], &err);
+    g_test_message ("%s: %d %s", cases[i][0], status, err);
+    g_assert_cmpint (status, ==, 1);
+    /* said once, with the reason */
+    g_assert_cmpuint (tt_count_lines (err, "taskrun: cannot write to standard output: No space "
+                                           "left on device"), ==, 1);
+  }
+  /* a reader that goes away ends taskrun by SIGPIPE, as any filter (sh reports 128 + 13) */
+  const char *many[] = { "-q", "-c", "conf/sleep-demo.ini", "-j", "1", "-s",
+                         "sleep-demo.tasks=5000", "-s", "sleep-demo.seconds=0", NULL };
+  g_autofree char *err = NULL;
+  g_assert_cmpint (run_with_stdout (NULL, many, &err), ==, 141);
+  g_assert_null (strstr (err, "cannot write"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -168,5 +227,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/usage-errors", test_usage_errors);
   g_test_add_func ("/cli/version-and-help", test_version_and_help);
   g_test_add_func ("/cli/verbose", test_verbose);
+  g_test_add_func ("/cli/stdout-write-errors", test_stdout_write_errors);
   return g_test_run ();
 }

@@ -33,7 +33,7 @@ G_BEGIN_DECLS
  * refuses any other with a message naming both versions.
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
-#define TR_ABI_MINOR 0
+#define TR_ABI_MINOR 1
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -138,8 +138,10 @@ void tr_job_stop (TrJob *job, const char *reason);
 guint tr_job_get_workers (TrJob *job);
 /* Prints a line of the plugin's output on stdout (a newline is added if missing).  Use
  * it rather than printf from parent hooks: it keeps the output apart from the progress
- * line on a terminal. */
-void tr_job_print (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
+ * line on a terminal, and a line that cannot be written (a full disk, a closed pipe) is
+ * reported once on stderr and makes the job exit 1.  Returns FALSE when the line was not
+ * written (since ABI 1.1), for a plugin whose output is worthless once a line is lost. */
+gboolean tr_job_print (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* The same for a message on stderr (a warning, a note), prefixed "taskrun: NAME: ". */
 void tr_job_message (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 static char *opt_config;
-static int opt_jobs;
+static char *opt_jobs;
 static char **opt_set;
 static gboolean opt_dry_run;
 static char *opt_progress;
@@ -28,7 +28,10 @@ static char *opt_describe;
 
 static const GOptionEntry entries[] = {
   { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The job file to run", "JOB.ini" },
-  { "jobs", 'j', 0, G_OPTION_ARG_INT, &opt_jobs, "Pool size (overrides workers =)", "N" },
+  /* a string: -j is read by the same rule as workers = (decimal, 1 to 4096, the same
+   * message), not by GOption's strtol, which takes 0 for "default", 010 as octal and 0x10 */
+  { "jobs", 'j', 0, G_OPTION_ARG_STRING, &opt_jobs, "Pool size, 1 to 4096 (overrides workers =)",
+    "N" },
   { "set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &opt_set,
     "Override a job file key; paths are relative to the current directory", "SECTION.KEY=VALUE" },
   { "dry-run", 0, 0, G_OPTION_ARG_NONE, &opt_dry_run,
@@ -164,9 +167,6 @@ run_command_line (int argc, char **argv)
                                                 opt_progress)) {
     status = usage_error (ctx, "--progress takes auto, always or never");
     ctx = NULL;
-  } else if (opt_jobs < 0 || opt_jobs > 4096) {
-    status = usage_error (ctx, "-j takes a number of workers from 1 to 4096");
-    ctx = NULL;
   } else {
     g_autoptr (GPtrArray) overrides = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_override_free);
     for (int i = 0; opt_set && opt_set[i]; i++) {
@@ -195,6 +195,7 @@ run_command_line (int argc, char **argv)
   g_free (opt_config);
   g_strfreev (opt_set);
   g_free (opt_progress);
+  g_free (opt_jobs);
   g_free (opt_joblog);
   g_free (opt_describe);
   return status;

@@ -442,6 +442,11 @@ tr_run (TrRunOptions *opts)
     g_printerr ("taskrun: %s\n", error->message);
     return TR_EXIT_CANNOT_START;
   }
+  /* -j is the last word on workers, and is read by the same rule as the key */
+  if (opts->workers && !tr_config_set (core, "workers", opts->workers, NULL, &error)) {
+    g_printerr ("taskrun: -j %s: [taskrun] %s\n", opts->workers, error->message);
+    return TR_EXIT_CANNOT_START;
+  }
   guint batch = 0;
   if (!parse_batch (tr_config_get_string (core, "batch"), &batch)) {
     g_autofree char *at = where (jf, opts->overrides, "batch");
@@ -484,15 +489,14 @@ tr_run (TrRunOptions *opts)
 
   TrJob job = { .opts = opts, .desc = desc };
   job.progress = tr_progress_new (opts->dry_run ? TR_PROGRESS_NEVER : opts->progress, desc->unit_name);
-  job.workers = opts->workers > 0 ? (guint) opts->workers
-                : tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
-                                                     : g_get_num_processors ();
+  job.workers = tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
+                                                   : g_get_num_processors ();
   if (use_mpi) {
     /* one worker per rank but rank 0; a pool size that says otherwise is a mistake */
     guint ranks = (guint) tr_mpi_session ()->size;
-    gboolean given = opts->workers > 0 || tr_config_is_set (core, "workers");
-    if (given && job.workers != ranks - 1) {
-      g_autofree char *at = opts->workers > 0 ? g_strdup_printf ("-j %u", job.workers) : where (jf, opts->overrides, "workers");
+    if (tr_config_is_set (core, "workers") && job.workers != ranks - 1) {
+      g_autofree char *at = opts->workers ? g_strdup_printf ("-j %s", opts->workers)
+                                          : where (jf, opts->overrides, "workers");
       g_printerr ("taskrun: %s: [taskrun] workers = %u, but with backend 'mpi' the workers are "
                   "the %u ranks after rank 0 (mpirun -n %u); drop workers, or make it %u\n",
                   at, job.workers, ranks - 1, ranks, ranks - 1);

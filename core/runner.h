@@ -16,7 +16,7 @@ typedef enum {
 typedef struct {
   const char *job_file;
   GPtrArray *overrides; /* TrOverride* from -s */
-  int workers;          /* -j; 0: not given */
+  const char *workers;  /* -j as given, read as workers = is; NULL: not given */
   gboolean dry_run;
   gboolean quiet;
   gboolean verbose;

@@ -108,11 +108,11 @@ static void
 test_usage_errors (void)
 {
   static const struct {
-    const char *args[4];
+    const char *args[6];
     const char *expect;
   } cases[] = {
     { { "--no-such-option", NULL }, "Unknown option --no-such-option" },
-    { { "-j", "x", NULL }, "Cannot parse integer value" },
+    { { "-j", "x", "-c", "conf/sleep-demo.ini" }, "-j x: [taskrun] int 'workers': 'x' is not a whole number" },
     { { "-j", "0", "-c", NULL }, "Missing argument for -c" },
     { { "-c", "conf/sleep-demo.ini", "extra", NULL }, "unexpected argument" },
     { { "--progress=sometimes", "-c", "conf/sleep-demo.ini", NULL },

@@ -83,6 +83,9 @@ typedef enum {
   TR_LOADER_ERROR_INVALID,
 } TrLoaderErrorCode;
 void tr_plugin_list (GString *out);
+/* The hidden mode in which taskrun loads one plugin for --list-plugins (see loader.c). */
+#define TR_INSPECT_ARG "--tr-inspect-plugin"
+int tr_plugin_inspect_main (const char *path);
 void tr_plugin_describe (const TrPluginDesc *desc, GString *out);
 
 /* ---- task.c: the structs behind the opaque plugin-facing types --------------------- */

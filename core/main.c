@@ -1,8 +1,9 @@
 /* main.c — the taskrun command line.
  *
  * Owns: option parsing (GOptionContext), --version, --list-plugins, --describe, and the
- * hidden worker mode that the pool execs (see link-local.c).  Everything about running a
- * job is in runner.c.
+ * hidden modes taskrun execs itself in: a worker (see link-local.c), and loading one
+ * plugin for --list-plugins (see loader.c).  Everything about running a job is in
+ * runner.c.
  */
 #include "config.h"
 #include "mpi-backend.h"
@@ -79,6 +80,8 @@ main (int argc, char **argv)
 {
   if (argc == 3 && strcmp (argv[1], TR_WORKER_ARG) == 0)
     return tr_worker_main (3, (pid_t) atol (argv[2]));
+  if (argc == 3 && strcmp (argv[1], TR_INSPECT_ARG) == 0)
+    return tr_plugin_inspect_main (argv[2]);
   setlocale (LC_ALL, "");
   /* Result lines appear as tasks finish, also through a pipe (as GNU parallel's do). */
   setvbuf (stdout, NULL, _IOLBF, 0);

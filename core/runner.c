@@ -292,7 +292,11 @@ run_on_result (const TrResult *r, gpointer data)
   RunCtx *ctx = data;
   const char *desc = NULL;
   gboolean cancelled = r->error && g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
-  if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc)) &&
+  /* A job log row is an attempt: a task that no worker took (cancelled, too large to
+   * send, no worker left to run it) has no start time or runtime to give, and no row;
+   * --resume runs it, as it runs every task without a successful row. */
+  gboolean attempted = r->worker != 0 && !cancelled;
+  if (ctx->joblog && attempted && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc)) &&
       !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
     say (ctx->job, "cannot write the job log %s: %s", ctx->joblog_path, g_strerror (errno));

@@ -135,7 +135,7 @@ run_command_line (int argc, char **argv)
       "       taskrun --list-plugins | --describe PLUGIN | --version\n\n"
       "Exit status: 0 every task succeeded; 1 one or more tasks failed, or standard\n"
       "output could not be written; 2 the job could not start (usage, job file, plugin);\n"
-      "130/143 interrupted by SIGINT/SIGTERM.\n\n"
+      "130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (once: running tasks finish).\n\n"
       "Plugins are searched in TASKRUN_PLUGIN_PATH (folders separated by ':'), then in\n"
       TR_PLUGINDIR " (or beside an uninstalled build).\n");
   g_autoptr (GError) error = NULL;

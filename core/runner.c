@@ -4,7 +4,7 @@
  * keys, plugin load, plugin section, unknown sections, configure) so that nothing runs
  * unless all pass, --dry-run, the TrJob object the plugin's parent hooks talk to, the
  * per-task lines of -v and failures, the summary, the exit status, and the first and
- * second SIGINT/SIGTERM.
+ * second SIGINT/SIGTERM/SIGHUP.
  * Does not own: the pool (pool.c), the file format (jobfile.c), option parsing (options.c).
  */
 #include "config.h"
@@ -202,7 +202,10 @@ static volatile int signal_count; /* an int for TrPoolOptions.interrupted; set a
 static volatile sig_atomic_t signal_first;
 static TrPool *volatile signal_pool;
 
-/* First SIGINT/SIGTERM: stop feeding, let running tasks finish.  Second: kill them now.
+/* First SIGINT, SIGTERM or SIGHUP: stop feeding, let running tasks finish.  Second: kill
+ * them now.  SIGHUP (the terminal or the ssh session went away) is a request to stop
+ * like SIGTERM, as in GNU parallel: the job log is flushed and the summary printed
+ * rather than the run cut off mid-row.
  * Both only set flags and write an eventfd, which is safe in a signal handler. */
 static void
 on_signal (int sig)
@@ -232,6 +235,7 @@ install_signals (void)
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
 }
 
 /* ---- the run ----------------------------------------------------------------------- */
@@ -568,8 +572,7 @@ tr_run (TrRunOptions *opts)
   TrPool *pool = tr_pool_new (plugin, pcfg, &popts, &error);
   if (!pool) {
     g_printerr ("taskrun: %s\n", error->message);
-    status = signal_count ? (signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT)
-                          : TR_EXIT_CANNOT_START;
+    status = signal_count ? TR_EXIT_SIGNALLED (signal_first) : TR_EXIT_CANNOT_START;
     goto done;
   }
   /* The job log is opened (and, without --resume, emptied) only once the workers have
@@ -638,7 +641,7 @@ tr_run (TrRunOptions *opts)
     }
   }
   if (signal_count)
-    status = signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT;
+    status = TR_EXIT_SIGNALLED (signal_first);
 
 done:
   tr_progress_free (job.progress);

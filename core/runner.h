@@ -9,9 +9,11 @@ typedef enum {
   TR_EXIT_OK = 0,           /* every task succeeded */
   TR_EXIT_FAILED = 1,       /* one or more tasks failed; the rest ran */
   TR_EXIT_CANNOT_START = 2, /* usage, job file, plugin load or configuration: nothing ran */
-  TR_EXIT_SIGINT = 130,
-  TR_EXIT_SIGTERM = 143,
 } TrExitStatus;
+
+/* Interrupted by signal `sig` (SIGINT, SIGTERM or SIGHUP, handled alike): 128 + sig, what
+ * a shell reports for a process killed by it, so callers see 130, 143 and 129. */
+#define TR_EXIT_SIGNALLED(sig) (128 + (sig))
 
 typedef struct {
   const char *job_file;

@@ -98,6 +98,9 @@ struct TrTask {
 void tr_task_init (TrTask *task);
 void tr_task_reset (TrTask *task);
 void tr_task_clear (TrTask *task);
+/* `text` as one readable, unambiguous line: control bytes and invalid UTF-8 escaped as
+ * \n, \t, \r, \xNN, a backslash as \\ (as ls -b shows names). */
+char *tr_text_escape (const char *text);
 
 struct TrOutput {
   TrWireBuf *buf; /* the frame being built; run appends the result payload to it */

@@ -97,11 +97,10 @@ tr_joblog_open (const char *path, gboolean append, GError **error)
 gboolean
 tr_joblog_write (TrJoblog *log, const TrResult *r, const char *command)
 {
-  /* a tab or line break in a description would split the row: --resume could not read it */
-  g_autofree char *flat = strpbrk (command, "\t\r\n") ? g_strdelimit (g_strdup (command), "\t\r\n", ' ')
-                                                       : NULL;
-  if (flat)
-    command = flat;
+  /* a tab or line break in a description would split the row (--resume could not read
+   * it), and turning them into blanks would make two descriptions look the same */
+  g_autofree char *escaped = tr_text_escape (command);
+  command = escaped;
   int n = fprintf (log->file,
                    "%" G_GUINT64_FORMAT "\t:\t%.3f\t%10.3f\t%" G_GSIZE_FORMAT "\t%" G_GSIZE_FORMAT
                    "\t%d\t%d\t%s\n",

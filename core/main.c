@@ -112,6 +112,7 @@ main (int argc, char **argv)
 static int
 run_command_line (int argc, char **argv)
 {
+  gint64 started_us = g_get_monotonic_time (); /* the summary's "in all" */
 
   /* GOption does not take a value glued to a short option; users of make and parallel
    * type -j2, so split "-jN" into "-j" "N". */
@@ -185,7 +186,7 @@ run_command_line (int argc, char **argv)
       TrRunOptions run = {
         .job_file = opt_config, .overrides = overrides, .workers = opt_jobs,
         .dry_run = opt_dry_run, .quiet = opt_quiet, .verbose = opt_verbose,
-        .joblog = opt_joblog, .resume = opt_resume,
+        .joblog = opt_joblog, .resume = opt_resume, .started_us = started_us,
         .progress = !opt_progress || g_str_equal (opt_progress, "auto") ? TR_PROGRESS_AUTO
                     : g_str_equal (opt_progress, "always")              ? TR_PROGRESS_ALWAYS
                                                                         : TR_PROGRESS_NEVER,

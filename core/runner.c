@@ -268,6 +268,18 @@ describe (RunCtx *ctx, const TrResult *r, const char **made)
   return *made = ctx->described->str;
 }
 
+/* "task N (DESCRIPTION) WHAT[: MESSAGE]" on stderr.  The description and the message are
+ * the plugin's text, escaped (tr_text_escape) so that each task stays one line. */
+static void
+say_task (RunCtx *ctx, const TrResult *r, const char **desc, const char *what,
+          const char *message)
+{
+  g_autofree char *d = tr_text_escape (describe (ctx, r, desc));
+  g_autofree char *m = message ? tr_text_escape (message) : NULL;
+  say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) %s%s%s", r->seq, d, what, m ? ": " : "",
+       m ? m : "");
+}
+
 static TrNext
 run_generator (gpointer data, TrTask *task, GError **error)
 {
@@ -306,20 +318,21 @@ run_on_result (const TrResult *r, gpointer data)
     say (ctx->job, "cannot write the job log %s: %s", ctx->joblog_path, g_strerror (errno));
   }
   if (!r->final) {
-    say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s",
-         r->seq, describe (ctx, r, &desc), r->attempt, ctx->retries + 1, r->error->message);
+    g_autofree char *what = g_strdup_printf ("failed, attempt %u of %u; retrying", r->attempt,
+                                             ctx->retries + 1);
+    say_task (ctx, r, &desc, what, r->error->message);
     return;
   }
   tr_progress_task_done (ctx->job->progress, r->units, r->error != NULL);
   if (r->error) {
     if (!cancelled || ctx->opts->verbose)
-      say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed: %s", r->seq,
-           describe (ctx, r, &desc), r->error->message);
+      say_task (ctx, r, &desc, "failed", r->error->message);
     if (!cancelled && ctx->stop_on_failure && !ctx->job->stop_reason)
       tr_job_stop (ctx->job, "a task failed and on_failure = stop: no new tasks are started");
   } else if (ctx->opts->verbose) {
-    say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s",
-         r->seq, describe (ctx, r, &desc), r->worker, (int) r->worker_pid, r->seconds);
+    g_autofree char *what = g_strdup_printf ("done by worker %u (pid %d) in %.3f s", r->worker,
+                                             (int) r->worker_pid, r->seconds);
+    say_task (ctx, r, &desc, what, NULL);
   }
   if (ctx->job->desc->result)
     ctx->job->desc->result (ctx->job->state, r);
@@ -416,7 +429,8 @@ print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const cha
       break;
     if (!task.description->len && job->desc->describe)
       job->desc->describe (job->state, task.payload.data, task.payload.len, task.description);
-    g_string_append_printf (out, ";   %u: %s\n", shown + 1, task.description->str);
+    g_autofree char *shown_desc = tr_text_escape (task.description->str);
+    g_string_append_printf (out, ";   %u: %s\n", shown + 1, shown_desc);
   }
   if (shown == 0)
     g_string_append (out, ";   (none)\n");
@@ -427,6 +441,8 @@ print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const cha
 int
 tr_run (TrRunOptions *opts)
 {
+  if (!opts->started_us)
+    opts->started_us = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   g_autoptr (TrJobFile) jf = tr_jobfile_load (opts->job_file, &error);
   if (!jf) {
@@ -628,11 +644,17 @@ tr_run (TrRunOptions *opts)
                                                                 " skipped (done in the job log)",
                                                                 stats.skipped)
                                              : g_strdup ("");
-    g_printerr ("taskrun: %" G_GUINT64_FORMAT " tasks: %" G_GUINT64_FORMAT " succeeded, %"
-                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u workers (%u "
-                "processes ran tasks); %.*f s, %.1f tasks/s\n",
-                stats.total, stats.succeeded, stats.failed, stats.not_run, skipped, stats.workers,
-                stats.distinct_pids, stats.seconds < 10 ? 4 : 1, stats.seconds, rate);
+    /* The run phase (first task handed out to last result) gives the rate; the whole
+     * command's time, start-up and the plugin's finish included, is what a user waited. */
+    double all = (g_get_monotonic_time () - opts->started_us) / 1e6;
+    g_printerr ("taskrun: %" G_GUINT64_FORMAT " %s: %" G_GUINT64_FORMAT " succeeded, %"
+                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u %s (%u %s ran "
+                "tasks); %.*f s, %.1f tasks/s; %.*f s in all\n",
+                stats.total, g_dngettext (NULL, "task", "tasks", stats.total), stats.succeeded,
+                stats.failed, stats.not_run, skipped, stats.workers,
+                g_dngettext (NULL, "worker", "workers", stats.workers), stats.distinct_pids,
+                g_dngettext (NULL, "process", "processes", stats.distinct_pids),
+                stats.seconds < 10 ? 4 : 1, stats.seconds, rate, all < 10 ? 4 : 1, all);
     if (summary->len) {
       g_auto (GStrv) lines = g_strsplit (summary->str, "\n", -1);
       for (int i = 0; lines[i]; i++)

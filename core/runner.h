@@ -25,6 +25,7 @@ typedef struct {
   const char *joblog;   /* --joblog: relative to the current directory; NULL: not given */
   gboolean resume;
   TrProgressMode progress;
+  gint64 started_us;    /* g_get_monotonic_time () when the command started; 0: now */
 } TrRunOptions;
 
 const TrOption *tr_runner_core_options (void);

@@ -215,6 +215,44 @@ test_stdout_write_errors (void)
   g_assert_null (strstr (err, "cannot write"));
 }
 
+/* The summary speaks English for one task and one worker, and gives the whole command's
+ * time beside the run phase's. */
+static void
+test_summary_words (void)
+{
+  const char *args[] = { "-c", "conf/sleep-demo.ini", "-j", "1", "-s", "sleep-demo.tasks=1", "-s",
+                         "sleep-demo.seconds=0", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, NULL, &out, &err), ==, 0);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "taskrun: 1 task: 1 succeeded, 0 failed, 0 not run; 1 worker "
+                                 "(1 process ran tasks); "));
+  g_assert_nonnull (strstr (err, " s in all\n"));
+  g_assert_nonnull (strstr (err, "1 task ran in 1 worker process (pool of 1)\n"));
+}
+
+/* A task's description and error message are the plugin's text: a newline or a tab in
+ * them is shown escaped, so each task stays one line on stderr and in the job log. */
+static void
+test_task_text_escaped (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 1\nquiet = yes\n");
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  const char *args[] = { "-c", job, "-s", "testkit.op=fail:one\ntwo\tthree\\", "--joblog", log,
+                         NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "taskrun: task 1 (fail:one\\ntwo\\tthree\\\\) failed: "
+                                 "one\\ntwo\\tthree\\\\\n"));
+  g_assert_null (strstr (err, "\ntwo"));
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_assert_nonnull (strstr (text, "\tfail:one\\ntwo\\tthree\\\\\n"));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -228,5 +266,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/version-and-help", test_version_and_help);
   g_test_add_func ("/cli/verbose", test_verbose);
   g_test_add_func ("/cli/stdout-write-errors", test_stdout_write_errors);
+  g_test_add_func ("/cli/summary-words", test_summary_words);
+  g_test_add_func ("/cli/task-text-escaped", test_task_text_escaped);
   return g_test_run ();
 }

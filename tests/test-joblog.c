@@ -218,7 +218,7 @@ test_row_stays_one_line (void)
   g_autofree char *after = NULL;
   g_assert_true (g_file_get_contents (path, &after, NULL, NULL));
   g_assert_cmpuint (tt_count_lines (after, "Seq\t"), ==, 1);
-  g_assert_nonnull (strstr (after, "\tcopy a b c \n"));
+  g_assert_nonnull (strstr (after, "\tcopy a\\nb\\tc\\r\n"));
   g_assert_nonnull (strstr (after, "\t17\n2\t:\t"));
   g_autoptr (GHashTable) done = tr_joblog_read_succeeded (path, &error);
   g_assert_no_error (error);
@@ -280,6 +280,29 @@ test_no_row_without_attempt (void)
   tt_rmtree (dir);
 }
 
+/* The one rule for a plugin's text on a line: control bytes, invalid UTF-8 and the
+ * backslash itself escaped as ls -b does, everything else (UTF-8 too) as it is. */
+static void
+test_text_escape (void)
+{
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+    { "plain", "plain" },
+    { "a\nb", "a\\nb" },
+    { "tab\there\r", "tab\\there\\r" },
+    { "back\\slash", "back\\\\slash" },
+    { "bad \xff byte", "bad \\xff byte" },
+    { "\x01\x7f", "\\x01\\x7f" },
+    { "caf\xc3\xa9 \xc2\x85", "caf\xc3\xa9 \\xc2\\x85" }, /* é kept, U+0085 (C1) escaped */
+    { "cut \xc3", "cut \\xc3" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *got = tr_text_escape (cases[i].in);
+    g_assert_cmpstr (got, ==, cases[i].out);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -292,5 +315,6 @@ main (int argc, char **argv)
   g_test_add_func ("/joblog/row-stays-one-line", test_row_stays_one_line);
   g_test_add_func ("/joblog/not-a-regular-file", test_not_a_regular_file);
   g_test_add_func ("/joblog/no-row-without-attempt", test_no_row_without_attempt);
+  g_test_add_func ("/joblog/text-escape", test_text_escape);
   return g_test_run ();
 }

@@ -89,8 +89,9 @@ typedef struct TrTask TrTask;
  * append. */
 void tr_task_set_payload (TrTask *task, const void *data, gsize len);
 void tr_task_append_payload (TrTask *task, const void *data, gsize len);
-/* A short human description for logs and the job log: a path, a range.  One line.
- * Optional: without one the core asks the plugin's describe hook when it needs one. */
+/* A short human description for logs and the job log: a path, a range.  Any text: the
+ * core shows control bytes and invalid UTF-8 escaped (\n, \t, \xff), so it stays one
+ * line.  Optional: without one the core asks the plugin's describe hook when it needs one. */
 void tr_task_set_description (TrTask *task, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* How much of the job this task is, in the plugin's progress unit (bytes for copy).
  * Default 1. */

@@ -83,6 +83,9 @@ typedef enum {
   TR_LOADER_ERROR_INVALID,
 } TrLoaderErrorCode;
 void tr_plugin_list (GString *out);
+/* The hidden mode in which taskrun loads one plugin for --list-plugins (see loader.c). */
+#define TR_INSPECT_ARG "--tr-inspect-plugin"
+int tr_plugin_inspect_main (const char *path);
 void tr_plugin_describe (const TrPluginDesc *desc, GString *out);
 
 /* ---- task.c: the structs behind the opaque plugin-facing types --------------------- */
@@ -95,6 +98,9 @@ struct TrTask {
 void tr_task_init (TrTask *task);
 void tr_task_reset (TrTask *task);
 void tr_task_clear (TrTask *task);
+/* `text` as one readable, unambiguous line: control bytes and invalid UTF-8 escaped as
+ * \n, \t, \r, \xNN, a backslash as \\ (as ls -b shows names). */
+char *tr_text_escape (const char *text);
 
 struct TrOutput {
   TrWireBuf *buf; /* the frame being built; run appends the result payload to it */

@@ -10,7 +10,11 @@
  * inih is fed through ini_parse_stream with our own line reader, which gives us the line
  * number of each key (Debian's inih is built without INI_HANDLER_LINENO), removes leading
  * blanks (so an indented key is a key, never a continuation of the previous value), and
- * carries values longer than inih's 200-byte line buffer around it.
+ * carries values longer than inih's 200-byte line buffer around it.  The reader also
+ * reads every section header itself, and a key belongs to the section the reader saw
+ * last, never to the name inih passes: inih keeps the blanks of "[ name ]" and cuts a
+ * name at 49 bytes, and either would file keys under a section nobody checks.  A UTF-8
+ * byte order mark is dropped before the first line, so that line is read like any other.
  */
 #include "internal.h"
 
@@ -42,6 +46,8 @@ typedef struct {
   const char *p, *end;
   guint line;
   GPtrArray *long_values; /* values of lines too long for inih */
+  const char *section;    /* the last section header read (owned by jf->sections); NULL:
+                           * none yet */
   GError *error;          /* first error, by line */
   guint error_line;
 } Parse;
@@ -105,7 +111,9 @@ find_section (TrJobFile *jf, const char *name)
   return NULL;
 }
 
-/* Notes a "[name]" header line, so that sections have lines and duplicates are caught. */
+/* Reads a "[name]" header line: the blanks around the name are not part of it, so
+ * "[ copy ]" is [copy].  Sections get their lines, duplicates are caught, and the keys
+ * that follow belong to it (see on_key). */
 static void
 note_section_header (Parse *ps, const char *line, gsize len)
 {
@@ -113,15 +121,21 @@ note_section_header (Parse *ps, const char *line, gsize len)
   if (!close)
     return; /* inih reports the syntax error */
   g_autofree char *name = g_strstrip (g_strndup (line + 1, close - line - 1));
+  if (!*name) {
+    parse_fail (ps, ps->line, "a section header without a name");
+    return;
+  }
   Section *old = find_section (ps->jf, name);
   if (old) {
     parse_fail (ps, ps->line, "section [%s] appears twice (first on line %u)", name, old->line);
+    ps->section = old->name;
     return;
   }
   Section *s = g_new0 (Section, 1);
   s->name = g_steal_pointer (&name);
   s->line = ps->line;
   g_ptr_array_add (ps->jf->sections, s);
+  ps->section = s->name;
 }
 
 /* inih's line reader: one line per call, leading blanks removed. */
@@ -141,6 +155,11 @@ read_line (char *str, int num, void *stream)
   gsize len = line_end - line;
   if (len > 0 && *line == '[')
     note_section_header (ps, line, len);
+  if (len > 0 && (*line == ';' || *line == '#')) {
+    /* a comment is never inih's business, however long */
+    str[0] = '\0';
+    return str;
+  }
   if (len < (gsize) num) {
     memcpy (str, line, len);
     str[len] = '\0';
@@ -149,8 +168,9 @@ read_line (char *str, int num, void *stream)
   /* Too long for inih: keep the value aside and hand inih "key=\x01<index>". */
   const char *eq = memchr (line, '=', len);
   g_autofree char *key = eq ? g_strstrip (g_strndup (line, eq - line)) : NULL;
-  if (!eq || *line == '[' || *line == ';' || *line == '#' || strlen (key) + 24 > (gsize) num) {
-    parse_fail (ps, ps->line, "line is too long (%" G_GSIZE_FORMAT " bytes)", len);
+  if (!eq || *line == '[' || strlen (key) + 24 > (gsize) num) {
+    parse_fail (ps, ps->line, "line is too long (%" G_GSIZE_FORMAT " bytes; only a value or a "
+                "comment may be longer than %d)", len, num - 1);
     str[0] = '\0';
     return str;
   }
@@ -166,12 +186,14 @@ read_line (char *str, int num, void *stream)
 }
 
 static int
-on_key (void *user, const char *section, const char *name, const char *value)
+on_key (void *user, const char *inih_section, const char *name, const char *value)
 {
   Parse *ps = user;
+  (void) inih_section; /* see the top of this file: the reader's is the one that counts */
+  const char *section = ps->section;
   if (value[0] == '\x01')
     value = g_ptr_array_index (ps->long_values, (guint) atoi (value + 1));
-  if (!*section) {
+  if (!section) {
     parse_fail (ps, ps->line, "key '%s' is outside any section (start with [taskrun])", name);
     return 1;
   }
@@ -253,6 +275,11 @@ tr_jobfile_load_data (const char *path, const char *data, gsize len, GError **er
   }
   if (!check_text (path, data, len, error))
     return NULL;
+  /* A byte order mark (editors on Windows write one) is not part of the first line. */
+  if (len >= 3 && memcmp (data, "\xEF\xBB\xBF", 3) == 0) {
+    data += 3;
+    len -= 3;
+  }
 
   TrJobFile *jf = g_new0 (TrJobFile, 1);
   jf->path = g_strdup (path);

@@ -5,7 +5,7 @@
  * ":", Starttime in Unix seconds with milliseconds, JobRuntime, Send and Receive bytes,
  * Exitval, Signal, Command), writing each row and flushing it as the attempt ends (so a
  * crash loses at most the row being written), and finding the tasks that already
- * succeeded (Exitval 0 and Signal 0).  A row cut short by a crash (the last line, or the
+ * succeeded (Exitval 0 and Signal 0), and refusing a job log that is not a regular file.  A row cut short by a crash (the last line, or the
  * start of a row on a line of its own, which appending leaves) is ignored with a warning;
  * any other malformed line is an error naming the file and line.
  * Does not own: deciding what to skip (runner.c) or when attempts end (pool.c).
@@ -13,7 +13,10 @@
 #include "joblog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,12 +26,46 @@ struct TrJoblog {
   FILE *file;
 };
 
+/* A job log is a regular file.  A FIFO that nobody reads would block open() for good,
+ * with taskrun deaf to SIGINT, and a device or a socket is no log that --resume could
+ * read back: the file is opened without blocking (O_NONBLOCK: a FIFO without a reader
+ * fails at once with ENXIO), checked, and only then emptied (O_TRUNC would empty the
+ * file before the check could refuse it).  A symlink to a regular file is followed, as
+ * GNU parallel and cp do. */
+static int
+open_regular (const char *path, int flags, GError **error)
+{
+  int fd = open (path, flags | O_NONBLOCK | O_CLOEXEC, 0666);
+  struct stat st;
+  int e = errno;
+  if (fd >= 0 && fstat (fd, &st) == 0 && S_ISREG (st.st_mode)) {
+    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+  }
+  if (fd >= 0 || e == ENXIO) {
+    if (fd >= 0)
+      close (fd);
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                 "the job log %s is not a regular file (a FIFO, a device or a socket "
+                 "cannot be a job log)", path);
+    return -1;
+  }
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
+               "cannot open the job log %s: %s", path, g_strerror (e));
+  return -1;
+}
+
 TrJoblog *
 tr_joblog_open (const char *path, gboolean append, GError **error)
 {
-  FILE *f = fopen (path, append ? "a+" : "w");
+  /* appending reads the old log's last byte, so it opens for reading too */
+  int fd = open_regular (path, O_CREAT | (append ? O_RDWR | O_APPEND : O_WRONLY), error);
+  if (fd < 0)
+    return NULL;
+  FILE *f = append || ftruncate (fd, 0) == 0 ? fdopen (fd, append ? "a+" : "w") : NULL;
   if (!f) {
     int e = errno;
+    close (fd);
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
                  "cannot open the job log %s: %s", path, g_strerror (e));
     return NULL;
@@ -60,11 +97,10 @@ tr_joblog_open (const char *path, gboolean append, GError **error)
 gboolean
 tr_joblog_write (TrJoblog *log, const TrResult *r, const char *command)
 {
-  /* a tab or line break in a description would split the row: --resume could not read it */
-  g_autofree char *flat = strpbrk (command, "\t\r\n") ? g_strdelimit (g_strdup (command), "\t\r\n", ' ')
-                                                       : NULL;
-  if (flat)
-    command = flat;
+  /* a tab or line break in a description would split the row (--resume could not read
+   * it), and turning them into blanks would make two descriptions look the same */
+  g_autofree char *escaped = tr_text_escape (command);
+  command = escaped;
   int n = fprintf (log->file,
                    "%" G_GUINT64_FORMAT "\t:\t%.3f\t%10.3f\t%" G_GSIZE_FORMAT "\t%" G_GSIZE_FORMAT
                    "\t%d\t%d\t%s\n",
@@ -98,16 +134,25 @@ GHashTable *
 tr_joblog_read_succeeded (const char *path, GError **error)
 {
   GHashTable *done = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
-  g_autofree char *data = NULL;
-  gsize len = 0;
   g_autoptr (GError) e = NULL;
-  if (!g_file_get_contents (path, &data, &len, &e)) {
+  int fd = open_regular (path, O_RDONLY, &e);
+  if (fd < 0) {
     if (g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
       return done; /* nothing ran yet: resume runs everything */
+    g_propagate_error (error, g_steal_pointer (&e));
+    g_hash_table_unref (done);
+    return NULL;
+  }
+  GMappedFile *mapped = g_mapped_file_new_from_fd (fd, FALSE, &e);
+  close (fd);
+  if (!mapped) {
     g_set_error (error, G_FILE_ERROR, e->code, "cannot read the job log %s: %s", path, e->message);
     g_hash_table_unref (done);
     return NULL;
   }
+  g_autofree char *data = g_strndup (g_mapped_file_get_contents (mapped),
+                                     g_mapped_file_get_length (mapped));
+  g_mapped_file_unref (mapped);
   g_auto (GStrv) lines = g_strsplit (data, "\n", -1);
   guint n_lines = g_strv_length (lines);
   for (guint i = 0; i < n_lines; i++) {

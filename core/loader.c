@@ -3,13 +3,18 @@
  * Owns: the plugin search (a name on the plugin path, or a path to a .so), dlopen, the
  * descriptor lookup, the ABI check (GStreamer's rule: the same major, a minor no newer
  * than ours), the sanity checks of the descriptor (name, required hooks, option table),
- * and the text of --list-plugins and --describe.  Each failure is one line that names
+ * and the text of --list-plugins (each file loaded in a child of its own) and --describe.  Each failure is one line that names
  * the plugin and the file, with the loader's own reason.
  * Does not own: running hooks (runner.c, pool.c, worker.c).
  */
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK (tr-loader-error-quark, tr_loader_error)
 
@@ -166,6 +171,83 @@ tr_plugin_free (TrPlugin *plugin)
   g_free (plugin);
 }
 
+/* --list-plugins loads every .so on the plugin path, and loading runs code that taskrun
+ * does not control (a constructor that aborts, loops or exits): a list must survive the
+ * worst file in the folder.  So each candidate is loaded in a child, the taskrun binary
+ * itself in a hidden mode (an exec, as for workers: no fork of a process with threads),
+ * which prints "ok" and the plugin's entry or "broken" and the loader's reason; a child
+ * that dies, exits otherwise, or takes longer than INSPECT_TIMEOUT_S makes the file
+ * broken, with what happened to it as the reason. */
+#define INSPECT_TIMEOUT_S 10
+
+int
+tr_plugin_inspect_main (const char *path)
+{
+  g_autoptr (GError) e = NULL;
+  g_autoptr (TrPlugin) p = tr_plugin_load (path, NULL, &e);
+  g_autoptr (GString) out = g_string_new (NULL);
+  if (p)
+    g_string_append_printf (out, "ok\n%-14s %-8s %s\n%-14s %-8s %s\n", p->desc->name,
+                            p->desc->version ? p->desc->version : "-",
+                            p->desc->description ? p->desc->description : "", "", "", p->path);
+  else
+    g_string_append_printf (out, "broken\n%s\n", e->message);
+  fputs (out->str, stdout);
+  return fflush (stdout) == 0 && p ? 0 : 2;
+}
+
+/* The --list-plugins entry of `file`, from a child that loads it. */
+static char *
+inspect (const char *file)
+{
+  g_autofree char *program = tr_paths_worker_program ();
+  const char *argv[] = { program, TR_INSPECT_ARG, file, NULL };
+  GPid pid = 0;
+  int out_fd = -1;
+  g_autoptr (GError) e = NULL;
+  if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+                                 NULL, &pid, NULL, &out_fd, NULL, &e))
+    return g_strdup_printf ("%-14s %-8s broken: cannot start %s to load %s: %s\n", "?", "-",
+                            program, file, e->message);
+  g_autoptr (GString) text = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + INSPECT_TIMEOUT_S * G_USEC_PER_SEC;
+  gboolean late = FALSE;
+  for (;;) {
+    gint64 left_ms = (deadline - g_get_monotonic_time ()) / 1000;
+    GPollFD fd = { .fd = out_fd, .events = G_IO_IN };
+    if (left_ms <= 0 || (g_poll (&fd, 1, (int) left_ms) == 0)) {
+      late = TRUE;
+      break;
+    }
+    char buf[4096];
+    ssize_t n = read (out_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    g_string_append_len (text, buf, n);
+  }
+  close (out_fd);
+  if (late)
+    kill (pid, SIGKILL);
+  int status = 0;
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  g_spawn_close_pid (pid);
+  if (late)
+    return g_strdup_printf ("%-14s %-8s broken: plugin %s: loading it did not end within %d s\n",
+                            "?", "-", file, INSPECT_TIMEOUT_S);
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0 && g_str_has_prefix (text->str, "ok\n"))
+    return g_strdup (text->str + 3);
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 2 && g_str_has_prefix (text->str, "broken\n"))
+    return g_strdup_printf ("%-14s %-8s broken: %s", "?", "-", text->str + 7);
+  gboolean clean;
+  g_autofree char *how = tr_describe_wait_status (status, &clean);
+  g_autofree char *abs = g_canonicalize_filename (file, NULL);
+  return g_strdup_printf ("%-14s %-8s broken: plugin %s: loading it ended the process (%s)\n",
+                          "?", "-", abs, how);
+}
+
 void
 tr_plugin_list (GString *out)
 {
@@ -181,16 +263,8 @@ tr_plugin_list (GString *out)
       if (g_str_has_suffix (n, ".so"))
         g_ptr_array_add (files, g_build_filename (dir, n, NULL));
     for (guint j = 0; j < files->len; j++) {
-      const char *file = g_ptr_array_index (files, j);
-      g_autoptr (GError) e = NULL;
-      g_autoptr (TrPlugin) p = tr_plugin_load (file, NULL, &e);
-      if (p)
-        g_string_append_printf (out, "%-14s %-8s %s\n%-14s %-8s %s\n", p->desc->name,
-                                p->desc->version ? p->desc->version : "-",
-                                p->desc->description ? p->desc->description : "", "", "",
-                                p->path);
-      else
-        g_string_append_printf (out, "%-14s %-8s broken: %s\n", "?", "-", e->message);
+      g_autofree char *entry = inspect (g_ptr_array_index (files, j));
+      g_string_append (out, entry);
     }
   }
 }

@@ -1,8 +1,9 @@
 /* main.c — the taskrun command line.
  *
  * Owns: option parsing (GOptionContext), --version, --list-plugins, --describe, and the
- * hidden worker mode that the pool execs (see link-local.c).  Everything about running a
- * job is in runner.c.
+ * hidden modes taskrun execs itself in: a worker (see link-local.c), and loading one
+ * plugin for --list-plugins (see loader.c).  Everything about running a job is in
+ * runner.c.
  */
 #include "config.h"
 #include "mpi-backend.h"
@@ -11,9 +12,10 @@
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static char *opt_config;
-static int opt_jobs;
+static char *opt_jobs;
 static char **opt_set;
 static gboolean opt_dry_run;
 static char *opt_progress;
@@ -27,7 +29,10 @@ static char *opt_describe;
 
 static const GOptionEntry entries[] = {
   { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The job file to run", "JOB.ini" },
-  { "jobs", 'j', 0, G_OPTION_ARG_INT, &opt_jobs, "Pool size (overrides workers =)", "N" },
+  /* a string: -j is read by the same rule as workers = (decimal, 1 to 4096, the same
+   * message), not by GOption's strtol, which takes 0 for "default", 010 as octal and 0x10 */
+  { "jobs", 'j', 0, G_OPTION_ARG_STRING, &opt_jobs, "Pool size, 1 to 4096 (overrides workers =)",
+    "N" },
   { "set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &opt_set,
     "Override a job file key; paths are relative to the current directory", "SECTION.KEY=VALUE" },
   { "dry-run", 0, 0, G_OPTION_ARG_NONE, &opt_dry_run,
@@ -57,14 +62,33 @@ usage_error (GOptionContext *ctx, const char *message)
 
 static int run_command_line (int argc, char **argv);
 
+static void
+close_stdout_at_exit (void)
+{
+  if (tr_stdout_close (TR_EXIT_OK) != TR_EXIT_OK)
+    _exit (TR_EXIT_FAILED);
+}
+
+static void
+print_out (const char *text)
+{
+  tr_stdout_write (text, strlen (text));
+}
+
 int
 main (int argc, char **argv)
 {
   if (argc == 3 && strcmp (argv[1], TR_WORKER_ARG) == 0)
     return tr_worker_main (3, (pid_t) atol (argv[2]));
+  if (argc == 3 && strcmp (argv[1], TR_INSPECT_ARG) == 0)
+    return tr_plugin_inspect_main (argv[2]);
   setlocale (LC_ALL, "");
   /* Result lines appear as tasks finish, also through a pipe (as GNU parallel's do). */
   setvbuf (stdout, NULL, _IOLBF, 0);
+  /* GOption prints --help with g_print and calls exit(): its text takes the same checked
+   * path as the rest, and stdout is closed (and checked) at that exit too */
+  g_set_print_handler (print_out);
+  atexit (close_stdout_at_exit);
   /* stdout belongs to results: every log message (G_MESSAGES_DEBUG=taskrun) goes to stderr.
    * (Before any thread starts, as GLib asks.) */
   g_log_writer_default_set_use_stderr (TRUE);
@@ -82,12 +106,13 @@ main (int argc, char **argv)
     if (mpi && mpi->rank > 0)
       return mpi->module->agent_main ();
   }
-  return tr_mpi_finish (run_command_line (argc, argv));
+  return tr_mpi_finish (tr_stdout_close (run_command_line (argc, argv)));
 }
 
 static int
 run_command_line (int argc, char **argv)
 {
+  gint64 started_us = g_get_monotonic_time (); /* the summary's "in all" */
 
   /* GOption does not take a value glued to a short option; users of make and parallel
    * type -j2, so split "-jN" into "-j" "N". */
@@ -109,8 +134,9 @@ run_command_line (int argc, char **argv)
       ctx,
       "Usage: taskrun -c JOB.ini [-j N] [-s SECTION.KEY=VALUE]... [--dry-run]\n"
       "       taskrun --list-plugins | --describe PLUGIN | --version\n\n"
-      "Exit status: 0 every task succeeded; 1 one or more tasks failed; 2 the job could\n"
-      "not start (usage, job file, plugin); 130/143 interrupted by SIGINT/SIGTERM.\n\n"
+      "Exit status: 0 every task succeeded; 1 one or more tasks failed, or standard\n"
+      "output could not be written; 2 the job could not start (usage, job file, plugin);\n"
+      "130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (once: running tasks finish).\n\n"
       "Plugins are searched in TASKRUN_PLUGIN_PATH (folders separated by ':'), then in\n"
       TR_PLUGINDIR " (or beside an uninstalled build).\n");
   g_autoptr (GError) error = NULL;
@@ -121,11 +147,13 @@ run_command_line (int argc, char **argv)
 
   int status = TR_EXIT_OK;
   if (opt_version) {
-    g_print ("taskrun %s (plugin ABI %d.%d)\n", TR_VERSION, TR_ABI_MAJOR, TR_ABI_MINOR);
+    g_autofree char *version = g_strdup_printf ("taskrun %s (plugin ABI %d.%d)\n", TR_VERSION,
+                                                TR_ABI_MAJOR, TR_ABI_MINOR);
+    print_out (version);
   } else if (opt_list_plugins) {
     g_autoptr (GString) out = g_string_new (NULL);
     tr_plugin_list (out);
-    g_print ("%s", out->len ? out->str : "no plugins found on the plugin path\n");
+    print_out (out->len ? out->str : "no plugins found on the plugin path\n");
   } else if (opt_describe) {
     g_autoptr (TrPlugin) plugin = tr_plugin_load (opt_describe, NULL, &error);
     if (!plugin) {
@@ -134,7 +162,7 @@ run_command_line (int argc, char **argv)
     } else {
       g_autoptr (GString) out = g_string_new (NULL);
       tr_plugin_describe (tr_plugin_get_desc (plugin), out);
-      g_print ("%s", out->str);
+      print_out (out->str);
     }
   } else if (!opt_config) {
     status = usage_error (ctx, "no job file: give one with -c JOB.ini");
@@ -142,9 +170,6 @@ run_command_line (int argc, char **argv)
   } else if (opt_progress && !g_strv_contains ((const char *const[]) { "auto", "always", "never", NULL },
                                                 opt_progress)) {
     status = usage_error (ctx, "--progress takes auto, always or never");
-    ctx = NULL;
-  } else if (opt_jobs < 0 || opt_jobs > 4096) {
-    status = usage_error (ctx, "-j takes a number of workers from 1 to 4096");
     ctx = NULL;
   } else {
     g_autoptr (GPtrArray) overrides = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_override_free);
@@ -161,7 +186,7 @@ run_command_line (int argc, char **argv)
       TrRunOptions run = {
         .job_file = opt_config, .overrides = overrides, .workers = opt_jobs,
         .dry_run = opt_dry_run, .quiet = opt_quiet, .verbose = opt_verbose,
-        .joblog = opt_joblog, .resume = opt_resume,
+        .joblog = opt_joblog, .resume = opt_resume, .started_us = started_us,
         .progress = !opt_progress || g_str_equal (opt_progress, "auto") ? TR_PROGRESS_AUTO
                     : g_str_equal (opt_progress, "always")              ? TR_PROGRESS_ALWAYS
                                                                         : TR_PROGRESS_NEVER,
@@ -174,6 +199,7 @@ run_command_line (int argc, char **argv)
   g_free (opt_config);
   g_strfreev (opt_set);
   g_free (opt_progress);
+  g_free (opt_jobs);
   g_free (opt_joblog);
   g_free (opt_describe);
   return status;

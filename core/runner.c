@@ -4,7 +4,7 @@
  * keys, plugin load, plugin section, unknown sections, configure) so that nothing runs
  * unless all pass, --dry-run, the TrJob object the plugin's parent hooks talk to, the
  * per-task lines of -v and failures, the summary, the exit status, and the first and
- * second SIGINT/SIGTERM.
+ * second SIGINT/SIGTERM/SIGHUP.
  * Does not own: the pool (pool.c), the file format (jobfile.c), option parsing (options.c).
  */
 #include "config.h"
@@ -63,15 +63,81 @@ struct TrJob {
   TrProgress *progress;
 };
 
-/* Everything taskrun and its plugin write while a run goes on passes here, so the
- * progress line is erased first and never mixes with it. */
+/* ---- stdout ------------------------------------------------------------------------ */
+
+/* Everything taskrun writes on stdout (results, --dry-run, --list-plugins, --describe,
+ * --version) is the product of the command, so a write that fails (a full disk, a closed
+ * descriptor, EIO) must not pass unnoticed: the first failure is reported on stderr at
+ * once, later writes are dropped, and the command exits 1, as sha256sum and cp do.
+ * SIGPIPE stays at its default, so `taskrun ... | head -1` ends like any other filter
+ * (status 141). */
+static int stdout_errno;          /* the first failed write's errno; 0: none yet */
+static gboolean stdout_failed;
+static gboolean stdout_closed;
+
 static void
+stdout_fail (int e)
+{
+  if (stdout_failed)
+    return;
+  stdout_failed = TRUE;
+  stdout_errno = e;
+  if (e)
+    g_printerr ("taskrun: cannot write to standard output: %s\n", g_strerror (e));
+  else
+    g_printerr ("taskrun: cannot write to standard output\n");
+}
+
+gboolean
+tr_stdout_write (const char *text, gsize len)
+{
+  if (stdout_failed)
+    return FALSE;
+  errno = 0;
+  /* stdout is line-buffered (main.c): a line that ends in '\n' is written here, and a
+   * failure sets the stream's error flag */
+  if (fwrite (text, 1, len, stdout) != len || ferror (stdout)) {
+    stdout_fail (errno);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Run at exit from main, and as an atexit handler for the paths that call exit() (GOption
+ * prints --help and exits): what is still buffered is written, and a failure at this
+ * last step counts like any other. */
+int
+tr_stdout_close (int status)
+{
+  if (stdout_closed)
+    return status;
+  stdout_closed = TRUE;
+  errno = 0;
+  if (!stdout_failed && (fflush (stdout) != 0 || ferror (stdout)))
+    stdout_fail (errno);
+  /* A stdout closed before taskrun started (>&-) with nothing written to it is no
+   * failure: there was nothing to lose (gnulib's close_stdout rule). */
+  errno = 0;
+  if (fclose (stdout) != 0 && errno != EBADF)
+    stdout_fail (errno);
+  return stdout_failed && status == TR_EXIT_OK ? TR_EXIT_FAILED : status;
+}
+
+/* Everything taskrun and its plugin write while a run goes on passes here, so the
+ * progress line is erased first and never mixes with it.  FALSE: it could not be
+ * written. */
+static gboolean
 emit (TrJob *job, FILE *to, const char *prefix, const char *format, va_list ap)
 {
   tr_progress_clear (job->progress);
   g_autofree char *text = g_strdup_vprintf (format, ap);
   gsize n = strlen (text);
-  fprintf (to, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
+  if (to != stdout) {
+    fprintf (to, "%s%s%s", prefix, text, n && text[n - 1] == '\n' ? "" : "\n");
+    return TRUE;
+  }
+  g_autofree char *line = g_strconcat (prefix, text, n && text[n - 1] == '\n' ? "" : "\n", NULL);
+  return tr_stdout_write (line, strlen (line));
 }
 
 static void
@@ -96,13 +162,14 @@ tr_job_message (TrJob *job, const char *format, ...)
   va_end (ap);
 }
 
-void
+gboolean
 tr_job_print (TrJob *job, const char *format, ...)
 {
   va_list ap;
   va_start (ap, format);
-  emit (job, stdout, "", format, ap);
+  gboolean ok = emit (job, stdout, "", format, ap);
   va_end (ap);
+  return ok;
 }
 
 void
@@ -141,7 +208,10 @@ static volatile int signal_count; /* an int for TrPoolOptions.interrupted; set a
 static volatile sig_atomic_t signal_first;
 static TrPool *volatile signal_pool;
 
-/* First SIGINT/SIGTERM: stop feeding, let running tasks finish.  Second: kill them now.
+/* First SIGINT, SIGTERM or SIGHUP: stop feeding, let running tasks finish.  Second: kill
+ * them now.  SIGHUP (the terminal or the ssh session went away) is a request to stop
+ * like SIGTERM, as in GNU parallel: the job log is flushed and the summary printed
+ * rather than the run cut off mid-row.
  * Both only set flags and write an eventfd, which is safe in a signal handler. */
 static void
 on_signal (int sig)
@@ -171,6 +241,7 @@ install_signals (void)
   sigemptyset (&sa.sa_mask);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
 }
 
 /* ---- the run ----------------------------------------------------------------------- */
@@ -203,6 +274,18 @@ describe (RunCtx *ctx, const TrResult *r, const char **made)
   return *made = ctx->described->str;
 }
 
+/* "task N (DESCRIPTION) WHAT[: MESSAGE]" on stderr.  The description and the message are
+ * the plugin's text, escaped (tr_text_escape) so that each task stays one line. */
+static void
+say_task (RunCtx *ctx, const TrResult *r, const char **desc, const char *what,
+          const char *message)
+{
+  g_autofree char *d = tr_text_escape (describe (ctx, r, desc));
+  g_autofree char *m = message ? tr_text_escape (message) : NULL;
+  say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) %s%s%s", r->seq, d, what, m ? ": " : "",
+       m ? m : "");
+}
+
 static TrNext
 run_generator (gpointer data, TrTask *task, GError **error)
 {
@@ -231,26 +314,31 @@ run_on_result (const TrResult *r, gpointer data)
   RunCtx *ctx = data;
   const char *desc = NULL;
   gboolean cancelled = r->error && g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
-  if (ctx->joblog && !cancelled && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc)) &&
+  /* A job log row is an attempt: a task that no worker took (cancelled, too large to
+   * send, no worker left to run it) has no start time or runtime to give, and no row;
+   * --resume runs it, as it runs every task without a successful row. */
+  gboolean attempted = r->worker != 0 && !cancelled;
+  if (ctx->joblog && attempted && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc)) &&
       !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
     say (ctx->job, "cannot write the job log %s: %s", ctx->joblog_path, g_strerror (errno));
   }
   if (!r->final) {
-    say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed, attempt %u of %u; retrying: %s",
-         r->seq, describe (ctx, r, &desc), r->attempt, ctx->retries + 1, r->error->message);
+    g_autofree char *what = g_strdup_printf ("failed, attempt %u of %u; retrying", r->attempt,
+                                             ctx->retries + 1);
+    say_task (ctx, r, &desc, what, r->error->message);
     return;
   }
   tr_progress_task_done (ctx->job->progress, r->units, r->error != NULL);
   if (r->error) {
     if (!cancelled || ctx->opts->verbose)
-      say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) failed: %s", r->seq,
-           describe (ctx, r, &desc), r->error->message);
+      say_task (ctx, r, &desc, "failed", r->error->message);
     if (!cancelled && ctx->stop_on_failure && !ctx->job->stop_reason)
       tr_job_stop (ctx->job, "a task failed and on_failure = stop: no new tasks are started");
   } else if (ctx->opts->verbose) {
-    say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) done by worker %u (pid %d) in %.3f s",
-         r->seq, describe (ctx, r, &desc), r->worker, (int) r->worker_pid, r->seconds);
+    g_autofree char *what = g_strdup_printf ("done by worker %u (pid %d) in %.3f s", r->worker,
+                                             (int) r->worker_pid, r->seconds);
+    say_task (ctx, r, &desc, what, NULL);
   }
   if (ctx->job->desc->result)
     ctx->job->desc->result (ctx->job->state, r);
@@ -347,17 +435,20 @@ print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const cha
       break;
     if (!task.description->len && job->desc->describe)
       job->desc->describe (job->state, task.payload.data, task.payload.len, task.description);
-    g_string_append_printf (out, ";   %u: %s\n", shown + 1, task.description->str);
+    g_autofree char *shown_desc = tr_text_escape (task.description->str);
+    g_string_append_printf (out, ";   %u: %s\n", shown + 1, shown_desc);
   }
   if (shown == 0)
     g_string_append (out, ";   (none)\n");
   tr_task_clear (&task);
-  fputs (out->str, stdout);
+  tr_stdout_write (out->str, out->len);
 }
 
 int
 tr_run (TrRunOptions *opts)
 {
+  if (!opts->started_us)
+    opts->started_us = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   g_autoptr (TrJobFile) jf = tr_jobfile_load (opts->job_file, &error);
   if (!jf) {
@@ -379,6 +470,11 @@ tr_run (TrRunOptions *opts)
       !tr_overrides_apply (opts->overrides, "taskrun", core, &error) ||
       !tr_jobfile_check_required (jf, "taskrun", core, &error)) {
     g_printerr ("taskrun: %s\n", error->message);
+    return TR_EXIT_CANNOT_START;
+  }
+  /* -j is the last word on workers, and is read by the same rule as the key */
+  if (opts->workers && !tr_config_set (core, "workers", opts->workers, NULL, &error)) {
+    g_printerr ("taskrun: -j %s: [taskrun] %s\n", opts->workers, error->message);
     return TR_EXIT_CANNOT_START;
   }
   guint batch = 0;
@@ -423,15 +519,14 @@ tr_run (TrRunOptions *opts)
 
   TrJob job = { .opts = opts, .desc = desc };
   job.progress = tr_progress_new (opts->dry_run ? TR_PROGRESS_NEVER : opts->progress, desc->unit_name);
-  job.workers = opts->workers > 0 ? (guint) opts->workers
-                : tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
-                                                     : g_get_num_processors ();
+  job.workers = tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
+                                                   : g_get_num_processors ();
   if (use_mpi) {
     /* one worker per rank but rank 0; a pool size that says otherwise is a mistake */
     guint ranks = (guint) tr_mpi_session ()->size;
-    gboolean given = opts->workers > 0 || tr_config_is_set (core, "workers");
-    if (given && job.workers != ranks - 1) {
-      g_autofree char *at = opts->workers > 0 ? g_strdup_printf ("-j %u", job.workers) : where (jf, opts->overrides, "workers");
+    if (tr_config_is_set (core, "workers") && job.workers != ranks - 1) {
+      g_autofree char *at = opts->workers ? g_strdup_printf ("-j %s", opts->workers)
+                                          : where (jf, opts->overrides, "workers");
       g_printerr ("taskrun: %s: [taskrun] workers = %u, but with backend 'mpi' the workers are "
                   "the %u ranks after rank 0 (mpirun -n %u); drop workers, or make it %u\n",
                   at, job.workers, ranks - 1, ranks, ranks - 1);
@@ -499,8 +594,7 @@ tr_run (TrRunOptions *opts)
   TrPool *pool = tr_pool_new (plugin, pcfg, &popts, &error);
   if (!pool) {
     g_printerr ("taskrun: %s\n", error->message);
-    status = signal_count ? (signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT)
-                          : TR_EXIT_CANNOT_START;
+    status = signal_count ? TR_EXIT_SIGNALLED (signal_first) : TR_EXIT_CANNOT_START;
     goto done;
   }
   /* The job log is opened (and, without --resume, emptied) only once the workers have
@@ -556,11 +650,17 @@ tr_run (TrRunOptions *opts)
                                                                 " skipped (done in the job log)",
                                                                 stats.skipped)
                                              : g_strdup ("");
-    g_printerr ("taskrun: %" G_GUINT64_FORMAT " tasks: %" G_GUINT64_FORMAT " succeeded, %"
-                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u workers (%u "
-                "processes ran tasks); %.*f s, %.1f tasks/s\n",
-                stats.total, stats.succeeded, stats.failed, stats.not_run, skipped, stats.workers,
-                stats.distinct_pids, stats.seconds < 10 ? 4 : 1, stats.seconds, rate);
+    /* The run phase (first task handed out to last result) gives the rate; the whole
+     * command's time, start-up and the plugin's finish included, is what a user waited. */
+    double all = (g_get_monotonic_time () - opts->started_us) / 1e6;
+    g_printerr ("taskrun: %" G_GUINT64_FORMAT " %s: %" G_GUINT64_FORMAT " succeeded, %"
+                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u %s (%u %s ran "
+                "tasks); %.*f s, %.1f tasks/s; %.*f s in all\n",
+                stats.total, g_dngettext (NULL, "task", "tasks", stats.total), stats.succeeded,
+                stats.failed, stats.not_run, skipped, stats.workers,
+                g_dngettext (NULL, "worker", "workers", stats.workers), stats.distinct_pids,
+                g_dngettext (NULL, "process", "processes", stats.distinct_pids),
+                stats.seconds < 10 ? 4 : 1, stats.seconds, rate, all < 10 ? 4 : 1, all);
     if (summary->len) {
       g_auto (GStrv) lines = g_strsplit (summary->str, "\n", -1);
       for (int i = 0; lines[i]; i++)
@@ -569,7 +669,7 @@ tr_run (TrRunOptions *opts)
     }
   }
   if (signal_count)
-    status = signal_first == SIGTERM ? TR_EXIT_SIGTERM : TR_EXIT_SIGINT;
+    status = TR_EXIT_SIGNALLED (signal_first);
 
 done:
   tr_progress_free (job.progress);

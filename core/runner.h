@@ -9,23 +9,32 @@ typedef enum {
   TR_EXIT_OK = 0,           /* every task succeeded */
   TR_EXIT_FAILED = 1,       /* one or more tasks failed; the rest ran */
   TR_EXIT_CANNOT_START = 2, /* usage, job file, plugin load or configuration: nothing ran */
-  TR_EXIT_SIGINT = 130,
-  TR_EXIT_SIGTERM = 143,
 } TrExitStatus;
+
+/* Interrupted by signal `sig` (SIGINT, SIGTERM or SIGHUP, handled alike): 128 + sig, what
+ * a shell reports for a process killed by it, so callers see 130, 143 and 129. */
+#define TR_EXIT_SIGNALLED(sig) (128 + (sig))
 
 typedef struct {
   const char *job_file;
   GPtrArray *overrides; /* TrOverride* from -s */
-  int workers;          /* -j; 0: not given */
+  const char *workers;  /* -j as given, read as workers = is; NULL: not given */
   gboolean dry_run;
   gboolean quiet;
   gboolean verbose;
   const char *joblog;   /* --joblog: relative to the current directory; NULL: not given */
   gboolean resume;
   TrProgressMode progress;
+  gint64 started_us;    /* g_get_monotonic_time () when the command started; 0: now */
 } TrRunOptions;
 
 const TrOption *tr_runner_core_options (void);
 int tr_run (TrRunOptions *opts);
+
+/* stdout (runner.c): every write of taskrun's output goes through tr_stdout_write, which
+ * reports the first failure on stderr and returns FALSE; tr_stdout_close flushes and
+ * closes stdout and returns `status`, made TR_EXIT_FAILED if a write failed. */
+gboolean tr_stdout_write (const char *text, gsize len);
+int tr_stdout_close (int status);
 
 #endif

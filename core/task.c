@@ -2,7 +2,9 @@
  * generator) and TrOutput (where a worker's run hook writes its result).
  *
  * Owns: their functions, which plugins call.  A TrTask is reused for every call of the
- * generator, so producing a task allocates nothing once its buffers have grown.
+ * generator, so producing a task allocates nothing once its buffers have grown.  Also
+ * the one rule for showing a task's text (its description, its error message) on a
+ * line: tr_text_escape.
  * Does not own: what happens to a task after the generator returns (pool.c).
  */
 #include "internal.h"
@@ -60,11 +62,8 @@ tr_task_set_description (TrTask *task, const char *format, ...)
   va_start (ap, format);
   g_string_vprintf (task->description, format, ap);
   va_end (ap);
-  /* One line: a description goes into logs and the tab-separated job log. */
-  for (gsize i = 0; i < task->description->len; i++)
-    if (task->description->str[i] == '\n' || task->description->str[i] == '\t' ||
-        task->description->str[i] == '\r')
-      task->description->str[i] = ' ';
+  /* kept as given (a file name is any bytes): every line that shows it escapes it, see
+   * tr_text_escape */
 }
 
 void
@@ -77,4 +76,39 @@ void
 tr_output_append (TrOutput *output, const void *data, gsize len)
 {
   tr_wire_buf_append (output->buf, data, len);
+}
+
+/* A plugin's text (a file name, an error message) may hold any bytes.  Shown as is, a
+ * newline would split a message or a job log row in two and a tab would shift its
+ * columns, so control bytes and bytes that are not UTF-8 are written as C escapes, the
+ * way `ls -b` shows names: \n \t \r, \xNN for the others, and \\ for a backslash, so
+ * that the escaped text stays one line and reads back unambiguously. */
+char *
+tr_text_escape (const char *text)
+{
+  const char *end = text + strlen (text);
+  GString *out = g_string_sized_new (end - text);
+  for (const char *p = text; p < end;) {
+    gunichar c = g_utf8_get_char_validated (p, end - p);
+    if (c == (gunichar) -1 || c == (gunichar) -2) {
+      g_string_append_printf (out, "\\x%02x", (guchar) *p++);
+      continue;
+    }
+    const char *next = g_utf8_next_char (p);
+    if (c == '\\')
+      g_string_append (out, "\\\\");
+    else if (c == '\n')
+      g_string_append (out, "\\n");
+    else if (c == '\t')
+      g_string_append (out, "\\t");
+    else if (c == '\r')
+      g_string_append (out, "\\r");
+    else if (g_unichar_iscntrl (c))
+      for (const char *q = p; q < next; q++) /* C0, DEL and C1: by their bytes */
+        g_string_append_printf (out, "\\x%02x", (guchar) *q);
+    else
+      g_string_append_len (out, p, next - p);
+    p = next;
+  }
+  return g_string_free (out, FALSE);
 }

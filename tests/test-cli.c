@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static guint
 distinct_pids_in (const char *out, guint *lines)
@@ -107,11 +108,11 @@ static void
 test_usage_errors (void)
 {
   static const struct {
-    const char *args[4];
+    const char *args[6];
     const char *expect;
   } cases[] = {
     { { "--no-such-option", NULL }, "Unknown option --no-such-option" },
-    { { "-j", "x", NULL }, "Cannot parse integer value" },
+    { { "-j", "x", "-c", "conf/sleep-demo.ini" }, "-j x: [taskrun] int 'workers': 'x' is not a whole number" },
     { { "-j", "0", "-c", NULL }, "Missing argument for -c" },
     { { "-c", "conf/sleep-demo.ini", "extra", NULL }, "unexpected argument" },
     { { "--progress=sometimes", "-c", "conf/sleep-demo.ini", NULL },
@@ -156,6 +157,102 @@ test_version_and_help (void)
   g_assert_nonnull (strstr (hout, "Exit status"));
 }
 
+/* Runs taskrun through sh with `redirect` applied to its stdout (e.g. ">/dev/full"), or
+ * piped into `head -1` when redirect is NULL; returns taskrun's own exit status. */
+static int
+run_with_stdout (const char *redirect, const char *const *args, char **err)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, "/bin/sh");
+  g_ptr_array_add (argv, "-c");
+  /* the pipe case: taskrun's status travels out on fd 3, head's output is dropped */
+  g_ptr_array_add (argv, redirect ? g_strdup_printf ("exec \"$0\" \"$@\" %s", redirect)
+                                  : g_strdup ("s=$( { { \"$0\" \"$@\"; echo $? >&3; } | head -1 "
+                                              ">/dev/null; } 3>&1 ); exit $s"));
+  g_ptr_array_add (argv, TT_TASKRUN);
+  for (int i = 0; args[i]; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  int status = 0;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = g_spawn_sync (tt_source_root (), (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL,
+                              NULL, NULL, err, &status, &error);
+  g_free (argv->pdata[2]);
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  g_assert_true (WIFEXITED (status));
+  return WEXITSTATUS (status);
+}
+
+/* Output that cannot be written is lost output: every command that writes on stdout
+ * says so and exits 1, whether the write fails at a line or at the final flush. */
+static void
+test_stdout_write_errors (void)
+{
+  static const char *const cases[][8] = {
+    { "-q", "-c", "conf/compute.ini", "-s", "compute.end=1000", NULL },
+    { "-c", "conf/sleep-demo.ini", "-s", "sleep-demo.tasks=4", "-s", "sleep-demo.seconds=0", NULL },
+    { "--dry-run", "-c", "conf/compute.ini", NULL },
+    { "--list-plugins", NULL },
+    { "--describe", "compute", NULL },
+    { "--version", NULL },
+    { "--help", NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *err = NULL;
+    int status = run_with_stdout (">/dev/full", cases[i], &err);
+    g_test_message ("%s: %d %s", cases[i][0], status, err);
+    g_assert_cmpint (status, ==, 1);
+    /* said once, with the reason */
+    g_assert_cmpuint (tt_count_lines (err, "taskrun: cannot write to standard output: No space "
+                                           "left on device"), ==, 1);
+  }
+  /* a reader that goes away ends taskrun by SIGPIPE, as any filter (sh reports 128 + 13) */
+  const char *many[] = { "-q", "-c", "conf/sleep-demo.ini", "-j", "1", "-s",
+                         "sleep-demo.tasks=5000", "-s", "sleep-demo.seconds=0", NULL };
+  g_autofree char *err = NULL;
+  g_assert_cmpint (run_with_stdout (NULL, many, &err), ==, 141);
+  g_assert_null (strstr (err, "cannot write"));
+}
+
+/* The summary speaks English for one task and one worker, and gives the whole command's
+ * time beside the run phase's. */
+static void
+test_summary_words (void)
+{
+  const char *args[] = { "-c", "conf/sleep-demo.ini", "-j", "1", "-s", "sleep-demo.tasks=1", "-s",
+                         "sleep-demo.seconds=0", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, NULL, &out, &err), ==, 0);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "taskrun: 1 task: 1 succeeded, 0 failed, 0 not run; 1 worker "
+                                 "(1 process ran tasks); "));
+  g_assert_nonnull (strstr (err, " s in all\n"));
+  g_assert_nonnull (strstr (err, "1 task ran in 1 worker process (pool of 1)\n"));
+}
+
+/* A task's description and error message are the plugin's text: a newline or a tab in
+ * them is shown escaped, so each task stays one line on stderr and in the job log. */
+static void
+test_task_text_escaped (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 1\nquiet = yes\n");
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  const char *args[] = { "-c", job, "-s", "testkit.op=fail:one\ntwo\tthree\\", "--joblog", log,
+                         NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "taskrun: task 1 (fail:one\\ntwo\\tthree\\\\) failed: "
+                                 "one\\ntwo\\tthree\\\\\n"));
+  g_assert_null (strstr (err, "\ntwo"));
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_assert_nonnull (strstr (text, "\tfail:one\\ntwo\\tthree\\\\\n"));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -168,5 +265,8 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/usage-errors", test_usage_errors);
   g_test_add_func ("/cli/version-and-help", test_version_and_help);
   g_test_add_func ("/cli/verbose", test_verbose);
+  g_test_add_func ("/cli/stdout-write-errors", test_stdout_write_errors);
+  g_test_add_func ("/cli/summary-words", test_summary_words);
+  g_test_add_func ("/cli/task-text-escaped", test_task_text_escaped);
   return g_test_run ();
 }

@@ -67,6 +67,32 @@ static const BadCase bad_cases[] = {
   /* backend = mpi outside mpirun: exit 2 naming the key, with or without MPI support */
   { "backend-mpi", SLEEP_HEAD "backend = mpi\n", { NULL },
     { "@:3: [taskrun] backend 'mpi': ", NULL } },
+  /* blanks inside the brackets are not part of the name: the keys are checked */
+  { "section-with-blanks", SLEEP_HEAD "[ sleep-demo ]\ntasks = 1\nbogus = 2\n", { NULL },
+    { "@:5: [sleep-demo] unknown key 'bogus'", NULL } },
+  { "section-without-name", SLEEP_HEAD "[  ]\ntasks = 1\n", { NULL },
+    { "@:3: a section header without a name", NULL } },
+  /* a name longer than inih keeps of a section still gets its keys checked */
+  { "long-section-name",
+    "[taskrun]\nplugin = " TT_TEST_PLUGIN_DIR "/long-name.so\n"
+    "[a-plugin-whose-name-is-longer-than-what-inih-keeps-of-a-section]\ncount = 1\nbogus = 1\n",
+    { NULL },
+    { "@:5: [a-plugin-whose-name-is-longer-than-what-inih-keeps-of-a-section] unknown key "
+      "'bogus'", NULL } },
+  /* a byte order mark does not hide the first section from the duplicate check */
+  { "bom-duplicate-section", "\xEF\xBB\xBF" SLEEP_HEAD "[taskrun]\nworkers = 1\n", { NULL },
+    { "@:3: section [taskrun] appears twice (first on line 1)", NULL } },
+  /* one grammar for -j and workers: decimal, 1 to 4096, the same words */
+  { "workers-hex", SLEEP_HEAD "workers = 0x10\n", { NULL },
+    { "@:3: [taskrun] int 'workers': '0x10' is not a whole number", NULL } },
+  { "jobs-zero", SLEEP_HEAD, { "-j", "0", NULL },
+    { "-j 0: [taskrun] int 'workers': 0 is out of range (1 to 4096)", NULL } },
+  { "jobs-hex", SLEEP_HEAD, { "-j", "0x10", NULL },
+    { "-j 0x10: [taskrun] int 'workers': '0x10' is not a whole number", NULL } },
+  { "jobs-glued-hex", SLEEP_HEAD, { "-j0x10", NULL },
+    { "-j 0x10: [taskrun] int 'workers': '0x10' is not a whole number", NULL } },
+  { "jobs-too-many", SLEEP_HEAD, { "-j", "4097", NULL },
+    { "-j 4097: [taskrun] int 'workers': 4097 is out of range (1 to 4096)", NULL } },
   { "set-syntax", SLEEP_HEAD, { "-s", "workers=2", NULL },
     { "-s workers=2: expected SECTION.KEY=VALUE", NULL } },
   { "set-unknown-section", SLEEP_HEAD, { "-s", "sleep_demo.tasks=2", NULL },
@@ -132,6 +158,32 @@ test_long_line_and_indent (void)
   g_autofree char *line1 = g_strdup_printf ("1 %s\n", op->str + 5);
   g_assert_nonnull (strstr (out, line1));
   g_string_free (op, TRUE);
+  tt_rmtree (dir);
+}
+
+/* What inih would get wrong on its own is read right: a comment longer than its line
+ * buffer, a section named longer than it keeps, blanks inside the brackets, a byte order
+ * mark; and -j 010 is ten, as workers = 010 is. */
+static void
+test_edges_that_run (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *comment = g_strnfill (300, 'c');
+  g_autofree char *content = g_strdup_printf (
+      "\xEF\xBB\xBF[taskrun]\nplugin = " TT_TEST_PLUGIN_DIR "/long-name.so\n; %s\n"
+      "workers = 1\n[ a-plugin-whose-name-is-longer-than-what-inih-keeps-of-a-section ]\n"
+      "# %s\ncount = 3\n", comment, comment);
+  g_autofree char *path = tt_write (dir, "job.ini", content);
+  const char *args[] = { "-c", path, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_taskrun (args, dir, NULL, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (err, "3 tasks: 3 succeeded"));
+  const char *dry[] = { "-c", path, "-j", "010", "--dry-run", NULL };
+  g_autofree char *dout = NULL, *derr = NULL;
+  g_assert_cmpint (tt_run_taskrun (dry, dir, NULL, &dout, &derr), ==, 0);
+  g_assert_nonnull (strstr (dout, "workers = 10\n"));
   tt_rmtree (dir);
 }
 
@@ -202,6 +254,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/jobfile/long-line-and-indent", test_long_line_and_indent);
   g_test_add_func ("/jobfile/relative-paths", test_relative_paths);
+  g_test_add_func ("/jobfile/edges-that-run", test_edges_that_run);
   g_test_add_func ("/jobfile/random-bytes", test_random_bytes);
   return g_test_run ();
 }

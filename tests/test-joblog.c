@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char header[] = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
 
@@ -217,7 +218,7 @@ test_row_stays_one_line (void)
   g_autofree char *after = NULL;
   g_assert_true (g_file_get_contents (path, &after, NULL, NULL));
   g_assert_cmpuint (tt_count_lines (after, "Seq\t"), ==, 1);
-  g_assert_nonnull (strstr (after, "\tcopy a b c \n"));
+  g_assert_nonnull (strstr (after, "\tcopy a\\nb\\tc\\r\n"));
   g_assert_nonnull (strstr (after, "\t17\n2\t:\t"));
   g_autoptr (GHashTable) done = tr_joblog_read_succeeded (path, &error);
   g_assert_no_error (error);
@@ -225,6 +226,81 @@ test_row_stays_one_line (void)
   g_assert_true (g_hash_table_contains (done, &one));
   g_assert_true (g_hash_table_contains (done, &two));
   tt_rmtree (dir);
+}
+
+/* A job log that is not a regular file is refused (exit 2, naming it) at once: a FIFO
+ * that nobody reads must not leave taskrun blocked in open(), deaf to signals. */
+static void
+test_not_a_regular_file (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 2\n");
+  g_autofree char *fifo = g_build_filename (dir, "fifo", NULL);
+  g_assert_cmpint (mkfifo (fifo, 0644), ==, 0);
+  const char *const cases[][6] = {
+    { "-c", job, "--joblog", fifo, NULL },
+    { "-c", job, "--joblog", fifo, "--resume", NULL },
+    { "-c", job, "--joblog", "/dev/null", NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GPid pid = tt_spawn_taskrun (cases[i], dir, NULL);
+    g_autofree char *out = NULL, *err = NULL;
+    /* generous: the old behaviour was to block forever */
+    int status = tt_wait_taskrun (pid, 30, dir, &out, &err);
+    g_test_message ("%s", err);
+    g_assert_cmpint (status, ==, 2);
+    g_autofree char *want = g_strdup_printf ("the job log %s is not a regular file", cases[i][3]);
+    g_assert_nonnull (strstr (err, want));
+    g_assert_cmpuint (tt_count_lines (out, "1 "), ==, 0); /* no task ran */
+  }
+  tt_rmtree (dir);
+}
+
+/* A row is an attempt: a task that no worker ever took (its payload too large to send)
+ * fails and is counted, but gets no row with a made-up start time; --resume runs it. */
+static void
+test_no_row_without_attempt (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\njoblog = log.tsv\n",
+                                         "tasks = 3\nbad_task = 2\nbad_op = oversize-payload\n");
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  const char *args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "3 tasks: 2 succeeded, 1 failed"));
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_test_message ("%s", text);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 4); /* header, rows 1 and 3, "" */
+  g_assert_true (g_str_has_prefix (lines[1], "1\t:\t"));
+  g_assert_true (g_str_has_prefix (lines[2], "3\t:\t"));
+  g_assert_null (strstr (text, "\t0.000\t"));
+  tt_rmtree (dir);
+}
+
+/* The one rule for a plugin's text on a line: control bytes, invalid UTF-8 and the
+ * backslash itself escaped as ls -b does, everything else (UTF-8 too) as it is. */
+static void
+test_text_escape (void)
+{
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+    { "plain", "plain" },
+    { "a\nb", "a\\nb" },
+    { "tab\there\r", "tab\\there\\r" },
+    { "back\\slash", "back\\\\slash" },
+    { "bad \xff byte", "bad \\xff byte" },
+    { "\x01\x7f", "\\x01\\x7f" },
+    { "caf\xc3\xa9 \xc2\x85", "caf\xc3\xa9 \\xc2\\x85" }, /* é kept, U+0085 (C1) escaped */
+    { "cut \xc3", "cut \\xc3" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *got = tr_text_escape (cases[i].in);
+    g_assert_cmpstr (got, ==, cases[i].out);
+  }
 }
 
 int
@@ -237,5 +313,8 @@ main (int argc, char **argv)
   g_test_add_func ("/joblog/resume-truncated-row", test_resume_truncated_row);
   g_test_add_func ("/joblog/resume-ordered", test_resume_ordered);
   g_test_add_func ("/joblog/row-stays-one-line", test_row_stays_one_line);
+  g_test_add_func ("/joblog/not-a-regular-file", test_not_a_regular_file);
+  g_test_add_func ("/joblog/no-row-without-attempt", test_no_row_without_attempt);
+  g_test_add_func ("/joblog/text-escape", test_text_escape);
   return g_test_run ();
 }

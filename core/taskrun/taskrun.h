@@ -33,7 +33,7 @@ G_BEGIN_DECLS
  * refuses any other with a message naming both versions.
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
-#define TR_ABI_MINOR 1 /* 1: tr_job_is_dry_run */
+#define TR_ABI_MINOR 1 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote */
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -89,8 +89,9 @@ typedef struct TrTask TrTask;
  * append. */
 void tr_task_set_payload (TrTask *task, const void *data, gsize len);
 void tr_task_append_payload (TrTask *task, const void *data, gsize len);
-/* A short human description for logs and the job log: a path, a range.  One line.
- * Optional: without one the core asks the plugin's describe hook when it needs one. */
+/* A short human description for logs and the job log: a path, a range.  Any text: the
+ * core shows control bytes and invalid UTF-8 escaped (\n, \t, \xff), so it stays one
+ * line.  Optional: without one the core asks the plugin's describe hook when it needs one. */
 void tr_task_set_description (TrTask *task, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* How much of the job this task is, in the plugin's progress unit (bytes for copy).
  * Default 1. */
@@ -141,8 +142,10 @@ guint tr_job_get_workers (TrJob *job);
 gboolean tr_job_is_dry_run (TrJob *job);
 /* Prints a line of the plugin's output on stdout (a newline is added if missing).  Use
  * it rather than printf from parent hooks: it keeps the output apart from the progress
- * line on a terminal. */
-void tr_job_print (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
+ * line on a terminal, and a line that cannot be written (a full disk, a closed pipe) is
+ * reported once on stderr and makes the job exit 1.  Returns FALSE when the line was not
+ * written (since ABI 1.1), for a plugin whose output is worthless once a line is lost. */
+gboolean tr_job_print (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* The same for a message on stderr (a warning, a note), prefixed "taskrun: NAME: ". */
 void tr_job_message (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 

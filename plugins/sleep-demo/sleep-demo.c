@@ -120,10 +120,12 @@ sleep_demo_finish (gpointer state, const TrStats *stats, GString *summary, GErro
 {
   (void) error;
   SleepDemo *sd = state;
-  g_string_append_printf (summary,
-                          "%" G_GUINT64_FORMAT " tasks ran in %u worker processes (pool of %u): "
-                          "each process was reused for several tasks",
-                          stats->succeeded, g_hash_table_size (sd->pids), stats->workers);
+  guint pids = g_hash_table_size (sd->pids);
+  g_string_append_printf (summary, "%" G_GUINT64_FORMAT " %s ran in %u worker %s (pool of %u)%s",
+                          stats->succeeded, g_dngettext (NULL, "task", "tasks", stats->succeeded),
+                          pids, g_dngettext (NULL, "process", "processes", pids), stats->workers,
+                          stats->succeeded > pids ? ": processes were reused from task to task"
+                                                  : "");
   return TRUE;
 }
 

@@ -16,6 +16,7 @@
  *   child-sleep:DIR  run a child `sleep 30` (pid in DIR/childpid) and wait for it
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
+ *   oversize-payload a payload of 65 MiB, too large to send (made by the generator)
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
@@ -84,6 +85,14 @@ testkit_next (gpointer state, TrTask *task, GError **error)
   g_autofree char *n = g_strdup_printf ("%" G_GUINT64_FORMAT, t->made);
   g_auto (GStrv) parts = g_strsplit (t->made == t->bad_task ? t->bad_op : t->op, "%n", -1);
   g_autofree char *cmd = g_strjoinv (n, parts);
+  if (g_str_equal (cmd, "oversize-payload")) {
+    /* more than a frame carries: the task fails before any worker sees it */
+    gsize big = (gsize) 65 << 20;
+    g_autofree char *pad = g_malloc0 (big);
+    tr_task_set_payload (task, pad, big);
+    tr_task_set_description (task, "%s", cmd);
+    return TR_NEXT_TASK;
+  }
   tr_task_set_payload (task, cmd, strlen (cmd));
   tr_task_set_description (task, "%s", cmd);
   return TR_NEXT_TASK;

@@ -141,6 +141,18 @@ emit (TrJob *job, FILE *to, const char *prefix, const char *format, va_list ap)
 }
 
 static void
+emit_fmt (TrJob *job, FILE *to, const char *prefix, const char *format, ...) G_GNUC_PRINTF (4, 5);
+
+static void
+emit_fmt (TrJob *job, FILE *to, const char *prefix, const char *format, ...)
+{
+  va_list ap;
+  va_start (ap, format);
+  emit (job, to, prefix, format, ap);
+  va_end (ap);
+}
+
+static void
 say (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
 static void
@@ -158,8 +170,14 @@ tr_job_message (TrJob *job, const char *format, ...)
   g_autofree char *prefix = g_strdup_printf ("taskrun: %s: ", job->desc->name);
   va_list ap;
   va_start (ap, format);
-  emit (job, stderr, prefix, format, ap);
+  g_autofree char *text = g_strdup_vprintf (format, ap);
   va_end (ap);
+  /* a message names files, which may hold any bytes: one line, escaped */
+  gsize n = strlen (text);
+  if (n && text[n - 1] == '\n')
+    text[n - 1] = '\0';
+  g_autofree char *escaped = tr_text_escape (text);
+  emit_fmt (job, stderr, prefix, "%s", escaped);
 }
 
 gboolean

@@ -697,6 +697,41 @@ test_device_node_as_user_is_reported (void)
   tt_rmtree (top);
 }
 
+/* ---- 13e: names in messages ---------------------------------------------------------- */
+
+/* A name with a newline and a byte that is not UTF-8 shows escaped, on one line, in the
+ * task's failure and in copy's own message about the file. */
+static void
+test_odd_names_escaped_in_messages (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-names-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  must (chmod (top, 0777), top);
+  g_autofree char *src = new_folder (top, "src");
+  must (chmod (src, 0777), src);
+  g_autofree char *odd = path_in (src, "new\nline\xff-big");
+  write_file (odd, 200000, 1); /* chunked: its end is copy's own message */
+  must (chmod (odd, 0), odd);
+  g_autofree char *dst = path_in (top, "dst");
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  must (chmod (job, 0644), job);
+  g_autofree char *out = NULL, *err = NULL;
+  int status;
+  if (geteuid () == 0) {
+    status = run_copy_as_nobody (job, top, &out, &err);
+  } else {
+    status = run_copy (job, &out, &err);
+  }
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "taskrun: copy: new\\nline\\xff-big: not copied"));
+  g_assert_nonnull (strstr (err, "(new\\nline\\xff-big [0, 65536)) failed"));
+  g_assert_null (strstr (err, "\xff"));
+  g_assert_null (strstr (err, "new\nline"));
+  must (chmod (odd, 0644), odd);
+  tt_rmtree (top);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -725,6 +760,7 @@ main (int argc, char **argv)
   g_test_add_func ("/copy-hostile/deep-long-names", test_deep_long_names);
   g_test_add_func ("/copy-hostile/device-node-as-user-is-reported",
                    test_device_node_as_user_is_reported);
+  g_test_add_func ("/copy-hostile/odd-names-escaped-in-messages", test_odd_names_escaped_in_messages);
   int status = g_test_run ();
   copyutil_cleanup ();
   return status;

@@ -5,9 +5,11 @@
  * ":", Starttime in Unix seconds with milliseconds, JobRuntime, Send and Receive bytes,
  * Exitval, Signal, Command), writing each row and flushing it as the attempt ends (so a
  * crash loses at most the row being written), and finding the tasks that already
- * succeeded (Exitval 0 and Signal 0), and refusing a job log that is not a regular file.  A row cut short by a crash (the last line, or the
- * start of a row on a line of its own, which appending leaves) is ignored with a warning;
- * any other malformed line is an error naming the file and line.
+ * succeeded (Exitval 0 and Signal 0), and refusing a job log that is not a regular file
+ * or that another job wrote (the identity row after the header).  A row cut short by a
+ * crash (the last line, or the start of a row on a line of its own, which appending
+ * leaves) is ignored with a warning; any other malformed line is an error naming the
+ * file and line.
  * Does not own: deciding what to skip (runner.c) or when attempts end (pool.c).
  */
 #include "joblog.h"
@@ -21,6 +23,9 @@
 #include <string.h>
 
 #define JOBLOG_HEADER "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+/* The row after the header: which job wrote the log, so that --resume refuses a log of
+ * another job.  GNU parallel's --resume passes over lines that are not rows. */
+#define JOBLOG_IDENTITY "# taskrun job "
 
 struct TrJoblog {
   FILE *file;
@@ -56,7 +61,7 @@ open_regular (const char *path, int flags, GError **error)
 }
 
 TrJoblog *
-tr_joblog_open (const char *path, gboolean append, GError **error)
+tr_joblog_open (const char *path, gboolean append, const char *identity, GError **error)
 {
   /* appending reads the old log's last byte, so it opens for reading too */
   int fd = open_regular (path, O_CREAT | (append ? O_RDWR | O_APPEND : O_WRONLY), error);
@@ -81,7 +86,7 @@ tr_joblog_open (const char *path, gboolean append, GError **error)
   if (need_newline)
     fputc ('\n', f); /* a row cut short by a crash stays on a line of its own */
   if (need_header)
-    fputs (JOBLOG_HEADER, f);
+    fprintf (f, "%s%s%s\n", JOBLOG_HEADER, JOBLOG_IDENTITY, identity);
   if (fflush (f) != 0) {
     int e = errno;
     fclose (f);
@@ -130,62 +135,92 @@ parse_int (const char *s, gint64 *out)
   return g_ascii_string_to_signed (g_strstrip ((char *) s), 10, G_MININT32, G_MAXINT32, out, NULL);
 }
 
-GHashTable *
-tr_joblog_read_succeeded (const char *path, GError **error)
+/* Reads the log row by row (never whole: a log of ten million rows is 1.6 GB), adding
+ * the Seq of each succeeded row to the set. */
+gboolean
+tr_joblog_read_succeeded (const char *path, const char *identity, TrSeqSet *done, GError **error)
 {
-  GHashTable *done = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   g_autoptr (GError) e = NULL;
   int fd = open_regular (path, O_RDONLY, &e);
   if (fd < 0) {
     if (g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-      return done; /* nothing ran yet: resume runs everything */
+      return TRUE; /* nothing ran yet: resume runs everything */
     g_propagate_error (error, g_steal_pointer (&e));
-    g_hash_table_unref (done);
-    return NULL;
+    return FALSE;
   }
-  GMappedFile *mapped = g_mapped_file_new_from_fd (fd, FALSE, &e);
-  close (fd);
-  if (!mapped) {
-    g_set_error (error, G_FILE_ERROR, e->code, "cannot read the job log %s: %s", path, e->message);
-    g_hash_table_unref (done);
-    return NULL;
+  FILE *f = fdopen (fd, "r");
+  if (!f) {
+    close (fd);
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                 "cannot read the job log %s: %s", path, g_strerror (errno));
+    return FALSE;
   }
-  g_autofree char *data = g_strndup (g_mapped_file_get_contents (mapped),
-                                     g_mapped_file_get_length (mapped));
-  g_mapped_file_unref (mapped);
-  g_auto (GStrv) lines = g_strsplit (data, "\n", -1);
-  guint n_lines = g_strv_length (lines);
-  for (guint i = 0; i < n_lines; i++) {
-    char *line = lines[i];
-    gboolean last = i + 1 == n_lines; /* text after the final newline: cut short */
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  guint lineno = 0;
+  gboolean ok = TRUE, identified = FALSE;
+  while (ok && (errno = 0, len = getline (&line, &cap, f)) >= 0) {
+    lineno++;
+    gboolean last = len == 0 || line[len - 1] != '\n'; /* no newline: cut short */
+    if (!last)
+      line[--len] = '\0';
     if (*line == '\0')
       continue;
-    if (i == 0 && g_str_has_prefix (line, "Seq\tHost\t"))
+    if (lineno == 1 && g_str_has_prefix (line, "Seq\tHost\t"))
       continue;
-    g_auto (GStrv) f = g_strsplit (line, "\t", 9);
+    if (g_str_has_prefix (line, JOBLOG_IDENTITY)) {
+      const char *theirs = line + strlen (JOBLOG_IDENTITY);
+      if (identity && strcmp (theirs, identity) != 0) {
+        g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                     "%s:%u: this job log was written by another job (%s; this job is %s), so "
+                     "its task numbers do not name this job's tasks; give another --joblog, or "
+                     "run without --resume",
+                     path, lineno, theirs, identity);
+        ok = FALSE;
+      }
+      identified = TRUE;
+      continue;
+    }
+    g_auto (GStrv) fields = g_strsplit (line, "\t", 9);
     guint64 seq;
     gint64 exitval, sig;
-    gboolean ok = g_strv_length (f) == 9 && parse_u64 (f[0], &seq) && parse_int (f[6], &exitval) &&
-                  parse_int (f[7], &sig);
-    if (!ok) {
+    gboolean row = g_strv_length (fields) == 9 && parse_u64 (fields[0], &seq) &&
+                   parse_int (fields[6], &exitval) && parse_int (fields[7], &sig);
+    if (!row) {
       /* Cut short by a crash: the last line, or a start of a row (its Seq, then fewer
        * fields) that a later run, appending, left on a line of its own. */
-      if (last || (g_strv_length (f) < 9 && parse_u64 (f[0], &seq))) {
+      if (last || (g_strv_length (fields) < 9 && parse_u64 (fields[0], &seq))) {
         g_printerr ("taskrun: %s:%u: ignoring a row cut short (the run that wrote it was "
-                    "interrupted)\n", path, i + 1);
+                    "interrupted)\n", path, lineno);
         continue;
       }
       g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                    "%s:%u: not a job log row (expected 9 tab-separated fields: Seq, Host, "
-                   "Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command)", path, i + 1);
-      g_hash_table_unref (done);
-      return NULL;
+                   "Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command)", path, lineno);
+      ok = FALSE;
+      continue;
     }
-    if (exitval == 0 && sig == 0) {
-      guint64 *k = g_new (guint64, 1);
-      *k = seq;
-      g_hash_table_add (done, k);
-    }
+    if (exitval == 0 && sig == 0)
+      tr_seq_set_add (done, seq);
   }
-  return done;
+  if (ok && ferror (f)) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                 "cannot read the job log %s: %s", path, g_strerror (errno));
+    ok = FALSE;
+  }
+  free (line);
+  fclose (f);
+  if (ok && !identified && lineno > 1)
+    g_printerr ("taskrun: %s: the job log names no job (GNU parallel, or a taskrun before "
+                "1.1, wrote it): its task numbers are taken to be this job's\n", path);
+  return ok;
+}
+
+char *
+tr_joblog_identity (const char *plugin, const char *job_file)
+{
+  g_autofree char *canonical = g_canonicalize_filename (job_file, NULL);
+  g_autofree char *shown = tr_text_escape (canonical);
+  return g_strdup_printf ("%s %s", plugin, shown);
 }

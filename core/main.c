@@ -42,6 +42,8 @@ static const GOptionEntry entries[] = {
   { "joblog", 0, 0, G_OPTION_ARG_FILENAME, &opt_joblog, "Write a job log to FILE", "FILE" },
   { "resume", 0, 0, G_OPTION_ARG_NONE, &opt_resume,
     "Skip the tasks that already succeeded in the job log", NULL },
+  { "resume-failed", 0, 0, G_OPTION_ARG_NONE, &opt_resume,
+    "The same as --resume (GNU parallel's name: failed tasks run again)", NULL },
   { "quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet, "No summary", NULL },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "One line per task on stderr", NULL },
   { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },

@@ -268,7 +268,7 @@ typedef struct {
   TrJob *job;
   TrRunOptions *opts;
   TrJoblog *joblog;
-  GHashTable *done;     /* --resume: seqs that already succeeded */
+  TrSeqSet *done;       /* --resume: seqs that already succeeded */
   guint64 produced;     /* tasks the plugin's generator made, skipped ones included */
   guint64 skipped;
   guint retries;
@@ -315,7 +315,7 @@ run_generator (gpointer data, TrTask *task, GError **error)
       return next;
     }
     guint64 seq = ++ctx->produced;
-    if (ctx->done && g_hash_table_contains (ctx->done, &seq)) {
+    if (ctx->done && tr_seq_set_contains (ctx->done, seq)) {
       ctx->skipped++;
       tr_task_reset (task);
       continue;
@@ -571,6 +571,7 @@ tr_run (TrRunOptions *opts)
   };
   g_autofree char *joblog_path = opts->joblog ? g_canonicalize_filename (opts->joblog, NULL)
                                               : g_strdup (tr_config_get_string (core, "joblog"));
+  g_autofree char *identity = tr_joblog_identity (desc->name, tr_jobfile_get_path (jf));
   if (opts->dry_run) {
     g_autofree char *workers = g_strdup_printf ("%u", job.workers);
     tr_config_set (core, "workers", workers, NULL, NULL);
@@ -593,8 +594,8 @@ tr_run (TrRunOptions *opts)
       status = TR_EXIT_CANNOT_START;
       goto done;
     }
-    ctx.done = tr_joblog_read_succeeded (joblog_path, &error);
-    if (!ctx.done) {
+    ctx.done = tr_seq_set_new ();
+    if (!tr_joblog_read_succeeded (joblog_path, identity, ctx.done, &error)) {
       g_printerr ("taskrun: --resume: %s\n", error->message);
       status = TR_EXIT_CANNOT_START;
       goto done;
@@ -619,7 +620,7 @@ tr_run (TrRunOptions *opts)
    * started: a job that cannot start leaves the last run's log as it was. */
   if (joblog_path) {
     ctx.joblog_path = joblog_path;
-    ctx.joblog = tr_joblog_open (joblog_path, opts->resume, &error);
+    ctx.joblog = tr_joblog_open (joblog_path, opts->resume, identity, &error);
     if (!ctx.joblog) {
       g_printerr ("taskrun: %s\n", error->message);
       status = TR_EXIT_CANNOT_START;
@@ -693,8 +694,7 @@ done:
   tr_progress_free (job.progress);
   tr_joblog_close (ctx.joblog);
   g_string_free (ctx.described, TRUE);
-  if (ctx.done)
-    g_hash_table_unref (ctx.done);
+  tr_seq_set_free (ctx.done);
   if (desc->destroy)
     desc->destroy (job.state);
   g_free (job.stop_reason);

@@ -5,8 +5,11 @@
 #include "joblog.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 static const char header[] = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
@@ -26,12 +29,15 @@ test_format (void)
   g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
   g_assert_cmpstr (lines[0], ==, header);
-  g_assert_cmpuint (g_strv_length (lines), ==, 5); /* header, 3 rows, "" after the last \n */
+  /* header, the job's identity (a line GNU parallel's --resume passes over), 3 rows, ""
+   * after the last \n */
+  g_assert_cmpuint (g_strv_length (lines), ==, 6);
+  g_assert_true (g_str_has_prefix (lines[1], "# taskrun job testkit /"));
   g_autoptr (GRegex) row = g_regex_new (
       "^([0-9]+)\t:\t([0-9]+\\.[0-9]{3})\t( *[0-9]+\\.[0-9]{3})\t([0-9]+)\t([0-9]+)\t(-?[0-9]+)\t([0-9]+)\t(.*)$",
       0, 0, NULL);
   gboolean seen[4] = { FALSE };
-  for (int i = 1; i <= 3; i++) {
+  for (int i = 2; i <= 4; i++) {
     g_autoptr (GMatchInfo) m = NULL;
     g_assert_true (g_regex_match (row, lines[i], 0, &m));
     g_autofree char *seq = g_match_info_fetch (m, 1);
@@ -94,10 +100,12 @@ test_resume_after_sigint (void)
   g_assert_cmpstr (lines[0], ==, header);
   guint ok[31] = { 0 };
   guint rows = 0;
-  for (int i = 1; lines[i]; i++) {
+  g_assert_true (g_str_has_prefix (lines[1], "# taskrun job testkit /"));
+  for (int i = 2; lines[i]; i++) {
     if (!*lines[i])
       continue;
     g_assert_false (g_str_has_prefix (lines[i], "Seq\t")); /* one header only */
+    g_assert_false (g_str_has_prefix (lines[i], "#")); /* one identity only */
     g_auto (GStrv) f = g_strsplit (lines[i], "\t", 9);
     int seq = atoi (f[0]);
     g_assert_cmpint (seq, >=, 1);
@@ -201,7 +209,7 @@ test_row_stays_one_line (void)
   g_autofree char *dir = tt_tmpdir ();
   g_autofree char *path = g_build_filename (dir, "log.tsv", NULL);
   g_autoptr (GError) error = NULL;
-  TrJoblog *log = tr_joblog_open (path, FALSE, &error);
+  TrJoblog *log = tr_joblog_open (path, FALSE, "unit /jobs/a.ini", &error);
   g_assert_no_error (error);
   TrResult ok = { .seq = 1 }, ok2 = { .seq = 2 };
   g_assert_true (tr_joblog_write (log, &ok, "copy a\nb\tc\r"));
@@ -211,7 +219,7 @@ test_row_stays_one_line (void)
   g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
   g_autofree char *cut = g_strconcat (text, "7\t:\t17", NULL);
   g_assert_true (g_file_set_contents (path, cut, -1, NULL));
-  log = tr_joblog_open (path, TRUE, &error);
+  log = tr_joblog_open (path, TRUE, "unit /jobs/a.ini", &error);
   g_assert_no_error (error);
   g_assert_true (tr_joblog_write (log, &ok2, "second"));
   tr_joblog_close (log);
@@ -220,11 +228,16 @@ test_row_stays_one_line (void)
   g_assert_cmpuint (tt_count_lines (after, "Seq\t"), ==, 1);
   g_assert_nonnull (strstr (after, "\tcopy a\\nb\\tc\\r\n"));
   g_assert_nonnull (strstr (after, "\t17\n2\t:\t"));
-  g_autoptr (GHashTable) done = tr_joblog_read_succeeded (path, &error);
+  g_autoptr (TrSeqSet) done = tr_seq_set_new ();
+  g_assert_true (tr_joblog_read_succeeded (path, "unit /jobs/a.ini", done, &error));
   g_assert_no_error (error);
-  guint64 one = 1, two = 2;
-  g_assert_true (g_hash_table_contains (done, &one));
-  g_assert_true (g_hash_table_contains (done, &two));
+  g_assert_true (tr_seq_set_contains (done, 1));
+  g_assert_true (tr_seq_set_contains (done, 2));
+  g_assert_false (tr_seq_set_contains (done, 7));
+  /* and another job's identity is refused, naming the line */
+  g_autoptr (TrSeqSet) other = tr_seq_set_new ();
+  g_assert_false (tr_joblog_read_succeeded (path, "unit /jobs/b.ini", other, &error));
+  g_assert_nonnull (strstr (error->message, "log.tsv:2: this job log was written by another job"));
   tt_rmtree (dir);
 }
 
@@ -273,10 +286,89 @@ test_no_row_without_attempt (void)
   g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
   g_test_message ("%s", text);
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
-  g_assert_cmpuint (g_strv_length (lines), ==, 4); /* header, rows 1 and 3, "" */
-  g_assert_true (g_str_has_prefix (lines[1], "1\t:\t"));
-  g_assert_true (g_str_has_prefix (lines[2], "3\t:\t"));
+  g_assert_cmpuint (g_strv_length (lines), ==, 5); /* header, identity, rows 1 and 3, "" */
+  g_assert_true (g_str_has_prefix (lines[2], "1\t:\t"));
+  g_assert_true (g_str_has_prefix (lines[3], "3\t:\t"));
   g_assert_null (strstr (text, "\t0.000\t"));
+  tt_rmtree (dir);
+}
+
+/* The set of done numbers: runs join however the rows arrive, and a failed task splits
+ * them. */
+static void
+test_seq_set (void)
+{
+  g_autoptr (TrSeqSet) set = tr_seq_set_new ();
+  static const guint64 order[] = { 5, 3, 4, 1, 9, 2, 8, 4, 10 };
+  for (gsize i = 0; i < G_N_ELEMENTS (order); i++)
+    tr_seq_set_add (set, order[i]);
+  g_assert_cmpuint (tr_seq_set_count (set), ==, 8); /* 4 came twice */
+  g_assert_cmpuint (tr_seq_set_runs (set), ==, 2); /* 1-5 and 8-10 */
+  for (guint64 n = 0; n <= 11; n++)
+    g_assert_true (tr_seq_set_contains (set, n) == ((n >= 1 && n <= 5) || (n >= 8 && n <= 10)));
+  tr_seq_set_add (set, 7);
+  tr_seq_set_add (set, 6);
+  g_assert_cmpuint (tr_seq_set_runs (set), ==, 1);
+  tr_seq_set_add (set, G_MAXUINT64);
+  g_assert_true (tr_seq_set_contains (set, G_MAXUINT64));
+  g_assert_false (tr_seq_set_contains (set, G_MAXUINT64 - 1));
+  g_assert_cmpuint (tr_seq_set_runs (set), ==, 2);
+}
+
+/* A job log names its job: --resume with another job file's log is refused (exit 2,
+ * naming the log's line), not taken as this job's task numbers. */
+static void
+test_resume_refuses_another_jobs_log (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *a = tt_testkit_job (dir, "workers = 1\njoblog = log.tsv\n", "tasks = 3\n");
+  g_autofree char *a_renamed = g_build_filename (dir, "a.ini", NULL);
+  g_assert_cmpint (rename (a, a_renamed), ==, 0);
+  g_autofree char *b = tt_testkit_job (dir, "workers = 1\njoblog = log.tsv\n", "tasks = 5\n");
+  const char *first[] = { "-c", a_renamed, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (first, dir, NULL, &out, &err), ==, 0);
+  const char *other[] = { "-c", b, "--resume", NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_run_taskrun (other, dir, NULL, &out2, &err2), ==, 2);
+  g_assert_nonnull (strstr (err2, "log.tsv:2: this job log was written by another job"));
+  g_assert_cmpstr (out2, ==, "");
+  /* the same job resumes */
+  const char *same[] = { "-c", a_renamed, "--resume", NULL };
+  g_autofree char *out3 = NULL, *err3 = NULL;
+  g_assert_cmpint (tt_run_taskrun (same, dir, NULL, &out3, &err3), ==, 0);
+  g_assert_nonnull (strstr (err3, "3 skipped"));
+  tt_rmtree (dir);
+}
+
+/* --resume keeps the numbers done in a compact set, reading the log row by row: a log of
+ * a million succeeded rows costs a few MiB, not the log's size several times over. */
+static void
+test_resume_memory (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  const guint tasks = 1000000;
+  g_autofree char *keys = g_strdup_printf ("tasks = %u\nquiet = yes\n", tasks);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\njoblog = log.tsv\n", keys);
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  FILE *f = fopen (log, "w");
+  g_assert_nonnull (f);
+  g_autofree char *canonical = g_canonicalize_filename (job, NULL);
+  fprintf (f, "%s\n# taskrun job testkit %s\n", header, canonical);
+  for (guint i = 1; i <= tasks; i++)
+    fprintf (f, "%u\t:\t1700000000.000\t     0.001\t7\t0\t0\t0\tnoop task number %u\n", i, i);
+  g_assert_cmpint (fclose (f), ==, 0);
+  const char *args[] = { "-c", job, "--resume", NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  struct rusage ru;
+  int status = tt_wait_pid (pid, 120, &ru);
+  g_autofree char *err_path = g_build_filename (dir, "err.txt", NULL);
+  g_autofree char *err = NULL;
+  g_assert_true (g_file_get_contents (err_path, &err, NULL, NULL));
+  g_test_message ("%s; largest process %ld KiB", err, ru.ru_maxrss);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_assert_nonnull (strstr (err, "1000000 skipped"));
+  g_assert_cmpint (ru.ru_maxrss, <, 64 * 1024); /* generous: the log alone is 55 MB */
   tt_rmtree (dir);
 }
 
@@ -316,5 +408,8 @@ main (int argc, char **argv)
   g_test_add_func ("/joblog/not-a-regular-file", test_not_a_regular_file);
   g_test_add_func ("/joblog/no-row-without-attempt", test_no_row_without_attempt);
   g_test_add_func ("/joblog/text-escape", test_text_escape);
+  g_test_add_func ("/joblog/resume-refuses-another-jobs-log", test_resume_refuses_another_jobs_log);
+  g_test_add_func ("/joblog/resume-memory", test_resume_memory);
+  g_test_add_func ("/joblog/seq-set", test_seq_set);
   return g_test_run ();
 }

@@ -10,8 +10,8 @@ count_rows (const char *log, const char *needle)
 {
   guint n = 0;
   g_auto (GStrv) lines = g_strsplit (log, "\n", -1);
-  for (int i = 1; lines[i]; i++)
-    if (*lines[i] && (!needle || strstr (lines[i], needle)))
+  for (int i = 1; lines[i]; i++) /* after the header; the job's identity is no row */
+    if (*lines[i] && *lines[i] != '#' && (!needle || strstr (lines[i], needle)))
       n++;
   return n;
 }

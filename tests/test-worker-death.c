@@ -51,7 +51,7 @@ test_crash_kind (gconstpointer data)
   }
   g_autofree char *text = NULL;
   g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
-  g_assert_cmpuint (tt_count_lines (text, ""), ==, 1 + 12 + 1); /* header, rows, final "" */
+  g_assert_cmpuint (tt_count_lines (text, ""), ==, 2 + 12 + 1); /* header, identity, rows, "" */
   tt_rmtree (dir);
 }
 

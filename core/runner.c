@@ -1,57 +1,23 @@
 /* runner.c — one run of a job file, from reading it to the exit status.
  *
- * Owns: the [taskrun] keys and their meaning, the order of the checks (job file, core
- * keys, plugin load, plugin section, unknown sections, configure) so that nothing runs
- * unless all pass, --dry-run, the TrJob object the plugin's parent hooks talk to, the
- * per-task lines of -v and failures, the summary, the exit status, and the first and
- * second SIGINT/SIGTERM/SIGHUP.
- * Does not own: the pool (pool.c), the file format (jobfile.c), option parsing (options.c).
+ * Owns: the steps of a job once it is resolved (the plugin's configure, --dry-run, the
+ * job log and --resume, the pool's start, the stream of tasks, the plugin's finish, the
+ * summary, the exit status), the TrJob object the plugin's parent hooks talk to, the
+ * per-task lines of -v and failures, and the first and second SIGINT/SIGTERM/SIGHUP.
+ * Does not own: reading the job file into a resolved job (jobspec.c), the backend's rules
+ * (backend.c), the pool (pool.c), stdout's failures (stdout.c).
  */
 #include "config.h"
 #include "runner.h"
 #include "link.h"
 #include "mpi-backend.h"
 #include "joblog.h"
+#include "jobspec.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
-
-static const char *const on_failure_choices[] = { "continue", "stop", NULL };
-static const char *const backend_choices[] = { "local", "mpi", NULL };
-
-/* The [taskrun] section, declared with the same table type plugins use. */
-static const TrOption core_options[] = {
-  { .name = "plugin", .type = TR_OPTION_STRING, .required = TRUE,
-    .help = "the task plugin: a name found on the plugin path, or a path to a .so" },
-  { .name = "workers", .type = TR_OPTION_INT, .min = 1, .max = 4096,
-    .help = "pool size; default: the number of online CPUs" },
-  { .name = "task_timeout", .type = TR_OPTION_DOUBLE, .default_value = "0", .min = 0, .max = 1e9,
-    .help = "seconds a task may run before it is killed; 0: no limit" },
-  { .name = "retries", .type = TR_OPTION_INT, .default_value = "0", .min = 0, .max = 1000,
-    .help = "how many more times a failed task is run" },
-  { .name = "on_failure", .type = TR_OPTION_ENUM, .default_value = "continue",
-    .choices = on_failure_choices,
-    .help = "after a task fails for good: continue, or stop handing out tasks" },
-  { .name = "max_tasks_per_worker", .type = TR_OPTION_INT, .default_value = "0", .min = 0,
-    .max = G_MAXUINT32, .help = "replace a worker after this many tasks; 0: never" },
-  { .name = "ordered", .type = TR_OPTION_BOOL, .default_value = "no",
-    .help = "hand results to the plugin in the order the tasks were made" },
-  { .name = "batch", .type = TR_OPTION_STRING, .default_value = "auto",
-    .help = "tasks per message to a worker: auto, or a number from 1 to 65536" },
-  { .name = "joblog", .type = TR_OPTION_PATH,
-    .help = "write a GNU parallel style job log to this file (--joblog overrides it)" },
-  { .name = "backend", .type = TR_OPTION_ENUM, .default_value = "local",
-    .choices = backend_choices, .help = "where workers run: local processes, or MPI ranks" },
-  { .name = NULL },
-};
-
-const TrOption *
-tr_runner_core_options (void)
-{
-  return core_options;
-}
 
 struct TrJob {
   TrRunOptions *opts;
@@ -62,66 +28,6 @@ struct TrJob {
   TrPool *pool;
   TrProgress *progress;
 };
-
-/* ---- stdout ------------------------------------------------------------------------ */
-
-/* Everything taskrun writes on stdout (results, --dry-run, --list-plugins, --describe,
- * --version) is the product of the command, so a write that fails (a full disk, a closed
- * descriptor, EIO) must not pass unnoticed: the first failure is reported on stderr at
- * once, later writes are dropped, and the command exits 1, as sha256sum and cp do.
- * SIGPIPE stays at its default, so `taskrun ... | head -1` ends like any other filter
- * (status 141). */
-static int stdout_errno;          /* the first failed write's errno; 0: none yet */
-static gboolean stdout_failed;
-static gboolean stdout_closed;
-
-static void
-stdout_fail (int e)
-{
-  if (stdout_failed)
-    return;
-  stdout_failed = TRUE;
-  stdout_errno = e;
-  if (e)
-    g_printerr ("taskrun: cannot write to standard output: %s\n", g_strerror (e));
-  else
-    g_printerr ("taskrun: cannot write to standard output\n");
-}
-
-gboolean
-tr_stdout_write (const char *text, gsize len)
-{
-  if (stdout_failed)
-    return FALSE;
-  errno = 0;
-  /* stdout is line-buffered (main.c): a line that ends in '\n' is written here, and a
-   * failure sets the stream's error flag */
-  if (fwrite (text, 1, len, stdout) != len || ferror (stdout)) {
-    stdout_fail (errno);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* Run at exit from main, and as an atexit handler for the paths that call exit() (GOption
- * prints --help and exits): what is still buffered is written, and a failure at this
- * last step counts like any other. */
-int
-tr_stdout_close (int status)
-{
-  if (stdout_closed)
-    return status;
-  stdout_closed = TRUE;
-  errno = 0;
-  if (!stdout_failed && (fflush (stdout) != 0 || ferror (stdout)))
-    stdout_fail (errno);
-  /* A stdout closed before taskrun started (>&-) with nothing written to it is no
-   * failure: there was nothing to lose (gnulib's close_stdout rule). */
-  errno = 0;
-  if (fclose (stdout) != 0 && errno != EBADF)
-    stdout_fail (errno);
-  return stdout_failed && status == TR_EXIT_OK ? TR_EXIT_FAILED : status;
-}
 
 /* Everything taskrun and its plugin write while a run goes on passes here, so the
  * progress line is erased first and never mixes with it.  FALSE: it could not be
@@ -371,62 +277,12 @@ run_tick (gpointer data)
   tr_progress_tick (ctx->job->progress);
 }
 
-static gboolean
-parse_batch (const char *text, guint *batch)
+/* A job that cannot start says why on one line and runs nothing. */
+static int
+cannot_start (const GError *error)
 {
-  if (g_strcmp0 (text, "auto") == 0) {
-    *batch = 0;
-    return TRUE;
-  }
-  guint64 n;
-  if (!g_ascii_string_to_unsigned (text, 10, 1, 65536, &n, NULL))
-    return FALSE;
-  *batch = (guint) n;
-  return TRUE;
-}
-
-/* Where a [taskrun] key was set: "-s taskrun.KEY=..." or "FILE:LINE". */
-static char *
-where (const TrJobFile *jf, GPtrArray *overrides, const char *key)
-{
-  const char *ov = tr_overrides_find (overrides, "taskrun", key);
-  if (ov)
-    return g_strdup_printf ("-s %s", ov);
-  guint line = 0;
-  if (tr_jobfile_lookup (jf, "taskrun", key, &line))
-    return g_strdup_printf ("%s:%u", tr_jobfile_get_path (jf), line);
-  return g_strdup (tr_jobfile_get_path (jf));
-}
-
-/* backend: where the workers run.  Unset, it follows how taskrun was started: under mpirun
- * or srun with several ranks, rank 0 runs the job and the other ranks are its workers. */
-static gboolean
-choose_backend (const TrJobFile *jf, GPtrArray *overrides, const TrConfig *core,
-                gboolean *use_mpi)
-{
-  const TrMpiSession *mpi = tr_mpi_session ();
-  gboolean want_mpi = tr_config_is_set (core, "backend") ? strcmp (tr_config_get_string (core, "backend"), "mpi") == 0
-                          : mpi != NULL;
-  g_autofree char *at = where (jf, overrides, "backend");
-  if (want_mpi && !mpi) {
-#ifdef TR_HAVE_MPI
-    g_printerr ("taskrun: %s: [taskrun] backend 'mpi': taskrun was not started as several MPI "
-                "ranks; start it with mpirun -n N (or srun -n N): rank 0 runs the job, the "
-                "other N - 1 ranks are its workers\n", at);
-#else
-    g_printerr ("taskrun: %s: [taskrun] backend 'mpi': this taskrun was built without MPI "
-                "support\n", at);
-#endif
-    return FALSE;
-  }
-  if (!want_mpi && mpi) {
-    g_printerr ("taskrun: %s: [taskrun] backend 'local', but taskrun was started as %d MPI "
-                "ranks; leave backend unset (or mpi) to use them, or start taskrun without "
-                "mpirun\n", at, mpi->size);
-    return FALSE;
-  }
-  *use_mpi = want_mpi;
-  return TRUE;
+  g_printerr ("taskrun: %s\n", error->message);
+  return TR_EXIT_CANNOT_START;
 }
 
 static void
@@ -462,235 +318,199 @@ print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const cha
   tr_stdout_write (out->str, out->len);
 }
 
+/* The plugin's configure hook: its own checks of its options, before anything runs. */
+static gboolean
+configure_plugin (TrJob *job, const TrJobSpec *spec, GError **error)
+{
+  const TrPluginDesc *desc = spec->desc;
+  g_autoptr (GError) e = NULL;
+  if (!desc->configure || desc->configure (job, spec->plugin_config, &job->state, &e))
+    return TRUE;
+  g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_PLUGIN,
+               "%s: [%s] the plugin rejected the configuration: %s",
+               tr_jobfile_get_path (spec->file), desc->name, e ? e->message : "(no reason given)");
+  return FALSE;
+}
+
+static void
+print_dry_run_of (TrJob *job, const TrJobSpec *spec)
+{
+  g_autofree char *workers = g_strdup_printf ("%u", job->workers);
+  tr_config_set (spec->core, "workers", workers, NULL, NULL);
+  if (spec->use_mpi)
+    tr_config_set (spec->core, "backend", "mpi", NULL, NULL);
+  print_dry_run (job, spec->core, spec->plugin_config, tr_plugin_get_path (spec->plugin));
+}
+
+/* --resume: the tasks the job log says are done, into ctx->done. */
+static gboolean
+read_resume (RunCtx *ctx, const TrJobSpec *spec, const char *identity, GError **error)
+{
+  if (!ctx->joblog_path) {
+    g_set_error_literal (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_MISSING,
+                         "--resume needs a job log: give --joblog FILE or joblog = in [taskrun]");
+    return FALSE;
+  }
+  if (!(spec->desc->flags & TR_PLUGIN_FLAG_DETERMINISTIC)) {
+    g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_UNSUPPORTED,
+                 "--resume: plugin '%s' does not promise the same tasks in the same order on "
+                 "every run, so a job log cannot tell which tasks are left", spec->desc->name);
+    return FALSE;
+  }
+  ctx->done = tr_seq_set_new ();
+  if (!tr_joblog_read_succeeded (ctx->joblog_path, identity, ctx->done, error)) {
+    g_prefix_error (error, "--resume: ");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The workers, then the job log: a job that cannot start leaves the last run's log as it
+ * was (the log is opened, and without --resume emptied, only once the workers started).
+ * NULL with *status set when the job cannot start. */
+static TrPool *
+start_pool (RunCtx *ctx, const TrJobSpec *spec, const char *identity, int *status)
+{
+  g_autoptr (GError) error = NULL;
+  const TrConfig *core = spec->core;
+  TrPoolOptions popts = {
+    .workers = ctx->job->workers,
+    .max_tasks_per_worker = (guint) tr_config_get_int (core, "max_tasks_per_worker"),
+    .batch = spec->batch,
+    .task_timeout = tr_config_get_double (core, "task_timeout"),
+    .retries = ctx->retries,
+    .interrupted = &signal_count,
+  };
+  if (spec->use_mpi)
+    tr_pool_use_link_class (tr_mpi_session ()->module->link_class);
+  install_signals ();
+  TrPool *pool = tr_pool_new (spec->plugin, spec->plugin_config, &popts, &error);
+  if (!pool) {
+    cannot_start (error);
+    *status = signal_count ? TR_EXIT_SIGNALLED (signal_first) : TR_EXIT_CANNOT_START;
+    return NULL;
+  }
+  if (ctx->joblog_path) {
+    ctx->joblog = tr_joblog_open (ctx->joblog_path, ctx->opts->resume, identity, &error);
+    if (!ctx->joblog) {
+      *status = cannot_start (error);
+      tr_pool_terminate (pool);
+      tr_pool_join (pool);
+      tr_pool_free (pool);
+      return NULL;
+    }
+  }
+  ctx->job->pool = pool;
+  signal_pool = pool;
+  /* a signal that came while the workers started */
+  if (signal_count)
+    tr_pool_stop_feeding (pool);
+  if (signal_count > 1)
+    tr_pool_request_terminate (pool);
+  return pool;
+}
+
+/* The run itself: the generator streams tasks to the pool until it ends, a stop or an
+ * interrupt; then the pool is closed.  Returns the exit status so far. */
+static int
+run_tasks (RunCtx *ctx, const TrJobSpec *spec, TrPool *pool, TrStats *stats)
+{
+  g_autoptr (GError) error = NULL;
+  int status = TR_EXIT_OK;
+  tr_pool_set_tick (pool, run_tick, ctx);
+  gboolean gen_ok = tr_pool_stream (pool, run_generator, run_on_result, ctx,
+                                    tr_config_get_bool (spec->core, "ordered"), stats, &error);
+  tr_progress_clear (ctx->job->progress);
+  stats->skipped = ctx->skipped;
+  stats->total += ctx->skipped;
+  signal_pool = NULL;
+  tr_pool_close (pool);
+  tr_pool_join (pool);
+  tr_pool_free (pool);
+  ctx->job->pool = NULL;
+  if (!gen_ok) {
+    g_printerr ("taskrun: [%s] the task generator failed: %s\n", spec->desc->name, error->message);
+    status = TR_EXIT_FAILED;
+  }
+  if (stats->failed || stats->not_run || ctx->job->stop_reason)
+    status = TR_EXIT_FAILED;
+  return status;
+}
+
+/* The summary on stderr: the counts, the pool, the times, then the plugin's lines. */
+static void
+print_summary (const TrJob *job, const TrStats *stats, const GString *plugin_lines)
+{
+  double rate = stats->seconds > 0 ? stats->succeeded / stats->seconds : 0;
+  g_autofree char *skipped = stats->skipped ? g_strdup_printf (", %" G_GUINT64_FORMAT
+                                                               " skipped (done in the job log)",
+                                                               stats->skipped)
+                                            : g_strdup ("");
+  /* The run phase (first task handed out to last result) gives the rate; the whole
+   * command's time, start-up and the plugin's finish included, is what a user waited. */
+  double all = (g_get_monotonic_time () - job->opts->started_us) / 1e6;
+  g_printerr ("taskrun: %" G_GUINT64_FORMAT " %s: %" G_GUINT64_FORMAT " succeeded, %"
+              G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u %s (%u %s ran "
+              "tasks); %.*f s, %.1f tasks/s; %.*f s in all\n",
+              stats->total, g_dngettext (NULL, "task", "tasks", stats->total), stats->succeeded,
+              stats->failed, stats->not_run, skipped, stats->workers,
+              g_dngettext (NULL, "worker", "workers", stats->workers), stats->distinct_pids,
+              g_dngettext (NULL, "process", "processes", stats->distinct_pids),
+              stats->seconds < 10 ? 4 : 1, stats->seconds, rate, all < 10 ? 4 : 1, all);
+  g_auto (GStrv) lines = g_strsplit (plugin_lines->str, "\n", -1);
+  for (int i = 0; lines[i]; i++)
+    if (*lines[i])
+      g_printerr ("taskrun: %s: %s\n", job->desc->name, lines[i]);
+}
+
+/* One job: resolve it, let the plugin check it, then either describe it (--dry-run) or
+ * run it, finish it and sum it up. */
 int
 tr_run (TrRunOptions *opts)
 {
   if (!opts->started_us)
     opts->started_us = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
-  g_autoptr (TrJobFile) jf = tr_jobfile_load (opts->job_file, &error);
-  if (!jf) {
-    g_printerr ("taskrun: %s\n", error->message);
-    return TR_EXIT_CANNOT_START;
-  }
-
-  /* [taskrun]; a job file without one but with a near miss ([TaskRun], [task-run]) is
-   * told about the near miss rather than about a missing section */
-  if (!tr_jobfile_lookup_section (jf, "taskrun")) {
-    const char *only[] = { "taskrun", NULL };
-    if (!tr_jobfile_check_near_sections (jf, only, &error)) {
-      g_printerr ("taskrun: %s\n", error->message);
-      return TR_EXIT_CANNOT_START;
-    }
-  }
-  g_autoptr (TrConfig) core = tr_config_new (core_options, "taskrun");
-  if (!tr_jobfile_apply_section (jf, "taskrun", core, &error) ||
-      !tr_overrides_apply (opts->overrides, "taskrun", core, &error) ||
-      !tr_jobfile_check_required (jf, "taskrun", core, &error)) {
-    g_printerr ("taskrun: %s\n", error->message);
-    return TR_EXIT_CANNOT_START;
-  }
-  /* -j is the last word on workers, and is read by the same rule as the key */
-  if (opts->workers && !tr_config_set (core, "workers", opts->workers, NULL, &error)) {
-    g_printerr ("taskrun: -j %s: [taskrun] %s\n", opts->workers, error->message);
-    return TR_EXIT_CANNOT_START;
-  }
-  guint batch = 0;
-  if (!parse_batch (tr_config_get_string (core, "batch"), &batch)) {
-    g_autofree char *at = where (jf, opts->overrides, "batch");
-    g_printerr ("taskrun: %s: [taskrun] string 'batch': '%s' is neither auto nor a number from 1 "
-                "to 65536\n", at, tr_config_get_string (core, "batch"));
-    return TR_EXIT_CANNOT_START;
-  }
-  gboolean use_mpi = FALSE;
-  if (!choose_backend (jf, opts->overrides, core, &use_mpi))
-    return TR_EXIT_CANNOT_START;
-
-  /* The plugin: a path in the job file is relative to the job file's folder, one given
-   * with -s to the current directory. */
-  const char *plugin_name = tr_config_get_string (core, "plugin");
-  guint plugin_line = 0;
-  const char *in_file = tr_jobfile_lookup (jf, "taskrun", "plugin", &plugin_line);
-  gboolean from_file = in_file && !tr_overrides_find (opts->overrides, "taskrun", "plugin");
-  g_autoptr (TrPlugin) plugin =
-      tr_plugin_load (plugin_name, from_file ? tr_jobfile_get_dir (jf) : NULL, &error);
-  if (!plugin) {
-    if (from_file)
-      g_printerr ("taskrun: %s:%u: [taskrun] plugin: %s\n", tr_jobfile_get_path (jf), plugin_line,
-                  error->message);
-    else
-      g_printerr ("taskrun: -s taskrun.plugin: %s\n", error->message);
-    return TR_EXIT_CANNOT_START;
-  }
-  const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
-
-  const char *known[] = { "taskrun", desc->name, NULL };
-  g_autoptr (TrConfig) pcfg = tr_config_new (desc->options, desc->name);
-  if (!tr_jobfile_check_sections (jf, known, &error) ||
-      !tr_overrides_check_sections (opts->overrides, known, &error) ||
-      !tr_jobfile_apply_section (jf, desc->name, pcfg, &error) ||
-      !tr_overrides_apply (opts->overrides, desc->name, pcfg, &error) ||
-      !tr_jobfile_check_required (jf, desc->name, pcfg, &error)) {
-    g_printerr ("taskrun: %s\n", error->message);
-    return TR_EXIT_CANNOT_START;
-  }
-
-  TrJob job = { .opts = opts, .desc = desc };
+  g_autoptr (TrJobSpec) spec = tr_job_spec_resolve (opts, &error);
+  if (!spec)
+    return cannot_start (error);
+  const TrPluginDesc *desc = spec->desc;
+  TrJob job = { .opts = opts, .desc = desc, .workers = spec->workers };
   job.progress = tr_progress_new (opts->dry_run ? TR_PROGRESS_NEVER : opts->progress, desc->unit_name);
-  job.workers = tr_config_is_set (core, "workers") ? (guint) tr_config_get_int (core, "workers")
-                                                   : g_get_num_processors ();
-  if (use_mpi) {
-    /* one worker per rank but rank 0; a pool size that says otherwise is a mistake */
-    guint ranks = (guint) tr_mpi_session ()->size;
-    if (tr_config_is_set (core, "workers") && job.workers != ranks - 1) {
-      g_autofree char *at = opts->workers ? g_strdup_printf ("-j %s", opts->workers)
-                                          : where (jf, opts->overrides, "workers");
-      g_printerr ("taskrun: %s: [taskrun] workers = %u, but with backend 'mpi' the workers are "
-                  "the %u ranks after rank 0 (mpirun -n %u); drop workers, or make it %u\n",
-                  at, job.workers, ranks - 1, ranks, ranks - 1);
-      tr_progress_free (job.progress);
-      return TR_EXIT_CANNOT_START;
-    }
-    job.workers = ranks - 1;
-    tr_pool_use_link_class (tr_mpi_session ()->module->link_class);
-  }
-  if (desc->configure && !desc->configure (&job, pcfg, &job.state, &error)) {
-    g_printerr ("taskrun: %s: [%s] the plugin rejected the configuration: %s\n",
-                tr_jobfile_get_path (jf), desc->name,
-                error ? error->message : "(no reason given)");
+  if (!configure_plugin (&job, spec, &error)) {
     tr_progress_free (job.progress);
-    return TR_EXIT_CANNOT_START;
+    return cannot_start (error);
   }
 
   int status = TR_EXIT_OK;
-  g_autoptr (GString) summary = g_string_new (NULL);
-  RunCtx ctx = {
-    .job = &job, .opts = opts, .described = g_string_new (NULL),
-    .retries = (guint) tr_config_get_int (core, "retries"),
-    .stop_on_failure = strcmp (tr_config_get_string (core, "on_failure"), "stop") == 0,
-  };
   g_autofree char *joblog_path = opts->joblog ? g_canonicalize_filename (opts->joblog, NULL)
-                                              : g_strdup (tr_config_get_string (core, "joblog"));
-  g_autofree char *identity = tr_joblog_identity (desc->name, tr_jobfile_get_path (jf));
-  if (opts->dry_run) {
-    g_autofree char *workers = g_strdup_printf ("%u", job.workers);
-    tr_config_set (core, "workers", workers, NULL, NULL);
-    if (use_mpi)
-      tr_config_set (core, "backend", "mpi", NULL, NULL);
-    print_dry_run (&job, core, pcfg, tr_plugin_get_path (plugin));
-    goto done;
-  }
-
-  if (opts->resume) {
-    if (!joblog_path) {
-      g_printerr ("taskrun: --resume needs a job log: give --joblog FILE or joblog = in [taskrun]\n");
-      status = TR_EXIT_CANNOT_START;
-      goto done;
-    }
-    if (!(desc->flags & TR_PLUGIN_FLAG_DETERMINISTIC)) {
-      g_printerr ("taskrun: --resume: plugin '%s' does not promise the same tasks in the same "
-                  "order on every run, so a job log cannot tell which tasks are left\n",
-                  desc->name);
-      status = TR_EXIT_CANNOT_START;
-      goto done;
-    }
-    ctx.done = tr_seq_set_new ();
-    if (!tr_joblog_read_succeeded (joblog_path, identity, ctx.done, &error)) {
-      g_printerr ("taskrun: --resume: %s\n", error->message);
-      status = TR_EXIT_CANNOT_START;
-      goto done;
-    }
-  }
-  TrPoolOptions popts = {
-    .workers = job.workers,
-    .max_tasks_per_worker = (guint) tr_config_get_int (core, "max_tasks_per_worker"),
-    .batch = batch,
-    .task_timeout = tr_config_get_double (core, "task_timeout"),
-    .retries = ctx.retries,
-    .interrupted = &signal_count,
+                                              : g_strdup (tr_config_get_string (spec->core, "joblog"));
+  g_autofree char *identity = tr_joblog_identity (desc->name, tr_jobfile_get_path (spec->file));
+  RunCtx ctx = {
+    .job = &job, .opts = opts, .described = g_string_new (NULL), .joblog_path = joblog_path,
+    .retries = (guint) tr_config_get_int (spec->core, "retries"),
+    .stop_on_failure = strcmp (tr_config_get_string (spec->core, "on_failure"), "stop") == 0,
   };
-  install_signals ();
-  TrPool *pool = tr_pool_new (plugin, pcfg, &popts, &error);
-  if (!pool) {
-    g_printerr ("taskrun: %s\n", error->message);
-    status = signal_count ? TR_EXIT_SIGNALLED (signal_first) : TR_EXIT_CANNOT_START;
-    goto done;
-  }
-  /* The job log is opened (and, without --resume, emptied) only once the workers have
-   * started: a job that cannot start leaves the last run's log as it was. */
-  if (joblog_path) {
-    ctx.joblog_path = joblog_path;
-    ctx.joblog = tr_joblog_open (joblog_path, opts->resume, identity, &error);
-    if (!ctx.joblog) {
-      g_printerr ("taskrun: %s\n", error->message);
-      status = TR_EXIT_CANNOT_START;
-      tr_pool_terminate (pool);
-      tr_pool_join (pool);
-      tr_pool_free (pool);
-      goto done;
-    }
-  }
-  job.pool = pool;
-  signal_pool = pool;
-  if (signal_count)
-    tr_pool_stop_feeding (pool);
-  if (signal_count > 1)
-    tr_pool_request_terminate (pool);
-
-  TrStats stats = { 0 };
-  tr_pool_set_tick (pool, run_tick, &ctx);
-  gboolean gen_ok = tr_pool_stream (pool, run_generator, run_on_result, &ctx,
-                                    tr_config_get_bool (core, "ordered"), &stats, &error);
-  tr_progress_clear (job.progress);
-  stats.skipped = ctx.skipped;
-  stats.total += ctx.skipped;
-  signal_pool = NULL;
-  tr_pool_close (pool);
-  tr_pool_join (pool);
-  tr_pool_free (pool);
-  job.pool = NULL;
-
-  if (!gen_ok) {
-    g_printerr ("taskrun: [%s] the task generator failed: %s\n", desc->name, error->message);
+  TrPool *pool = NULL;
+  if (opts->dry_run) {
+    print_dry_run_of (&job, spec);
+  } else if (opts->resume && !read_resume (&ctx, spec, identity, &error)) {
+    status = cannot_start (error);
+  } else if ((pool = start_pool (&ctx, spec, identity, &status))) {
+    TrStats stats = { 0 };
+    status = run_tasks (&ctx, spec, pool, &stats);
+    g_autoptr (GString) plugin_lines = g_string_new (NULL);
     g_clear_error (&error);
-    status = TR_EXIT_FAILED;
-  }
-  if (stats.failed || stats.not_run || job.stop_reason)
-    status = TR_EXIT_FAILED;
-
-  if (desc->finish && !desc->finish (job.state, &stats, summary, &error)) {
-    g_printerr ("taskrun: [%s] %s\n", desc->name, error ? error->message : "the job failed");
-    g_clear_error (&error);
-    status = TR_EXIT_FAILED;
-  }
-  if (!opts->quiet) {
-    double rate = stats.seconds > 0 ? stats.succeeded / stats.seconds : 0;
-    g_autofree char *skipped = stats.skipped ? g_strdup_printf (", %" G_GUINT64_FORMAT
-                                                                " skipped (done in the job log)",
-                                                                stats.skipped)
-                                             : g_strdup ("");
-    /* The run phase (first task handed out to last result) gives the rate; the whole
-     * command's time, start-up and the plugin's finish included, is what a user waited. */
-    double all = (g_get_monotonic_time () - opts->started_us) / 1e6;
-    g_printerr ("taskrun: %" G_GUINT64_FORMAT " %s: %" G_GUINT64_FORMAT " succeeded, %"
-                G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u %s (%u %s ran "
-                "tasks); %.*f s, %.1f tasks/s; %.*f s in all\n",
-                stats.total, g_dngettext (NULL, "task", "tasks", stats.total), stats.succeeded,
-                stats.failed, stats.not_run, skipped, stats.workers,
-                g_dngettext (NULL, "worker", "workers", stats.workers), stats.distinct_pids,
-                g_dngettext (NULL, "process", "processes", stats.distinct_pids),
-                stats.seconds < 10 ? 4 : 1, stats.seconds, rate, all < 10 ? 4 : 1, all);
-    if (summary->len) {
-      g_auto (GStrv) lines = g_strsplit (summary->str, "\n", -1);
-      for (int i = 0; lines[i]; i++)
-        if (*lines[i])
-          g_printerr ("taskrun: %s: %s\n", desc->name, lines[i]);
+    if (desc->finish && !desc->finish (job.state, &stats, plugin_lines, &error)) {
+      g_printerr ("taskrun: [%s] %s\n", desc->name, error ? error->message : "the job failed");
+      status = TR_EXIT_FAILED;
     }
+    if (!opts->quiet)
+      print_summary (&job, &stats, plugin_lines);
+    if (signal_count)
+      status = TR_EXIT_SIGNALLED (signal_first);
   }
-  if (signal_count)
-    status = TR_EXIT_SIGNALLED (signal_first);
 
-done:
   tr_progress_free (job.progress);
   tr_joblog_close (ctx.joblog);
   g_string_free (ctx.described, TRUE);

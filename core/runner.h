@@ -4,6 +4,7 @@
 
 #include "internal.h"
 #include "progress.h"
+#include "stdout.h"
 
 typedef enum {
   TR_EXIT_OK = 0,           /* every task succeeded */
@@ -28,13 +29,6 @@ typedef struct {
   gint64 started_us;    /* g_get_monotonic_time () when the command started; 0: now */
 } TrRunOptions;
 
-const TrOption *tr_runner_core_options (void);
 int tr_run (TrRunOptions *opts);
-
-/* stdout (runner.c): every write of taskrun's output goes through tr_stdout_write, which
- * reports the first failure on stderr and returns FALSE; tr_stdout_close flushes and
- * closes stdout and returns `status`, made TR_EXIT_FAILED if a write failed. */
-gboolean tr_stdout_write (const char *text, gsize len);
-int tr_stdout_close (int status);
 
 #endif

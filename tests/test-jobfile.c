@@ -4,6 +4,7 @@
  * random bytes (they must fail cleanly, never crash). */
 #include "testutil.h"
 #include "runner.h"
+#include "jobspec.h"
 
 #include <glib/gstdio.h>
 

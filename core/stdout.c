@@ -1,0 +1,68 @@
+/* stdout.c — taskrun's standard output, written and closed with every failure seen.
+ *
+ * Owns: the one way taskrun writes its product to stdout, and its final flush and close.
+ * Does not own: what is written (runner.c, main.c, loader.c), stderr.
+ */
+#include "stdout.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+/* Everything taskrun writes on stdout (results, --dry-run, --list-plugins, --describe,
+ * --version) is the product of the command, so a write that fails (a full disk, a closed
+ * descriptor, EIO) must not pass unnoticed: the first failure is reported on stderr at
+ * once, later writes are dropped, and the command exits 1, as sha256sum and cp do.
+ * SIGPIPE stays at its default, so `taskrun ... | head -1` ends like any other filter
+ * (status 141). */
+static int stdout_errno;          /* the first failed write's errno; 0: none yet */
+static gboolean stdout_failed;
+static gboolean stdout_closed;
+
+static void
+stdout_fail (int e)
+{
+  if (stdout_failed)
+    return;
+  stdout_failed = TRUE;
+  stdout_errno = e;
+  if (e)
+    g_printerr ("taskrun: cannot write to standard output: %s\n", g_strerror (e));
+  else
+    g_printerr ("taskrun: cannot write to standard output\n");
+}
+
+gboolean
+tr_stdout_write (const char *text, gsize len)
+{
+  if (stdout_failed)
+    return FALSE;
+  errno = 0;
+  /* stdout is line-buffered (main.c): a line that ends in '\n' is written here, and a
+   * failure sets the stream's error flag */
+  if (fwrite (text, 1, len, stdout) != len || ferror (stdout)) {
+    stdout_fail (errno);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Run at exit from main, and as an atexit handler for the paths that call exit() (GOption
+ * prints --help and exits): what is still buffered is written, and a failure at this
+ * last step counts like any other. */
+int
+tr_stdout_close (int status)
+{
+  if (stdout_closed)
+    return status;
+  stdout_closed = TRUE;
+  errno = 0;
+  if (!stdout_failed && (fflush (stdout) != 0 || ferror (stdout)))
+    stdout_fail (errno);
+  /* A stdout closed before taskrun started (>&-) with nothing written to it is no
+   * failure: there was nothing to lose (gnulib's close_stdout rule). */
+  errno = 0;
+  if (fclose (stdout) != 0 && errno != EBADF)
+    stdout_fail (errno);
+  return stdout_failed && status == 0 ? 1 : status; /* TR_EXIT_OK, TR_EXIT_FAILED */
+}
+

@@ -1,0 +1,13 @@
+/* stdout.h — taskrun's standard output (stdout.c). */
+#ifndef TASKRUN_STDOUT_H
+#define TASKRUN_STDOUT_H
+
+#include <glib.h>
+
+/* Every write of taskrun's output goes through tr_stdout_write, which reports the first
+ * failure on stderr and returns FALSE; tr_stdout_close flushes and closes stdout and
+ * returns `status`, made 1 (TR_EXIT_FAILED) from 0 if a write failed. */
+gboolean tr_stdout_write (const char *text, gsize len);
+int tr_stdout_close (int status);
+
+#endif

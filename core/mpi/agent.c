@@ -15,6 +15,7 @@
  * before it exits.
  */
 #include "module.h"
+#include "relay.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -37,15 +38,10 @@ typedef struct {
   char *program;
 
   pid_t pid;   /* the worker, until reaped; 0: none */
-  int fd;      /* the worker's socket; -1 once closed */
   gboolean reaped;
   int wait_status;
 
-  GByteArray *to_worker;
-  gsize to_worker_off;
-  guint8 *send_buf;
-  MPI_Request send_req;
-  gboolean sending;
+  TrMpiRelay relay; /* the worker's socket (relay.fd; -1 once closed) and rank 0 */
   GByteArray *recv_buf;
 } Agent;
 
@@ -57,16 +53,6 @@ send_event (Agent *ag, int kind, int arg, pid_t pid)
   MPI_Send (&ev, sizeof ev, MPI_BYTE, 0, TAG_EVENT, MPI_COMM_WORLD);
 }
 
-static void
-close_worker_fd (Agent *ag)
-{
-  if (ag->fd >= 0) {
-    close (ag->fd);
-    ag->fd = -1;
-  }
-  ag->to_worker->len = 0;
-  ag->to_worker_off = 0;
-}
 
 static void
 spawn_worker (Agent *ag)
@@ -85,7 +71,7 @@ spawn_worker (Agent *ag)
     return;
   }
   ag->pid = link->pid;
-  ag->fd = link->fd;
+  ag->relay.fd = link->fd;
   ag->reaped = FALSE;
   g_free (link); /* the agent owns fd and pid from here */
   send_event (ag, EVENT_SPAWNED, 0, ag->pid);
@@ -96,7 +82,7 @@ spawn_worker (Agent *ag)
 static void
 maybe_report_exit (Agent *ag)
 {
-  if (!ag->pid || !ag->reaped || ag->fd >= 0 || ag->sending)
+  if (!ag->pid || !ag->reaped || ag->relay.fd >= 0 || ag->relay.sending)
     return;
   send_event (ag, EVENT_EXITED, ag->wait_status, ag->pid);
   ag->pid = 0;
@@ -121,7 +107,7 @@ stop_worker (Agent *ag)
     kill (-ag->pid, SIGKILL);
     kill (ag->pid, SIGKILL);
   }
-  close_worker_fd (ag);
+  tr_mpi_relay_close_fd (&ag->relay);
   reap (ag, TRUE);
 }
 
@@ -141,7 +127,7 @@ handle_control (Agent *ag, const int32_t *msg)
       kill (ag->pid, SIGKILL);
     break;
   case CTRL_CLOSE:
-    close_worker_fd (ag);
+    tr_mpi_relay_close_fd (&ag->relay);
     break;
   case CTRL_SHUTDOWN:
     return FALSE;
@@ -165,12 +151,8 @@ receive_messages (Agent *ag, gboolean *busy)
     *busy = TRUE;
     int n = 0;
     MPI_Get_count (&st, MPI_BYTE, &n);
-    if (st.MPI_TAG == TAG_DATA && ag->fd >= 0) {
-      /* straight behind what is still waiting for the worker */
-      guint had = ag->to_worker->len;
-      g_byte_array_set_size (ag->to_worker, had + (guint) n);
-      MPI_Recv (ag->to_worker->data + had, n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD,
-                MPI_STATUS_IGNORE);
+    if (st.MPI_TAG == TAG_DATA && ag->relay.fd >= 0) {
+      tr_mpi_relay_take (&ag->relay, 0, n);
       continue;
     }
     g_byte_array_set_size (ag->recv_buf, (guint) MAX (n, 1));
@@ -186,48 +168,26 @@ receive_messages (Agent *ag, gboolean *busy)
   }
 }
 
+/* Bytes both ways between the worker and rank 0; the worker's end of stream closes its
+ * socket (its exit is reported once it is reaped too). */
 static void
 pump_worker (Agent *ag, gboolean *busy)
 {
-  if (ag->fd >= 0 && ag->to_worker->len > ag->to_worker_off) {
-    gssize n = send (ag->fd, ag->to_worker->data + ag->to_worker_off,
-                     ag->to_worker->len - ag->to_worker_off, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      *busy = TRUE;
-      ag->to_worker_off += (gsize) n;
-      if (ag->to_worker_off == ag->to_worker->len) {
-        ag->to_worker->len = 0;
-        ag->to_worker_off = 0;
-      }
-    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      ag->to_worker->len = 0; /* the worker is gone; its end of stream will follow */
-      ag->to_worker_off = 0;
-    }
-  }
-  if (ag->fd >= 0 && !ag->sending) {
-    gssize n = recv (ag->fd, ag->send_buf, DATA_CHUNK, MSG_DONTWAIT);
-    if (n > 0) {
-      *busy = TRUE;
-      MPI_Isend (ag->send_buf, (int) n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD, &ag->send_req);
-      ag->sending = TRUE;
-    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-      *busy = TRUE;
-      close_worker_fd (ag);
-    }
-  }
+  tr_mpi_relay_write (&ag->relay, busy);
+  if (tr_mpi_relay_read (&ag->relay, 0, busy))
+    tr_mpi_relay_close_fd (&ag->relay);
 }
 
 int
 tr_mpi_agent_main (void)
 {
-  Agent ag = { .fd = -1 };
+  Agent ag = { 0 };
+  tr_mpi_relay_init (&ag.relay);
   MPI_Comm_rank (MPI_COMM_WORLD, &ag.rank);
   if (gethostname (ag.host, sizeof ag.host - 1) != 0)
     g_strlcpy (ag.host, "?", sizeof ag.host);
   ag.program = tr_paths_worker_program ();
-  ag.to_worker = g_byte_array_new ();
   ag.recv_buf = g_byte_array_new ();
-  ag.send_buf = g_malloc (DATA_CHUNK);
   struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: ppoll returns */
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
@@ -242,14 +202,7 @@ tr_mpi_agent_main (void)
       _exit (128 + sig);
     }
     gboolean busy = FALSE;
-    if (ag.sending) {
-      int done = 0;
-      MPI_Test (&ag.send_req, &done, MPI_STATUS_IGNORE);
-      if (done) {
-        ag.sending = FALSE;
-        busy = TRUE;
-      }
-    }
+    tr_mpi_relay_test_send (&ag.relay, &busy);
     if (!receive_messages (&ag, &busy))
       break;
     pump_worker (&ag, &busy);
@@ -259,27 +212,20 @@ tr_mpi_agent_main (void)
       sleep_us = IDLE_SLEEP_MIN_US;
       continue;
     }
-    struct pollfd pfd = { .fd = ag.fd, .events = 0 };
-    if (ag.fd >= 0) {
-      if (!ag.sending)
-        pfd.events |= POLLIN;
-      if (ag.to_worker->len > ag.to_worker_off)
-        pfd.events |= POLLOUT;
-    }
+    struct pollfd pfd = { .fd = ag.relay.fd, .events = tr_mpi_relay_poll_events (&ag.relay, TRUE) };
     struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) sleep_us * 1000 };
-    ppoll (&pfd, ag.fd >= 0 && pfd.events ? 1 : 0, &ts, NULL);
+    ppoll (&pfd, pfd.events ? 1 : 0, &ts, NULL);
     sleep_us = MIN (sleep_us * 2, IDLE_SLEEP_MAX_US);
   }
 
   /* Shut down: the job is over; a worker still here is stopped.  Rank 0 goes on
    * receiving until BYE, so a send still in flight completes. */
   stop_worker (&ag);
-  if (ag.sending)
-    MPI_Wait (&ag.send_req, MPI_STATUS_IGNORE);
+  if (ag.relay.sending)
+    MPI_Wait (&ag.relay.send_req, MPI_STATUS_IGNORE);
   send_event (&ag, EVENT_BYE, 0, 0);
-  g_free (ag.send_buf);
   g_byte_array_unref (ag.recv_buf);
-  g_byte_array_unref (ag.to_worker);
+  tr_mpi_relay_clear (&ag.relay);
   g_free (ag.program);
   MPI_Finalize ();
   return 0;

@@ -12,6 +12,7 @@
  * a condition for the answers it needs (the worker's pid; how it ended).
  */
 #include "module.h"
+#include "relay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,14 +39,10 @@ typedef enum {
 
 typedef struct {
   /* bridge thread only */
-  int fd;                /* the bridge's end of the socketpair; -1: none */
+  TrMpiRelay relay;      /* the bridge's end of the pool's socketpair (relay.fd; -1:
+                          * none) and the agent */
   gboolean pool_closed;  /* the pool closed its end: CTRL_CLOSE was sent */
-  gboolean exit_pending; /* EVENT_EXITED came: close fd once to_pool is written */
-  GByteArray *to_pool;
-  gsize to_pool_off;
-  guint8 *send_buf;
-  MPI_Request send_req;
-  gboolean sending;
+  gboolean exit_pending; /* EVENT_EXITED came: close fd once what is for the pool is written */
   /* shared, under B.lock */
   SlotState state;
   pid_t pid;
@@ -245,11 +242,7 @@ slot_set_state (Slot *s, SlotState state)
 static void
 slot_close_fd (Slot *s)
 {
-  if (s->fd >= 0)
-    close (s->fd);
-  s->fd = -1;
-  s->to_pool->len = 0;
-  s->to_pool_off = 0;
+  tr_mpi_relay_close_fd (&s->relay);
 }
 
 static void
@@ -307,7 +300,7 @@ send_controls (void)
     if (c->msg[0] == CTRL_SPAWN) {
       Slot *s = &B.slots[c->rank];
       slot_close_fd (s);
-      s->fd = c->fd;
+      s->relay.fd = c->fd;
       s->pool_closed = FALSE;
       s->exit_pending = FALSE;
     }
@@ -329,12 +322,8 @@ receive_messages (GByteArray *buf, gboolean *busy)
     MPI_Get_count (&st, MPI_BYTE, &n);
     int rank = st.MPI_SOURCE;
     Slot *s = rank > 0 && rank < B.size ? &B.slots[rank] : NULL;
-    if (s && st.MPI_TAG == TAG_DATA && s->fd >= 0 && !s->pool_closed) {
-      /* straight behind what is still waiting for the pool */
-      guint had = s->to_pool->len;
-      g_byte_array_set_size (s->to_pool, had + (guint) n);
-      MPI_Recv (s->to_pool->data + had, n, MPI_BYTE, rank, TAG_DATA, MPI_COMM_WORLD,
-                MPI_STATUS_IGNORE);
+    if (s && st.MPI_TAG == TAG_DATA && s->relay.fd >= 0 && !s->pool_closed) {
+      tr_mpi_relay_take (&s->relay, rank, n);
       continue;
     }
     g_byte_array_set_size (buf, (guint) MAX (n, 1));
@@ -351,49 +340,23 @@ receive_messages (GByteArray *buf, gboolean *busy)
   }
 }
 
+/* Bytes both ways between the pool's socketpair and the agent.  The pool's end of stream
+ * is its close: the agent is told (CTRL_CLOSE) and reaps the worker.  Once the worker
+ * ended and all it wrote is with the pool (or the pool is gone), the pool gets its end of
+ * stream, then its close() gets the wait status. */
 static void
 pump_slot (Slot *s, int rank, gboolean *busy)
 {
-  if (s->sending) {
-    int done = 0;
-    MPI_Test (&s->send_req, &done, MPI_STATUS_IGNORE);
-    if (done) {
-      s->sending = FALSE;
-      *busy = TRUE;
-    }
-  }
-  if (s->fd < 0)
+  tr_mpi_relay_test_send (&s->relay, busy);
+  if (s->relay.fd < 0)
     return;
-  if (s->to_pool->len > s->to_pool_off) {
-    gssize n = send (s->fd, s->to_pool->data + s->to_pool_off, s->to_pool->len - s->to_pool_off,
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      *busy = TRUE;
-      s->to_pool_off += (gsize) n;
-    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      s->to_pool_off = s->to_pool->len; /* the pool closed its end: drop it */
-    }
-    if (s->to_pool_off == s->to_pool->len) {
-      s->to_pool->len = 0;
-      s->to_pool_off = 0;
-    }
+  tr_mpi_relay_write (&s->relay, busy);
+  if (!s->pool_closed && !s->exit_pending && tr_mpi_relay_read (&s->relay, rank, busy)) {
+    s->pool_closed = TRUE;
+    int32_t msg[2] = { CTRL_CLOSE, 0 };
+    MPI_Send (msg, sizeof msg, MPI_BYTE, rank, TAG_CTRL, MPI_COMM_WORLD);
   }
-  if (!s->pool_closed && !s->sending && !s->exit_pending) {
-    gssize n = recv (s->fd, s->send_buf, DATA_CHUNK, MSG_DONTWAIT);
-    if (n > 0) {
-      *busy = TRUE;
-      MPI_Isend (s->send_buf, (int) n, MPI_BYTE, rank, TAG_DATA, MPI_COMM_WORLD, &s->send_req);
-      s->sending = TRUE;
-    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-      *busy = TRUE;
-      s->pool_closed = TRUE;
-      int32_t msg[2] = { CTRL_CLOSE, 0 };
-      MPI_Send (msg, sizeof msg, MPI_BYTE, rank, TAG_CTRL, MPI_COMM_WORLD);
-    }
-  }
-  /* The worker ended and all it wrote is with the pool (or the pool is gone): end of
-   * stream for the pool, then the pool's close() gets the wait status. */
-  if (s->exit_pending && !s->sending && (s->to_pool->len == 0 || s->pool_closed)) {
+  if (s->exit_pending && !s->relay.sending && (s->relay.to_fd->len == 0 || s->pool_closed)) {
     *busy = TRUE;
     s->exit_pending = FALSE;
     slot_close_fd (s);
@@ -427,15 +390,9 @@ bridge_main (gpointer data)
     fds[n++] = (struct pollfd) { .fd = B.wake_fd, .events = POLLIN };
     for (int r = 1; r < B.size; r++) {
       Slot *s = &B.slots[r];
-      if (s->fd < 0)
-        continue;
-      short ev = 0;
-      if (!s->pool_closed && !s->sending && !s->exit_pending)
-        ev |= POLLIN;
-      if (s->to_pool->len > s->to_pool_off)
-        ev |= POLLOUT;
+      short ev = tr_mpi_relay_poll_events (&s->relay, !s->pool_closed && !s->exit_pending);
       if (ev)
-        fds[n++] = (struct pollfd) { .fd = s->fd, .events = ev };
+        fds[n++] = (struct pollfd) { .fd = s->relay.fd, .events = ev };
     }
     struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) sleep_us * 1000 };
     if (ppoll (fds, n, &ts, NULL) > 0 && (fds[0].revents & POLLIN)) {
@@ -453,9 +410,9 @@ bridge_main (gpointer data)
    * for a receive that never comes. */
   for (int r = 1; r < B.size; r++) {
     Slot *s = &B.slots[r];
-    if (s->sending)
-      MPI_Wait (&s->send_req, MPI_STATUS_IGNORE);
-    s->sending = FALSE;
+    if (s->relay.sending)
+      MPI_Wait (&s->relay.send_req, MPI_STATUS_IGNORE);
+    s->relay.sending = FALSE;
     slot_close_fd (s);
     int32_t msg[2] = { CTRL_SHUTDOWN, 0 };
     MPI_Send (msg, sizeof msg, MPI_BYTE, r, TAG_CTRL, MPI_COMM_WORLD);
@@ -485,9 +442,7 @@ tr_mpi_bridge_start (int size, GError **error)
   B.size = size;
   B.slots = g_new0 (Slot, (gsize) size);
   for (int r = 0; r < size; r++) {
-    B.slots[r].fd = -1;
-    B.slots[r].to_pool = g_byte_array_new ();
-    B.slots[r].send_buf = g_malloc (DATA_CHUNK);
+    tr_mpi_relay_init (&B.slots[r].relay);
   }
   B.controls = g_array_new (FALSE, FALSE, sizeof (Control));
   B.thread = g_thread_new ("taskrun-mpi", bridge_main, NULL);
@@ -519,8 +474,7 @@ tr_mpi_bridge_finish (int status)
   MPI_Finalize (); /* on the thread that initialised MPI */
   for (int r = 0; r < B.size; r++) {
     slot_close_fd (&B.slots[r]);
-    g_byte_array_unref (B.slots[r].to_pool);
-    g_free (B.slots[r].send_buf);
+    tr_mpi_relay_clear (&B.slots[r].relay);
   }
   g_free (B.slots);
   g_array_unref (B.controls);

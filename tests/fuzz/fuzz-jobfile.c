@@ -1,7 +1,7 @@
 /* fuzz-jobfile.c — libFuzzer target for the job-file loader: arbitrary bytes as a job
  * file go through the same checks taskrun makes (text check, inih, sections, keys, the
  * [taskrun] options); every outcome must be a job file or a GError, never a crash. */
-#include "runner.h"
+#include "jobspec.h"
 
 #include <stdint.h>
 

@@ -24,11 +24,13 @@
  * tasks, an unordered stream packs its tasks into bundles that travel as one unit (see
  * Bundle).
  *
- * Failure.  A worker whose link reaches end of stream, errors, or sends a frame that is
- * not valid is closed and reaped; each task it held fails with the cause in words, and a
- * new worker takes the slot.  A worker that fails before saying HELLO (cannot load the
- * plugin, worker_init fails, dies at start) is not restarted (nginx's rule for fatal
- * exits), so a broken plugin cannot cause a fork storm.
+ * Failure.  A worker whose process ends, whose link errors or reaches end of stream, or
+ * that sends a frame that is not valid is closed and reaped; each task it held fails with
+ * the cause in words, and a new worker takes the slot.  The I/O thread never waits for
+ * one worker: a process whose link ended but that lives on is watched, then killed (see
+ * worker_link_ended).  A worker that fails before saying HELLO (cannot load the plugin,
+ * worker_init fails, dies at start) is not restarted (nginx's rule for fatal exits), so a
+ * broken plugin cannot cause a fork storm.
  */
 #include "internal.h"
 #include "link.h"
@@ -208,6 +210,9 @@ typedef struct {
   gint64 term_sent;    /* task_timeout: when SIGTERM was sent; 0 if not */
   TrAsync *timed_out;  /* the task that was late when SIGTERM went out */
   gboolean kill_sent;  /* task_timeout: SIGKILL sent after the grace */
+  gint64 link_gone;    /* when its link ended while its process lived on; 0: it did not */
+  gboolean link_kill_sent; /* its group was killed for that, after LINK_GONE_GRACE_US */
+  guint64 spawns;      /* processes started for this slot */
   guint64 sent;    /* tasks sent to this process */
   double ewma_ns;  /* this process's mean task time (0: none yet): its speed, for the tail */
   TrWireBuf out;
@@ -274,6 +279,7 @@ struct TrPool {
   gboolean io_terminated;
   gboolean io_cancelled;
   guint rr;
+  guint ends;             /* workers ended so far */
 };
 
 /* ---- tasks ------------------------------------------------------------------------- */
@@ -559,6 +565,9 @@ worker_spawn (TrPool *pool, Worker *w)
   w->term_sent = 0;
   w->timed_out = NULL;
   w->kill_sent = FALSE;
+  w->link_gone = 0;
+  w->link_kill_sent = FALSE;
+  w->spawns++;
   w->link = pool->link_class->spawn (w->slot, pool->program, &error);
   if (!w->link) {
     w->state = W_DEAD;
@@ -582,6 +591,7 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
 {
   if (!w->link)
     return;
+  pool->ends++;
   pid_t pid = w->link->pid;
   /* "worker 2 (pid 4711)", or "worker 2 (rank 2 on node7, pid 4711)" */
   g_autofree char *at = w->link->where ? g_strconcat (w->link->where, ", ", NULL) : g_strdup ("");
@@ -663,6 +673,69 @@ any_worker_alive (TrPool *pool)
     if (pool->workers[i].state != W_DEAD)
       return TRUE;
   return FALSE;
+}
+
+#define LINK_GONE_GRACE_US G_USEC_PER_SEC
+#define LINK_GONE_WHY "closed its link to taskrun and went on running; it was killed"
+
+/* The worker's process has ended (or its class cannot tell that from its link's end). */
+static void
+worker_process_ended (TrPool *pool, Worker *w)
+{
+  worker_end (pool, w, w->link_kill_sent ? LINK_GONE_WHY : NULL, TR_TASK_ERROR_WORKER_DIED);
+}
+
+/* The worker's link reached its end of stream or failed.  The worker is ended once its
+ * process has; until then it takes no task and none of its tasks can be answered.  A
+ * process whose link ended but that lives on (a task closed fd 3) is never waited for
+ * here: the I/O thread serves every worker, its timeouts and the signals, and a wait for
+ * one process would stop them all.  It has LINK_GONE_GRACE_US to exit (a worker that
+ * ends on its own closes its link a moment before its process ends), then its process
+ * group is killed (check_links_gone), and it is ended when its process is. */
+static void
+worker_link_ended (TrPool *pool, Worker *w)
+{
+  if (!w->link->klass->ended || w->link->klass->ended (w->link)) {
+    worker_process_ended (pool, w);
+    return;
+  }
+  if (!w->link_gone) {
+    w->link_gone = g_get_monotonic_time ();
+    g_debug ("worker %u (pid %d): its link ended but its process lives on", w->slot,
+             (int) w->link->pid);
+  }
+}
+
+/* Kills what outlived its link past the grace, and ends the workers whose process ended
+ * without an exit_fd to say so.  Returns the poll timeout (ms) until the next check, or -1. */
+static int
+check_links_gone (TrPool *pool)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = G_MAXINT64;
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (!w->link || !w->link_gone)
+      continue;
+    if (w->link->klass->ended (w->link)) {
+      worker_process_ended (pool, w);
+      continue;
+    }
+    if (!w->link_kill_sent) {
+      gint64 due = w->link_gone + LINK_GONE_GRACE_US;
+      if (now >= due) {
+        w->link->klass->signal_group (w->link, SIGKILL);
+        w->link_kill_sent = TRUE;
+      } else {
+        next = MIN (next, due);
+      }
+    }
+    if (w->link->exit_fd < 0)
+      next = MIN (next, now + 20000); /* asked, not told */
+  }
+  if (next == G_MAXINT64)
+    return -1;
+  return (int) MAX (1, (next - now + 999) / 1000);
 }
 
 /* Moves the pool's mean task time and worker w's towards ns, by `weight` (a first
@@ -965,7 +1038,7 @@ tail_measure (TrPool *pool)
   Tail t = { .left = pool->ready.length };
   for (guint i = 0; i < pool->n_workers; i++) {
     const Worker *w = &pool->workers[i];
-    if (w->state == W_READY) {
+    if (w->state == W_READY && !w->link_gone) {
       t.left += w->inflight.length;
       t.rates += worker_rate (pool, w);
     }
@@ -995,7 +1068,7 @@ dispatch (TrPool *pool, gboolean input_ended)
   Tail tail = input_ended ? tail_measure (pool) : (Tail) { 0 };
   for (guint k = 0; k < pool->n_workers && pool->ready.head; k++) {
     Worker *w = &pool->workers[(pool->rr + k) % pool->n_workers];
-    if (w->state != W_READY)
+    if (w->state != W_READY || w->link_gone)
       continue;
     guint depth = full_depth, wfs = fs;
     if (input_ended) {
@@ -1214,14 +1287,21 @@ check_started (TrPool *pool, gboolean *announced)
   g_mutex_unlock (&pool->lock);
 }
 
+typedef struct {
+  Worker *w;
+  guint64 spawns; /* its Worker.spawns when polled */
+  gboolean exit;  /* the entry is its exit_fd, not its link */
+} Polled;
+
 static gpointer
 io_main (gpointer data)
 {
   TrPool *pool = data;
   gboolean announced = FALSE;
   gint64 shutdown_deadline = 0;
-  struct pollfd *fds = g_new0 (struct pollfd, pool->n_workers + 1);
-  Worker **polled = g_new0 (Worker *, pool->n_workers);
+  /* the wake-up fd, then each worker's link and its exit_fd */
+  struct pollfd *fds = g_new0 (struct pollfd, 2 * pool->n_workers + 1);
+  Polled *polled = g_new0 (Polled, 2 * pool->n_workers);
 
   for (guint i = 0; i < pool->n_workers; i++)
     worker_spawn (pool, &pool->workers[i]);
@@ -1249,14 +1329,14 @@ io_main (gpointer data)
     for (guint i = 0; i < pool->n_workers; i++) {
       Worker *w = &pool->workers[i];
       gboolean idle = w->inflight.length == 0 && !pool->ready.head;
-      if (w->link && !w->quit_sent &&
+      if (w->link && !w->link_gone && !w->quit_sent &&
           ((w->state == W_RETIRING && w->inflight.length == 0) ||
            (shutting_down && idle && w->state != W_STARTING))) {
         gsize at = tr_wire_begin (&w->out, TR_MSG_QUIT);
         tr_wire_end (&w->out, at);
         w->quit_sent = TRUE;
       }
-      if (w->link && w->out.len > w->out_off)
+      if (w->link && !w->link_gone && w->out.len > w->out_off)
         worker_write (w);
     }
     int hand_over_ms = -1;
@@ -1277,6 +1357,14 @@ io_main (gpointer data)
       break;
     }
 
+    /* Before the poll set is made: these may end a worker and start its replacement.
+     * A worker ended changes what the loop above decides (a start to announce, tasks
+     * to share out), so the loop runs again before it waits. */
+    guint ends = pool->ends;
+    int gone_ms = check_links_gone (pool);
+    int timeout = check_timeouts (pool);
+    if (pool->ends != ends)
+      continue;
     nfds_t nfds = 0;
     fds[nfds++] = (struct pollfd) { .fd = pool->wake_fd, .events = POLLIN };
     guint np = 0;
@@ -1284,13 +1372,19 @@ io_main (gpointer data)
       Worker *w = &pool->workers[i];
       if (!w->link)
         continue;
-      short ev = POLLIN;
-      if (w->out.len > w->out_off)
-        ev |= POLLOUT;
-      fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
-      polled[np++] = w;
+      if (!w->link_gone) {
+        short ev = POLLIN;
+        if (w->out.len > w->out_off)
+          ev |= POLLOUT;
+        fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
+        polled[np++] = (Polled) { w, w->spawns, FALSE };
+      } else if (w->link->exit_fd >= 0) {
+        fds[nfds++] = (struct pollfd) { .fd = w->link->exit_fd, .events = POLLIN };
+        polled[np++] = (Polled) { w, w->spawns, TRUE };
+      }
     }
-    int timeout = check_timeouts (pool);
+    if (gone_ms >= 0 && (timeout < 0 || gone_ms < timeout))
+      timeout = gone_ms;
     if (shutting_down && (timeout < 0 || timeout > 100))
       timeout = 100;
     if (hand_over_ms >= 0 && (timeout < 0 || hand_over_ms < timeout))
@@ -1307,15 +1401,20 @@ io_main (gpointer data)
       }
     }
     for (guint j = 0; j < np; j++) {
-      Worker *w = polled[j];
+      Worker *w = polled[j].w;
       short re = fds[j + 1].revents;
-      if (!w->link || re == 0)
+      /* a worker ended (and perhaps restarted) by an earlier entry is not this one's */
+      if (!w->link || re == 0 || w->spawns != polled[j].spawns)
         continue;
+      if (polled[j].exit) {
+        worker_process_ended (pool, w);
+        continue;
+      }
       if (re & POLLOUT)
         worker_write (w);
       if (re & (POLLIN | POLLHUP | POLLERR)) {
         if (worker_read (pool, w) == READ_GONE)
-          worker_end (pool, w, NULL, TR_TASK_ERROR_WORKER_DIED);
+          worker_link_ended (pool, w);
       }
     }
   }

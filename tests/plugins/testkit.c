@@ -16,6 +16,7 @@
  *   child-sleep:DIR  run a child `sleep 30` (pid in DIR/childpid) and wait for it
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
+ *   close-link-hang  close the link (fd 3), then sleep forever
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
@@ -200,6 +201,10 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     if (system (sh) != 0)
       _exit (98);
     tr_output_append (out, "child done", 10);
+  } else if (g_str_equal (cmd, "close-link-hang")) {
+    close (3);
+    for (;;)
+      pause ();
   } else if (g_str_equal (cmd, "hang-ignoring-term")) {
     signal (SIGTERM, SIG_IGN);
     for (;;)

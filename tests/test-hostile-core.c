@@ -1,0 +1,92 @@
+/* test-hostile-core.c — tasks that attack the pool's own machinery: a task that closes
+ * its worker's link and runs on.  Each must
+ * cost only the task itself: the rest of the job runs, no process is left behind, and
+ * nothing waits for a process that will not end. */
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* Waits up to `seconds` for taskrun `pid`.  On a hang it kills taskrun (its workers die
+ * with it) and returns -1, so that the test can clean up before it fails; else the exit
+ * status (128 + signal when killed).  Reads dir/out.txt and dir/err.txt. */
+static int
+wait_bounded (GPid pid, double seconds, const char *dir, char **out, char **err)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  int status = 0, result = -1;
+  for (;;) {
+    if (waitpid (pid, &status, WNOHANG) == pid) {
+      result = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+      break;
+    }
+    if (g_get_monotonic_time () > deadline) {
+      kill (pid, SIGKILL);
+      waitpid (pid, &status, 0);
+      break;
+    }
+    g_usleep (10000);
+  }
+  g_autofree char *o = g_build_filename (dir, "out.txt", NULL);
+  g_autofree char *e = g_build_filename (dir, "err.txt", NULL);
+  if (out)
+    g_file_get_contents (o, out, NULL, NULL);
+  if (err)
+    g_file_get_contents (e, err, NULL, NULL);
+  return result;
+}
+
+/* Whether `pid` is still running, after up to `seconds` for it to go. */
+static gboolean
+still_running (GPid pid, double seconds)
+{
+  if (pid <= 0)
+    return FALSE;
+  g_autoptr (GArray) one = g_array_new (FALSE, FALSE, sizeof (GPid));
+  g_array_append_val (one, pid);
+  return tt_wait_gone (one, seconds) != 0;
+}
+
+/* The pid in "(pid N)" after `after` in `text`; 0 if not found. */
+static GPid
+pid_after (const char *text, const char *after)
+{
+  const char *at = text ? strstr (text, after) : NULL;
+  at = at ? strstr (at, "pid ") : NULL;
+  return at ? (GPid) atoi (at + 4) : 0;
+}
+
+/* A task that closes the worker's link (fd 3) and runs on: the pool neither waits for
+ * that process nor stops feeding the others.  After a grace the process (and its group)
+ * is killed, its task fails with the cause, and every other task runs. */
+static void
+test_link_closed_task_lives_on (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n",
+                                         "tasks = 8\nop = sleepecho:50:%n\nbad_task = 1\n"
+                                         "bad_op = close-link-hang\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 30, dir, &out, &err);
+  g_test_message ("%s", err ? err : "");
+  g_assert_cmpint (status, ==, 1); /* -1: taskrun hung and was killed */
+  g_assert_nonnull (strstr (err, "8 tasks: 7 succeeded, 1 failed, 0 not run"));
+  g_assert_nonnull (strstr (err, "task 1 (close-link-hang) failed: worker "));
+  g_assert_nonnull (strstr (err, "closed its link to taskrun"));
+  GPid worker = pid_after (err, "task 1 (close-link-hang) failed: worker ");
+  g_assert_cmpint (worker, >, 0);
+  g_assert_false (still_running (worker, 3));
+  tt_rmtree (dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/hostile-core/link-closed-task-lives-on", test_link_closed_task_lives_on);
+  return g_test_run ();
+}

@@ -280,6 +280,7 @@ struct TrPool {
   gboolean io_cancelled;
   guint rr;
   guint ends;             /* workers ended so far */
+  gint64 next_exit_probe; /* see check_links_gone */
 };
 
 /* ---- tasks ------------------------------------------------------------------------- */
@@ -675,69 +676,6 @@ any_worker_alive (TrPool *pool)
   return FALSE;
 }
 
-#define LINK_GONE_GRACE_US G_USEC_PER_SEC
-#define LINK_GONE_WHY "closed its link to taskrun and went on running; it was killed"
-
-/* The worker's process has ended (or its class cannot tell that from its link's end). */
-static void
-worker_process_ended (TrPool *pool, Worker *w)
-{
-  worker_end (pool, w, w->link_kill_sent ? LINK_GONE_WHY : NULL, TR_TASK_ERROR_WORKER_DIED);
-}
-
-/* The worker's link reached its end of stream or failed.  The worker is ended once its
- * process has; until then it takes no task and none of its tasks can be answered.  A
- * process whose link ended but that lives on (a task closed fd 3) is never waited for
- * here: the I/O thread serves every worker, its timeouts and the signals, and a wait for
- * one process would stop them all.  It has LINK_GONE_GRACE_US to exit (a worker that
- * ends on its own closes its link a moment before its process ends), then its process
- * group is killed (check_links_gone), and it is ended when its process is. */
-static void
-worker_link_ended (TrPool *pool, Worker *w)
-{
-  if (!w->link->klass->ended || w->link->klass->ended (w->link)) {
-    worker_process_ended (pool, w);
-    return;
-  }
-  if (!w->link_gone) {
-    w->link_gone = g_get_monotonic_time ();
-    g_debug ("worker %u (pid %d): its link ended but its process lives on", w->slot,
-             (int) w->link->pid);
-  }
-}
-
-/* Kills what outlived its link past the grace, and ends the workers whose process ended
- * without an exit_fd to say so.  Returns the poll timeout (ms) until the next check, or -1. */
-static int
-check_links_gone (TrPool *pool)
-{
-  gint64 now = g_get_monotonic_time ();
-  gint64 next = G_MAXINT64;
-  for (guint i = 0; i < pool->n_workers; i++) {
-    Worker *w = &pool->workers[i];
-    if (!w->link || !w->link_gone)
-      continue;
-    if (w->link->klass->ended (w->link)) {
-      worker_process_ended (pool, w);
-      continue;
-    }
-    if (!w->link_kill_sent) {
-      gint64 due = w->link_gone + LINK_GONE_GRACE_US;
-      if (now >= due) {
-        w->link->klass->signal_group (w->link, SIGKILL);
-        w->link_kill_sent = TRUE;
-      } else {
-        next = MIN (next, due);
-      }
-    }
-    if (w->link->exit_fd < 0)
-      next = MIN (next, now + 20000); /* asked, not told */
-  }
-  if (next == G_MAXINT64)
-    return -1;
-  return (int) MAX (1, (next - now + 999) / 1000);
-}
-
 /* Moves the pool's mean task time and worker w's towards ns, by `weight` (a first
  * measurement is taken whole). */
 static void
@@ -971,6 +909,89 @@ worker_write (Worker *w)
     tr_wire_buf_consume (&w->out, w->out_off);
     w->out_off = 0;
   }
+}
+
+#define LINK_GONE_GRACE_US G_USEC_PER_SEC
+#define LINK_GONE_WHY "closed its link to taskrun and went on running; it was killed"
+
+/* The worker's process has ended (or its class cannot tell that from its link's end).
+ * Its link may still be open: a process its task forked holds it, and may hold it for
+ * long.  What the worker wrote before it died is read first (its answers count), then
+ * the worker is ended, and the group it leaves behind with it (tr_reap_worker). */
+static void
+worker_process_ended (TrPool *pool, Worker *w)
+{
+  if (!w->link_gone && worker_read (pool, w) == READ_ENDED)
+    return;
+  worker_end (pool, w, w->link_kill_sent ? LINK_GONE_WHY : NULL, TR_TASK_ERROR_WORKER_DIED);
+}
+
+/* The worker's link reached its end of stream or failed.  The worker is ended once its
+ * process has; until then it takes no task and none of its tasks can be answered.  A
+ * process whose link ended but that lives on (a task closed fd 3) is never waited for
+ * here: the I/O thread serves every worker, its timeouts and the signals, and a wait for
+ * one process would stop them all.  It has LINK_GONE_GRACE_US to exit (a worker that
+ * ends on its own closes its link a moment before its process ends), then its process
+ * group is killed (check_links_gone), and it is ended when its process is. */
+static void
+worker_link_ended (TrPool *pool, Worker *w)
+{
+  if (!w->link->klass->ended || w->link->klass->ended (w->link)) {
+    worker_process_ended (pool, w);
+    return;
+  }
+  if (!w->link_gone) {
+    w->link_gone = g_get_monotonic_time ();
+    g_debug ("worker %u (pid %d): its link ended but its process lives on", w->slot,
+             (int) w->link->pid);
+  }
+}
+
+/* Kills what outlived its link past the grace, and ends the workers whose process ended
+ * without an exit_fd to say so (asked every EXIT_PROBE_US while their link is open: a
+ * system call per worker, not to be made for every frame).  Returns the poll timeout
+ * (ms) until the next check, or -1. */
+#define EXIT_PROBE_US (G_USEC_PER_SEC / 10)
+static int
+check_links_gone (TrPool *pool)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = G_MAXINT64;
+  gboolean probe = now >= pool->next_exit_probe;
+  if (probe)
+    pool->next_exit_probe = now + EXIT_PROBE_US;
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (!w->link || !w->link->klass->ended)
+      continue;
+    if (!w->link_gone) {
+      if (w->link->exit_fd >= 0)
+        continue;
+      if (probe && w->link->klass->ended (w->link))
+        worker_process_ended (pool, w);
+      else
+        next = MIN (next, pool->next_exit_probe);
+      continue;
+    }
+    if (w->link->klass->ended (w->link)) {
+      worker_process_ended (pool, w);
+      continue;
+    }
+    if (!w->link_kill_sent) {
+      gint64 due = w->link_gone + LINK_GONE_GRACE_US;
+      if (now >= due) {
+        w->link->klass->signal_group (w->link, SIGKILL);
+        w->link_kill_sent = TRUE;
+      } else {
+        next = MIN (next, due);
+      }
+    }
+    if (w->link->exit_fd < 0)
+      next = MIN (next, now + 20000); /* asked, not told */
+  }
+  if (next == G_MAXINT64)
+    return -1;
+  return (int) MAX (1, (next - now + 999) / 1000);
 }
 
 static guint
@@ -1378,7 +1399,8 @@ io_main (gpointer data)
           ev |= POLLOUT;
         fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
         polled[np++] = (Polled) { w, w->spawns, FALSE };
-      } else if (w->link->exit_fd >= 0) {
+      }
+      if (w->link->klass->ended && w->link->exit_fd >= 0) {
         fds[nfds++] = (struct pollfd) { .fd = w->link->exit_fd, .events = POLLIN };
         polled[np++] = (Polled) { w, w->spawns, TRUE };
       }

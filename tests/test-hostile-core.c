@@ -1,5 +1,5 @@
 /* test-hostile-core.c — tasks that attack the pool's own machinery: a task that closes
- * its worker's link and runs on.  Each must
+ * its worker's link and runs on, one that forks and then crashes its worker.  Each must
  * cost only the task itself: the rest of the job runs, no process is left behind, and
  * nothing waits for a process that will not end. */
 #include "testutil.h"
@@ -36,6 +36,14 @@ wait_bounded (GPid pid, double seconds, const char *dir, char **out, char **err)
   if (err)
     g_file_get_contents (e, err, NULL, NULL);
   return result;
+}
+
+/* The pid in file `path`, 0 if there is none. */
+static GPid
+read_pid (const char *path)
+{
+  g_autofree char *text = NULL;
+  return g_file_get_contents (path, &text, NULL, NULL) ? (GPid) atoi (text) : 0;
 }
 
 /* Whether `pid` is still running, after up to `seconds` for it to go. */
@@ -83,10 +91,41 @@ test_link_closed_task_lives_on (void)
   tt_rmtree (dir);
 }
 
+/* A task forks (without exec, so the copy holds the worker's link) and crashes its
+ * worker: the crash is seen when the worker dies, not when the copy lets go of the link
+ * 30 s later, and the copy, in the worker's process group, is stopped with it. */
+static void
+test_crash_with_forked_child (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 3\nbad_task = 2\nbad_op = fork-then-crash:%s\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", keys);
+  g_autofree char *pidfile = g_build_filename (dir, "forkpid", NULL);
+  const char *args[] = { "-c", job, NULL };
+  gint64 t0 = g_get_monotonic_time ();
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 60, dir, &out, &err);
+  double took = (g_get_monotonic_time () - t0) / 1e6;
+  g_test_message ("%.2f s\n%s", took, err ? err : "");
+  GPid kid = read_pid (pidfile);
+  gboolean left = still_running (kid, 3);
+  if (left)
+    kill (kid, SIGKILL); /* no process outlives the test, even when it fails */
+  g_assert_cmpint (status, ==, 1);
+  g_assert_cmpfloat (took, <, 15.0); /* not the 30 s the copy holds the link */
+  g_assert_nonnull (strstr (err, "3 tasks: 2 succeeded, 1 failed, 0 not run"));
+  g_assert_nonnull (strstr (err, "killed by signal 11 (SIGSEGV)"));
+  g_assert_cmpint (kid, >, 0);
+  g_assert_false (left);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/hostile-core/link-closed-task-lives-on", test_link_closed_task_lives_on);
+  g_test_add_func ("/hostile-core/crash-with-forked-child", test_crash_with_forked_child);
   return g_test_run ();
 }

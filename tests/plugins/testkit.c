@@ -17,6 +17,8 @@
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
  *   close-link-hang  close the link (fd 3), then sleep forever
+ *   fork-then-crash:DIR  fork a copy that sleeps 30 s holding the link (its pid in
+ *                    DIR/forkpid), then SIGSEGV
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
@@ -205,6 +207,17 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     close (3);
     for (;;)
       pause ();
+  } else if (g_str_has_prefix (cmd, "fork-then-crash:")) {
+    /* a plain fork, no exec: the copy holds every descriptor, the link too */
+    pid_t kid = fork ();
+    if (kid == 0) {
+      sleep (30);
+      _exit (0);
+    }
+    g_autofree char *path = g_strdup_printf ("%s/forkpid", cmd + 16);
+    g_autofree char *text = g_strdup_printf ("%d", (int) kid);
+    g_file_set_contents (path, text, -1, NULL);
+    raise (SIGSEGV);
   } else if (g_str_equal (cmd, "hang-ignoring-term")) {
     signal (SIGTERM, SIG_IGN);
     for (;;)

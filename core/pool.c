@@ -219,6 +219,7 @@ typedef struct {
   gsize out_off;
   GByteArray *in;
   gboolean quit_sent;
+  gboolean cancel_sent; /* it was told to start no more tasks (TR_MSG_CANCEL) */
 } Worker;
 
 struct TrPool {
@@ -563,6 +564,7 @@ worker_spawn (TrPool *pool, Worker *w)
   w->sent = 0;
   w->ewma_ns = 0;
   w->quit_sent = FALSE;
+  w->cancel_sent = FALSE;
   w->term_sent = 0;
   w->timed_out = NULL;
   w->kill_sent = FALSE;
@@ -740,8 +742,9 @@ take_bundle_answer (TrPool *pool, Worker *w, TrWireReader r, const guint8 *body,
  * One pass: each record is read, checked and matched to the next task in flight by id as
  * that task is taken (the tasks of a large frame of tiny ones are seldom in this core's
  * cache, and the frame is read once).  The count must be the oldest TASKS frame's; tasks
- * sent back unrun are never the first and then all the rest; nothing may follow the last
- * record.  At the first record that breaks a rule (or names the wrong task) the pass
+ * sent back unrun are all the rest from one on, never the first unless the worker was
+ * told CANCEL (it may not start one, but must start a frame it has room for); nothing
+ * may follow the last record.  At the first record that breaks a rule (or names the wrong task) the pass
  * stops: the tasks answered before it keep their results, the worker is killed as for
  * any malformed frame, and the rest of that frame is what it was running. */
 static gboolean
@@ -764,7 +767,7 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   guint32 i;
   for (i = 0; i < n; i++) {
     TrAsync *a = w->inflight.head;
-    if (!tr_wire_read_result (&r, &res) || (res.returned && i == 0) ||
+    if (!tr_wire_read_result (&r, &res) || (res.returned && i == 0 && !w->cancel_sent) ||
         (returning && !res.returned) || !a || a->id != res.id ||
         (i == n - 1 && !tr_wire_reader_done (&r)))
       break;
@@ -1184,7 +1187,10 @@ io_terminate (TrPool *pool)
   g_mutex_unlock (&pool->lock);
 }
 
-/* Stop feeding: what no worker holds fails as cancelled (not run). */
+/* Stop feeding: what no worker holds fails as cancelled (not run), and so does what the
+ * workers hold but have not started: each is told to start no more tasks (CANCEL) and
+ * sends them back, and io_requeue_unrun fails them.  No new task starts, though a worker
+ * holds tasks ahead so as never to wait for the next one. */
 static void
 io_cancel_pending (TrPool *pool)
 {
@@ -1192,6 +1198,14 @@ io_cancel_pending (TrPool *pool)
   TrAsync *a;
   while ((a = tq_pop_head (&pool->ready)))
     io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (w->link && !w->link_gone && !w->cancel_sent) {
+      gsize at = tr_wire_begin (&w->out, TR_MSG_CANCEL);
+      tr_wire_end (&w->out, at);
+      w->cancel_sent = TRUE;
+    }
+  }
 }
 
 #define TIMEOUT_GRACE_US (G_USEC_PER_SEC / 2)

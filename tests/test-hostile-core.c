@@ -1,10 +1,12 @@
 /* test-hostile-core.c — tasks that attack the pool's own machinery: a task that closes
  * its worker's link and runs on, one that forks and then crashes its worker.  Each must
  * cost only the task itself: the rest of the job runs, no process is left behind, and
- * nothing waits for a process that will not end. */
+ * nothing waits for a process that will not end.  And a stop (a signal, on_failure =
+ * stop) starts no task that a worker holds queued behind its running one. */
 #include "testutil.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -121,11 +123,99 @@ test_crash_with_forked_child (void)
   tt_rmtree (dir);
 }
 
+/* How many tasks started: the started.* files mark-sleep made in dir. */
+static guint
+count_started (const char *dir)
+{
+  guint found = 0;
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name (d)))
+    found += g_str_has_prefix (name, "started.");
+  return found;
+}
+
+static void
+parse_summary (const char *err, guint64 total, guint64 *ok, guint64 *failed, guint64 *not_run)
+{
+  g_autofree char *head = g_strdup_printf ("%" G_GUINT64_FORMAT " tasks: ", total);
+  const char *sum = err ? strstr (err, head) : NULL;
+  g_assert_nonnull (sum);
+  g_assert_cmpint (sscanf (sum + strlen (head), "%" G_GUINT64_FORMAT " succeeded, %" G_GUINT64_FORMAT
+                           " failed, %" G_GUINT64_FORMAT " not run", ok, failed, not_run), ==, 3);
+  g_assert_cmpuint (*ok + *failed + *not_run, ==, total);
+}
+
+/* SIGTERM while each of two workers runs its first task and holds more behind it (frames
+ * of three): the two running finish, and not one of the held tasks starts. */
+static void
+test_stop_starts_no_queued_task (gconstpointer data)
+{
+  int sig = GPOINTER_TO_INT (data);
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 12\nop = mark-sleep:%s:1000\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\nbatch = 3\n", keys);
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  for (int i = 0; i < 2000 && count_started (dir) < 2; i++)
+    g_usleep (10000);
+  g_assert_cmpuint (count_started (dir), ==, 2); /* both workers run their first task */
+  kill (pid, sig);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 30, dir, &out, &err);
+  g_test_message ("%s", err ? err : "");
+  g_assert_cmpint (status, ==, sig == SIGINT ? 130 : 143);
+  guint64 ok, failed, not_run;
+  parse_summary (err, 12, &ok, &failed, &not_run);
+  g_assert_cmpuint (count_started (dir), ==, 2);
+  g_assert_cmpuint (ok, ==, 2);
+  g_assert_cmpuint (failed, ==, 0);
+  g_assert_cmpuint (not_run, ==, 10);
+  /* the plugin saw every task, the held ones as not run */
+  g_assert_cmpuint (tt_count_lines (out, ""), ==, 12 + 1);
+  tt_rmtree (dir);
+}
+
+/* on_failure = stop: task 1 fails at once, while each of two workers has a task of 2 s
+ * to start or run and more held behind it (task_timeout makes frames of one task; after
+ * the failure, so short a task makes the pool send the workers much more).  Only the
+ * tasks started before the stop was known run: one per worker, at most (none when the
+ * stop came first). */
+static void
+test_on_failure_stop_starts_no_queued_task (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 12\nop = mark-sleep:%s:2000\nbad_task = 1\n"
+                                           "bad_op = fail:one\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\ntask_timeout = 100\non_failure = stop\n",
+                                         keys);
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 30, dir, &out, &err);
+  g_test_message ("%s", err ? err : "");
+  g_assert_cmpint (status, ==, 1);
+  guint64 ok, failed, not_run;
+  parse_summary (err, 12, &ok, &failed, &not_run);
+  guint started = count_started (dir); /* the failing task makes no mark */
+  g_assert_cmpuint (failed, ==, 1);
+  g_assert_cmpuint (started, <=, 2);
+  g_assert_cmpuint (ok, ==, started);
+  g_assert_cmpuint (not_run, ==, 11 - started);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/hostile-core/link-closed-task-lives-on", test_link_closed_task_lives_on);
   g_test_add_func ("/hostile-core/crash-with-forked-child", test_crash_with_forked_child);
+  g_test_add_data_func ("/hostile-core/sigterm-starts-no-queued-task", GINT_TO_POINTER (SIGTERM),
+                        test_stop_starts_no_queued_task);
+  g_test_add_data_func ("/hostile-core/sigint-starts-no-queued-task", GINT_TO_POINTER (SIGINT),
+                        test_stop_starts_no_queued_task);
+  g_test_add_func ("/hostile-core/on-failure-stop-starts-no-queued-task",
+                   test_on_failure_stop_starts_no_queued_task);
   return g_test_run ();
 }

@@ -12,6 +12,8 @@
  *   crash            SIGSEGV;  abort: SIGABRT;  exit:N: exit with status N
  *   hang             sleep forever;  hang-ignoring-term: and ignore SIGTERM
  *   mark-hang:DIR    create DIR/started.PID, then sleep forever
+ *   mark-sleep:DIR:MS  create DIR/started.PID.K (K counts this worker's tasks), then
+ *                    sleep MS milliseconds, result "slept"
  *   bg-then-crash:DIR  start `sleep 30 &` (pid in DIR/bgpid), then SIGSEGV
  *   child-sleep:DIR  run a child `sleep 30` (pid in DIR/childpid) and wait for it
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
@@ -191,6 +193,15 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     g_file_set_contents (mark, "", 0, NULL);
     for (;;)
       pause ();
+  } else if (g_str_has_prefix (cmd, "mark-sleep:") && strrchr (cmd, ':') > cmd + 10) {
+    /* tells the test this task started (a file of its own), then sleeps */
+    static guint started;
+    char *ms = strrchr (cmd, ':');
+    *ms++ = '\0';
+    g_autofree char *mark = g_strdup_printf ("%s/started.%d.%u", cmd + 11, (int) getpid (), ++started);
+    g_file_set_contents (mark, "", 0, NULL);
+    g_usleep (1000 * g_ascii_strtoull (ms, NULL, 10));
+    tr_output_append (out, "slept", 5);
   } else if (g_str_has_prefix (cmd, "bg-then-crash:")) {
     /* leaves a background process (its pid in DIR/bgpid), then crashes */
     g_autofree char *sh = g_strdup_printf ("sleep 30 & echo $! > %s/bgpid", cmd + 14);

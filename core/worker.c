@@ -16,6 +16,9 @@
  * once per CANCEL_LOOK_NS of task time, not per task: a system call costs more than a
  * tiny task, and a stop a millisecond late starts at most that much work.
  *
+ * When its parent dies, a worker stops its process group (its task's programs too) and
+ * exits (on_parent_death).
+ *
  * A worker never decides anything about failures: a task's error travels back as a
  * result, and if the worker dies the parent sees the socket close and reaps it.
  * Does not own: scheduling, retries, timeouts (pool.c).
@@ -215,10 +218,26 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
   return TRUE;
 }
 
+/* The parent died (PR_SET_PDEATHSIG): whatever this worker's task started is in its
+ * process group (the worker leads it, link-local.c), and with no parent left nobody else
+ * will stop it.  The group goes, this process with it.  kill is async-signal-safe. */
+static void
+on_parent_death (int sig)
+{
+  (void) sig;
+  kill (0, SIGKILL);
+  _exit (74);
+}
+
 int
 tr_worker_main (int fd, pid_t parent)
 {
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  /* Not SIGKILL itself: that would leave the task's programs behind.  SIGHUP is the
+   * parent-is-gone signal; a task's programs get none of their own from it. */
+  struct sigaction sa = { .sa_handler = on_parent_death };
+  sigfillset (&sa.sa_mask);
+  sigaction (SIGHUP, &sa, NULL);
+  prctl (PR_SET_PDEATHSIG, SIGHUP);
   if (parent > 0 && getppid () != parent)
     return 70;
   signal (SIGINT, SIG_IGN);

@@ -2,7 +2,8 @@
  * its worker's link and runs on, one that forks and then crashes its worker.  Each must
  * cost only the task itself: the rest of the job runs, no process is left behind, and
  * nothing waits for a process that will not end.  And a stop (a signal, on_failure =
- * stop) starts no task that a worker holds queued behind its running one. */
+ * stop) starts no task that a worker holds queued behind its running one; and taskrun
+ * killed outright leaves nothing its tasks started. */
 #include "testutil.h"
 
 #include <signal.h>
@@ -205,6 +206,30 @@ test_on_failure_stop_starts_no_queued_task (void)
   tt_rmtree (dir);
 }
 
+/* taskrun killed with SIGKILL while a task waits for a program it started: the worker
+ * dies with its parent, and takes that program (in its process group) with it. */
+static void
+test_parent_killed_stops_task_children (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 1\nop = child-sleep:%s\n", dir);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", keys);
+  g_autofree char *pidfile = g_build_filename (dir, "childpid", NULL);
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  GPid kid = 0;
+  for (int i = 0; i < 2000 && !(kid = read_pid (pidfile)); i++)
+    g_usleep (10000);
+  g_assert_cmpint (kid, >, 0);
+  kill (pid, SIGKILL);
+  g_assert_cmpint (wait_bounded (pid, 10, dir, NULL, NULL), ==, 128 + SIGKILL);
+  gboolean left = still_running (kid, 3);
+  if (left)
+    kill (kid, SIGKILL); /* no process outlives the test, even when it fails */
+  g_assert_false (left);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -217,5 +242,7 @@ main (int argc, char **argv)
                         test_stop_starts_no_queued_task);
   g_test_add_func ("/hostile-core/on-failure-stop-starts-no-queued-task",
                    test_on_failure_stop_starts_no_queued_task);
+  g_test_add_func ("/hostile-core/parent-killed-stops-task-children",
+                   test_parent_killed_stops_task_children);
   return g_test_run ();
 }

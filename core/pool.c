@@ -28,9 +28,10 @@
  * that sends a frame that is not valid is closed and reaped; each task it held fails with
  * the cause in words, and a new worker takes the slot.  The I/O thread never waits for
  * one worker: a process whose link ended but that lives on is watched, then killed (see
- * worker_link_ended).  A worker that fails before saying HELLO (cannot load the plugin,
- * worker_init fails, dies at start) is not restarted (nginx's rule for fatal exits), so a
- * broken plugin cannot cause a fork storm.
+ * worker_link_ended).  A worker that fails before saying HELLO at the job's start
+ * (cannot load the plugin, worker_init fails, dies at start) is not restarted (nginx's
+ * rule for fatal exits), so a broken plugin cannot cause a fork storm; a replacement
+ * that fails so later is started again a few times, with growing pauses (slot_retry).
  */
 #include "internal.h"
 #include "link.h"
@@ -220,6 +221,9 @@ typedef struct {
   GByteArray *in;
   gboolean quit_sent;
   gboolean cancel_sent; /* it was told to start no more tasks (TR_MSG_CANCEL) */
+  guint start_tries;    /* failed starts in a row since the job's start (see slot_retry) */
+  gint64 restart_at;    /* when to start this slot again; 0: not to be */
+  char *init_failed;    /* what its INIT_FAILED said, if it did */
 } Worker;
 
 struct TrPool {
@@ -282,6 +286,8 @@ struct TrPool {
   guint rr;
   guint ends;             /* workers ended so far */
   gint64 next_exit_probe; /* see check_links_gone */
+  gboolean io_started;    /* the job's start is over (check_started) */
+  gint slots_lost;        /* atomic: slots given up after failed restarts */
 };
 
 /* ---- tasks ------------------------------------------------------------------------- */
@@ -554,6 +560,61 @@ worker_queue_config (TrPool *pool, Worker *w)
   tr_wire_end (&w->out, at);
 }
 
+#define START_RETRIES 5
+#define START_RETRY_US (G_USEC_PER_SEC / 10)
+
+/* A worker started after the job's start failed before it was ready (killed while it
+ * started, worker_init failed, it could not be spawned).  The rule that such a worker is
+ * not restarted is for the job's start, where a broken plugin or host must fail the job
+ * at once; later the cause may well pass (a task killed it, a resource was short), and
+ * a slot lost for good would leave the tasks to fewer workers, or to none.  So the slot
+ * is started again after a pause that doubles, START_RETRIES times, then given up; each
+ * step is said on stderr, and the job's summary counts the slots it ended with. */
+static void
+slot_retry (TrPool *pool, Worker *w, const char *why)
+{
+  if (pool->io_terminated || g_atomic_int_get (&pool->shutdown_req))
+    return;
+  if (++w->start_tries > START_RETRIES) {
+    g_atomic_int_inc (&pool->slots_lost);
+    g_printerr ("taskrun: worker %u could not be started again (%s); the job goes on with %u "
+                "of %u workers\n", w->slot, why,
+                pool->n_workers - (guint) g_atomic_int_get (&pool->slots_lost), pool->n_workers);
+    return;
+  }
+  gint64 delay = START_RETRY_US << (w->start_tries - 1);
+  w->restart_at = g_get_monotonic_time () + delay;
+  g_printerr ("taskrun: worker %u failed while starting (%s); starting it again in %g s\n",
+              w->slot, why, delay / 1e6);
+}
+
+static void worker_spawn (TrPool *pool, Worker *w);
+
+/* Starts again the slots whose pause is over.  Returns the poll timeout (ms) until the
+ * next one is due, or -1. */
+static int
+check_restarts (TrPool *pool)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = G_MAXINT64;
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (!w->restart_at)
+      continue;
+    if (pool->io_terminated || g_atomic_int_get (&pool->shutdown_req)) {
+      w->restart_at = 0;
+    } else if (now >= w->restart_at) {
+      w->restart_at = 0;
+      worker_spawn (pool, w);
+    } else {
+      next = MIN (next, w->restart_at);
+    }
+  }
+  if (next == G_MAXINT64)
+    return -1;
+  return (int) MAX (1, (next - now + 999) / 1000);
+}
+
 static void
 worker_spawn (TrPool *pool, Worker *w)
 {
@@ -571,11 +632,14 @@ worker_spawn (TrPool *pool, Worker *w)
   w->link_gone = 0;
   w->link_kill_sent = FALSE;
   w->spawns++;
+  g_clear_pointer (&w->init_failed, g_free);
   w->link = pool->link_class->spawn (w->slot, pool->program, &error);
   if (!w->link) {
     w->state = W_DEAD;
     g_free (pool->fatal_error);
     pool->fatal_error = g_strdup (error->message);
+    if (pool->io_started)
+      slot_retry (pool, w, error->message);
     return;
   }
   w->state = W_STARTING;
@@ -655,8 +719,15 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   g_queue_clear (&w->frames);
   io_requeue_unrun (pool, &back);
 
+  if (was == W_STARTING && pool->io_started) {
+    g_autofree char *why_start = w->init_failed ? g_strdup_printf ("%s: %s", cause, w->init_failed)
+                                                : g_strdup (cause);
+    slot_retry (pool, w, why_start);
+    return;
+  }
   if (was == W_STARTING) {
-    /* Failed before HELLO: fatal, never restarted.  Keep an INIT_FAILED message if one came. */
+    /* Failed before HELLO at the job's start: fatal, never restarted.  Keep an
+     * INIT_FAILED message if one came. */
     if (!pool->fatal_error)
       pool->fatal_error = g_strdup_printf ("%s while starting", cause);
     g_debug ("%s while starting; not restarting it", cause);
@@ -673,7 +744,7 @@ static gboolean
 any_worker_alive (TrPool *pool)
 {
   for (guint i = 0; i < pool->n_workers; i++)
-    if (pool->workers[i].state != W_DEAD)
+    if (pool->workers[i].state != W_DEAD || pool->workers[i].restart_at)
       return TRUE;
   return FALSE;
 }
@@ -830,6 +901,7 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
     if (!tr_wire_reader_done (&r))
       return FALSE;
     w->state = W_READY;
+    w->start_tries = 0;
     return TRUE;
   case TR_MSG_INIT_FAILED: {
     if (w->state != W_STARTING)
@@ -840,6 +912,8 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
       return FALSE;
     g_free (pool->fatal_error);
     g_autofree char *text = g_utf8_make_valid (msg, -1);
+    g_free (w->init_failed);
+    w->init_failed = g_strdup (text);
     /* on another host, say which: the others may be fine */
     pool->fatal_error = w->link->where ? g_strdup_printf ("worker %u (%s): %s", w->slot,
                                                           w->link->where, text)
@@ -1311,6 +1385,7 @@ check_started (TrPool *pool, gboolean *announced)
     if (pool->workers[i].state == W_STARTING)
       return;
   *announced = TRUE;
+  pool->io_started = TRUE;
   g_mutex_lock (&pool->lock);
   pool->started = TRUE;
   /* One worker that cannot start fails the start: its host (an MPI rank on another
@@ -1400,6 +1475,9 @@ io_main (gpointer data)
     int timeout = check_timeouts (pool);
     if (pool->ends != ends)
       continue;
+    int restart_ms = check_restarts (pool);
+    if (restart_ms >= 0 && (gone_ms < 0 || restart_ms < gone_ms))
+      gone_ms = restart_ms;
     nfds_t nfds = 0;
     fds[nfds++] = (struct pollfd) { .fd = pool->wake_fd, .events = POLLIN };
     guint np = 0;
@@ -2176,6 +2254,8 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   tr_task_clear (&task);
   stats->seconds = (g_get_monotonic_time () - t0) / 1e6;
   stats->distinct_pids = g_hash_table_size (s.pids);
+  /* the slots the job ended with: fewer when some could not be started again */
+  stats->workers = pool->n_workers - (guint) g_atomic_int_get (&pool->slots_lost);
   g_hash_table_unref (s.pids);
   GHashTableIter it;
   gpointer held;
@@ -2267,6 +2347,7 @@ tr_pool_free (TrPool *pool)
     g_queue_clear (&w->frames);
     tr_wire_buf_clear (&w->out);
     g_byte_array_unref (w->in);
+    g_free (w->init_failed);
   }
   TrAsync *a;
   while ((a = tq_pop_head (&pool->submitted)))

@@ -230,6 +230,54 @@ test_parent_killed_stops_task_children (void)
   tt_rmtree (dir);
 }
 
+/* The only worker crashes, and its replacement fails in worker_init once: the slot is
+ * started again after a pause, and the job goes on (before, every task left failed:
+ * "no worker is left"). */
+static void
+test_replacement_start_retried (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *mark = g_build_filename (dir, "mark", NULL);
+  g_autofree char *keys = g_strdup_printf ("tasks = 6\nop = echo:%%n\nbad_task = 2\n"
+                                           "bad_op = touch-crash:%s\ninit = fail-once-if-mark\n", mark);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", keys);
+  g_autofree char *env_mark = g_strconcat ("TESTKIT_MARK=", mark, NULL);
+  const char *env[] = { env_mark, NULL };
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, env);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 30, dir, &out, &err);
+  g_test_message ("%s", err ? err : "");
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "6 tasks: 5 succeeded, 1 failed, 0 not run; 1 workers ("));
+  g_assert_nonnull (strstr (err, "testkit refuses to start (init = fail-once-if-mark)"));
+  g_assert_nonnull (strstr (err, "starting it again in "));
+  tt_rmtree (dir);
+}
+
+/* A replacement that can never start: the slot is given up after a few tries, said so,
+ * and the summary counts the worker slots the job ended with. */
+static void
+test_replacement_never_starts (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *mark = g_build_filename (dir, "mark", NULL);
+  g_autofree char *keys = g_strdup_printf ("tasks = 40\nop = sleepecho:100:%%n\nbad_task = 2\n"
+                                           "bad_op = touch-crash:%s\ninit = fail-if-mark\n", mark);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", keys);
+  g_autofree char *env_mark = g_strconcat ("TESTKIT_MARK=", mark, NULL);
+  const char *env[] = { env_mark, NULL };
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, env);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 60, dir, &out, &err);
+  g_test_message ("%s", err ? err : "");
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "40 tasks: 39 succeeded, 1 failed, 0 not run; 1 workers ("));
+  g_assert_nonnull (strstr (err, "could not be started again"));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -244,5 +292,7 @@ main (int argc, char **argv)
                    test_on_failure_stop_starts_no_queued_task);
   g_test_add_func ("/hostile-core/parent-killed-stops-task-children",
                    test_parent_killed_stops_task_children);
+  g_test_add_func ("/hostile-core/replacement-start-retried", test_replacement_start_retried);
+  g_test_add_func ("/hostile-core/replacement-never-starts", test_replacement_never_starts);
   return g_test_run ();
 }

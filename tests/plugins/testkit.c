@@ -19,6 +19,7 @@
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
  *   close-link-hang  close the link (fd 3), then sleep forever
+ *   touch-crash:PATH create PATH, then SIGSEGV
  *   fork-then-crash:DIR  fork a copy that sleeps 30 s holding the link (its pid in
  *                    DIR/forkpid), then SIGSEGV
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
@@ -27,7 +28,8 @@
  * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init;
  * `init = hang` never returns from it; `init = fail-on-rank-2` fails on MPI rank 2 only;
  * `init = fail-first-hang-rest`: the first worker to create $TESTKIT_MARK fails, the
- * others hang.
+ * others hang.  `init = fail-if-mark`: fail while $TESTKIT_MARK exists;
+ * `init = fail-once-if-mark`: the one worker that removes it fails.
  */
 #include <taskrun/taskrun.h>
 
@@ -38,7 +40,8 @@
 #include <unistd.h>
 
 static const char *const init_choices[] = { "ok",   "fail", "crash", "hang", "fail-on-rank-2",
-                                            "fail-first-hang-rest", NULL };
+                                            "fail-first-hang-rest", "fail-if-mark",
+                                            "fail-once-if-mark", NULL };
 
 static const TrOption testkit_options[] = {
   { .name = "tasks", .type = TR_OPTION_INT, .default_value = "10", .min = 0, .max = 1e12,
@@ -141,6 +144,12 @@ testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
                  "testkit refuses to start (init = fail-first-hang-rest)");
     return FALSE;
   }
+  const char *mark = g_getenv ("TESTKIT_MARK");
+  if ((g_str_equal (init, "fail-if-mark") && mark && g_file_test (mark, G_FILE_TEST_EXISTS)) ||
+      (g_str_equal (init, "fail-once-if-mark") && mark && unlink (mark) == 0)) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "testkit refuses to start (init = %s)", init);
+    return FALSE;
+  }
   if (g_str_equal (init, "fail")) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "testkit refuses to start (init = fail)");
     return FALSE;
@@ -214,6 +223,9 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     if (system (sh) != 0)
       _exit (98);
     tr_output_append (out, "child done", 10);
+  } else if (g_str_has_prefix (cmd, "touch-crash:")) {
+    g_file_set_contents (cmd + 12, "", 0, NULL);
+    raise (SIGSEGV);
   } else if (g_str_equal (cmd, "close-link-hang")) {
     close (3);
     for (;;)

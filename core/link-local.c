@@ -18,11 +18,17 @@
  *
  * The link itself is a Unix stream socketpair: fd 3 in the worker, non-blocking in the
  * parent.  The worker's stdin is /dev/null; stdout and stderr are shared with the parent.
+ *
+ * The worker's end is watched through a pidfd (exit_fd), not the socket alone: a task may
+ * close fd 3 and run on, or fork and crash, leaving its child holding the socket; either
+ * way the socket's end of stream says nothing about the process.  Without pidfds (Linux
+ * before 5.3) `ended` asks waitid.
  */
 #include "link.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -96,6 +102,8 @@ local_spawn (guint slot, const char *program, GError **error)
   link->klass = &tr_link_local;
   link->fd = sv[0];
   link->pid = pid;
+  /* close-on-exec by default; the pid cannot be reused before the pool reaps it */
+  link->exit_fd = (int) syscall (SYS_pidfd_open, pid, 0);
   return link;
 }
 
@@ -131,6 +139,21 @@ local_signal_group (TrLink *link, int sig)
 {
   if (link->pid > 0)
     kill (-link->pid, sig);
+}
+
+static gboolean
+local_ended (TrLink *link)
+{
+  if (link->exit_fd >= 0) {
+    struct pollfd p = { .fd = link->exit_fd, .events = POLLIN };
+    return poll (&p, 1, 0) > 0;
+  }
+  siginfo_t info = { 0 };
+  int w;
+  do
+    w = waitid (P_PID, (id_t) link->pid, &info, WEXITED | WNOWAIT | WNOHANG);
+  while (w < 0 && errno == EINTR);
+  return w < 0 || info.si_pid != 0; /* an error: there is nothing left to wait for */
 }
 
 char *
@@ -178,6 +201,8 @@ static char *
 local_close (TrLink *link, gboolean *clean, int *status)
 {
   close (link->fd);
+  if (link->exit_fd >= 0)
+    close (link->exit_fd);
   gboolean reaped;
   gboolean ok = tr_reap_worker (link->pid, TRUE, status, &reaped);
   g_free (link);
@@ -195,5 +220,6 @@ const TrLinkClass tr_link_local = {
   .receive = local_receive,
   .kill = local_kill,
   .signal_group = local_signal_group,
+  .ended = local_ended,
   .close = local_close,
 };

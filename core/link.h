@@ -30,6 +30,11 @@ typedef struct {
   void (*kill) (TrLink *link);
   /* Sends `sig` to the worker's process group: the worker and whatever its task started. */
   void (*signal_group) (TrLink *link, int sig);
+  /* Whether the worker's process has ended (it is not reaped: close does that), without
+   * waiting.  A process may close its end of the link and live on, or die while a process
+   * it forked holds the link open, so the link's end of stream is not the worker's end.
+   * NULL: it is, for this class (the link ends only once the worker has been reaped). */
+  gboolean (*ended) (TrLink *link);
   /* Closes the link, reaps the worker, stops what is left of its process group, and
    * frees the link.  Returns how the worker ended
    * in words ("exited with status 3", "killed by signal 9 (SIGKILL)"), newly allocated,
@@ -41,6 +46,9 @@ struct TrLink {
   const TrLinkClass *klass;
   int fd;   /* poll() this for POLLIN / POLLOUT */
   pid_t pid;
+  /* Only for a class with `ended`: poll() reports it readable (POLLIN) once the process
+   * has ended; -1 when there is none, and `ended` must be asked from time to time. */
+  int exit_fd;
   char *where; /* where the worker runs, for messages ("rank 2 on node7"); NULL: here */
 };
 

@@ -24,11 +24,14 @@
  * tasks, an unordered stream packs its tasks into bundles that travel as one unit (see
  * Bundle).
  *
- * Failure.  A worker whose link reaches end of stream, errors, or sends a frame that is
- * not valid is closed and reaped; each task it held fails with the cause in words, and a
- * new worker takes the slot.  A worker that fails before saying HELLO (cannot load the
- * plugin, worker_init fails, dies at start) is not restarted (nginx's rule for fatal
- * exits), so a broken plugin cannot cause a fork storm.
+ * Failure.  A worker whose process ends, whose link errors or reaches end of stream, or
+ * that sends a frame that is not valid is closed and reaped; each task it held fails with
+ * the cause in words, and a new worker takes the slot.  The I/O thread never waits for
+ * one worker: a process whose link ended but that lives on is watched, then killed (see
+ * worker_link_ended).  A worker that fails before saying HELLO at the job's start
+ * (cannot load the plugin, worker_init fails, dies at start) is not restarted (nginx's
+ * rule for fatal exits), so a broken plugin cannot cause a fork storm; a replacement
+ * that fails so later is started again a few times, with growing pauses (slot_retry).
  */
 #include "internal.h"
 #include "link.h"
@@ -208,12 +211,19 @@ typedef struct {
   gint64 term_sent;    /* task_timeout: when SIGTERM was sent; 0 if not */
   TrAsync *timed_out;  /* the task that was late when SIGTERM went out */
   gboolean kill_sent;  /* task_timeout: SIGKILL sent after the grace */
+  gint64 link_gone;    /* when its link ended while its process lived on; 0: it did not */
+  gboolean link_kill_sent; /* its group was killed for that, after LINK_GONE_GRACE_US */
+  guint64 spawns;      /* processes started for this slot */
   guint64 sent;    /* tasks sent to this process */
   double ewma_ns;  /* this process's mean task time (0: none yet): its speed, for the tail */
   TrWireBuf out;
   gsize out_off;
   GByteArray *in;
   gboolean quit_sent;
+  gboolean cancel_sent; /* it was told to start no more tasks (TR_MSG_CANCEL) */
+  guint start_tries;    /* failed starts in a row since the job's start (see slot_retry) */
+  gint64 restart_at;    /* when to start this slot again; 0: not to be */
+  char *init_failed;    /* what its INIT_FAILED said, if it did */
 } Worker;
 
 struct TrPool {
@@ -274,6 +284,10 @@ struct TrPool {
   gboolean io_terminated;
   gboolean io_cancelled;
   guint rr;
+  guint ends;             /* workers ended so far */
+  gint64 next_exit_probe; /* see check_links_gone */
+  gboolean io_started;    /* the job's start is over (check_started) */
+  gint slots_lost;        /* atomic: slots given up after failed restarts */
 };
 
 /* ---- tasks ------------------------------------------------------------------------- */
@@ -546,6 +560,61 @@ worker_queue_config (TrPool *pool, Worker *w)
   tr_wire_end (&w->out, at);
 }
 
+#define START_RETRIES 5
+#define START_RETRY_US (G_USEC_PER_SEC / 10)
+
+/* A worker started after the job's start failed before it was ready (killed while it
+ * started, worker_init failed, it could not be spawned).  The rule that such a worker is
+ * not restarted is for the job's start, where a broken plugin or host must fail the job
+ * at once; later the cause may well pass (a task killed it, a resource was short), and
+ * a slot lost for good would leave the tasks to fewer workers, or to none.  So the slot
+ * is started again after a pause that doubles, START_RETRIES times, then given up; each
+ * step is said on stderr, and the job's summary counts the slots it ended with. */
+static void
+slot_retry (TrPool *pool, Worker *w, const char *why)
+{
+  if (pool->io_terminated || g_atomic_int_get (&pool->shutdown_req))
+    return;
+  if (++w->start_tries > START_RETRIES) {
+    g_atomic_int_inc (&pool->slots_lost);
+    g_printerr ("taskrun: worker %u could not be started again (%s); the job goes on with %u "
+                "of %u workers\n", w->slot, why,
+                pool->n_workers - (guint) g_atomic_int_get (&pool->slots_lost), pool->n_workers);
+    return;
+  }
+  gint64 delay = START_RETRY_US << (w->start_tries - 1);
+  w->restart_at = g_get_monotonic_time () + delay;
+  g_printerr ("taskrun: worker %u failed while starting (%s); starting it again in %g s\n",
+              w->slot, why, delay / 1e6);
+}
+
+static void worker_spawn (TrPool *pool, Worker *w);
+
+/* Starts again the slots whose pause is over.  Returns the poll timeout (ms) until the
+ * next one is due, or -1. */
+static int
+check_restarts (TrPool *pool)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = G_MAXINT64;
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (!w->restart_at)
+      continue;
+    if (pool->io_terminated || g_atomic_int_get (&pool->shutdown_req)) {
+      w->restart_at = 0;
+    } else if (now >= w->restart_at) {
+      w->restart_at = 0;
+      worker_spawn (pool, w);
+    } else {
+      next = MIN (next, w->restart_at);
+    }
+  }
+  if (next == G_MAXINT64)
+    return -1;
+  return (int) MAX (1, (next - now + 999) / 1000);
+}
+
 static void
 worker_spawn (TrPool *pool, Worker *w)
 {
@@ -556,14 +625,21 @@ worker_spawn (TrPool *pool, Worker *w)
   w->sent = 0;
   w->ewma_ns = 0;
   w->quit_sent = FALSE;
+  w->cancel_sent = FALSE;
   w->term_sent = 0;
   w->timed_out = NULL;
   w->kill_sent = FALSE;
+  w->link_gone = 0;
+  w->link_kill_sent = FALSE;
+  w->spawns++;
+  g_clear_pointer (&w->init_failed, g_free);
   w->link = pool->link_class->spawn (w->slot, pool->program, &error);
   if (!w->link) {
     w->state = W_DEAD;
     g_free (pool->fatal_error);
     pool->fatal_error = g_strdup (error->message);
+    if (pool->io_started)
+      slot_retry (pool, w, error->message);
     return;
   }
   w->state = W_STARTING;
@@ -582,6 +658,7 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
 {
   if (!w->link)
     return;
+  pool->ends++;
   pid_t pid = w->link->pid;
   /* "worker 2 (pid 4711)", or "worker 2 (rank 2 on node7, pid 4711)" */
   g_autofree char *at = w->link->where ? g_strconcat (w->link->where, ", ", NULL) : g_strdup ("");
@@ -642,8 +719,15 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   g_queue_clear (&w->frames);
   io_requeue_unrun (pool, &back);
 
+  if (was == W_STARTING && pool->io_started) {
+    g_autofree char *why_start = w->init_failed ? g_strdup_printf ("%s: %s", cause, w->init_failed)
+                                                : g_strdup (cause);
+    slot_retry (pool, w, why_start);
+    return;
+  }
   if (was == W_STARTING) {
-    /* Failed before HELLO: fatal, never restarted.  Keep an INIT_FAILED message if one came. */
+    /* Failed before HELLO at the job's start: fatal, never restarted.  Keep an
+     * INIT_FAILED message if one came. */
     if (!pool->fatal_error)
       pool->fatal_error = g_strdup_printf ("%s while starting", cause);
     g_debug ("%s while starting; not restarting it", cause);
@@ -660,7 +744,7 @@ static gboolean
 any_worker_alive (TrPool *pool)
 {
   for (guint i = 0; i < pool->n_workers; i++)
-    if (pool->workers[i].state != W_DEAD)
+    if (pool->workers[i].state != W_DEAD || pool->workers[i].restart_at)
       return TRUE;
   return FALSE;
 }
@@ -729,8 +813,9 @@ take_bundle_answer (TrPool *pool, Worker *w, TrWireReader r, const guint8 *body,
  * One pass: each record is read, checked and matched to the next task in flight by id as
  * that task is taken (the tasks of a large frame of tiny ones are seldom in this core's
  * cache, and the frame is read once).  The count must be the oldest TASKS frame's; tasks
- * sent back unrun are never the first and then all the rest; nothing may follow the last
- * record.  At the first record that breaks a rule (or names the wrong task) the pass
+ * sent back unrun are all the rest from one on, never the first unless the worker was
+ * told CANCEL (it may not start one, but must start a frame it has room for); nothing
+ * may follow the last record.  At the first record that breaks a rule (or names the wrong task) the pass
  * stops: the tasks answered before it keep their results, the worker is killed as for
  * any malformed frame, and the rest of that frame is what it was running. */
 static gboolean
@@ -753,7 +838,7 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   guint32 i;
   for (i = 0; i < n; i++) {
     TrAsync *a = w->inflight.head;
-    if (!tr_wire_read_result (&r, &res) || (res.returned && i == 0) ||
+    if (!tr_wire_read_result (&r, &res) || (res.returned && i == 0 && !w->cancel_sent) ||
         (returning && !res.returned) || !a || a->id != res.id ||
         (i == n - 1 && !tr_wire_reader_done (&r)))
       break;
@@ -816,6 +901,7 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
     if (!tr_wire_reader_done (&r))
       return FALSE;
     w->state = W_READY;
+    w->start_tries = 0;
     return TRUE;
   case TR_MSG_INIT_FAILED: {
     if (w->state != W_STARTING)
@@ -826,6 +912,8 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
       return FALSE;
     g_free (pool->fatal_error);
     g_autofree char *text = g_utf8_make_valid (msg, -1);
+    g_free (w->init_failed);
+    w->init_failed = g_strdup (text);
     /* on another host, say which: the others may be fine */
     pool->fatal_error = w->link->where ? g_strdup_printf ("worker %u (%s): %s", w->slot,
                                                           w->link->where, text)
@@ -900,6 +988,89 @@ worker_write (Worker *w)
   }
 }
 
+#define LINK_GONE_GRACE_US G_USEC_PER_SEC
+#define LINK_GONE_WHY "closed its link to taskrun and went on running; it was killed"
+
+/* The worker's process has ended (or its class cannot tell that from its link's end).
+ * Its link may still be open: a process its task forked holds it, and may hold it for
+ * long.  What the worker wrote before it died is read first (its answers count), then
+ * the worker is ended, and the group it leaves behind with it (tr_reap_worker). */
+static void
+worker_process_ended (TrPool *pool, Worker *w)
+{
+  if (!w->link_gone && worker_read (pool, w) == READ_ENDED)
+    return;
+  worker_end (pool, w, w->link_kill_sent ? LINK_GONE_WHY : NULL, TR_TASK_ERROR_WORKER_DIED);
+}
+
+/* The worker's link reached its end of stream or failed.  The worker is ended once its
+ * process has; until then it takes no task and none of its tasks can be answered.  A
+ * process whose link ended but that lives on (a task closed fd 3) is never waited for
+ * here: the I/O thread serves every worker, its timeouts and the signals, and a wait for
+ * one process would stop them all.  It has LINK_GONE_GRACE_US to exit (a worker that
+ * ends on its own closes its link a moment before its process ends), then its process
+ * group is killed (check_links_gone), and it is ended when its process is. */
+static void
+worker_link_ended (TrPool *pool, Worker *w)
+{
+  if (!w->link->klass->ended || w->link->klass->ended (w->link)) {
+    worker_process_ended (pool, w);
+    return;
+  }
+  if (!w->link_gone) {
+    w->link_gone = g_get_monotonic_time ();
+    g_debug ("worker %u (pid %d): its link ended but its process lives on", w->slot,
+             (int) w->link->pid);
+  }
+}
+
+/* Kills what outlived its link past the grace, and ends the workers whose process ended
+ * without an exit_fd to say so (asked every EXIT_PROBE_US while their link is open: a
+ * system call per worker, not to be made for every frame).  Returns the poll timeout
+ * (ms) until the next check, or -1. */
+#define EXIT_PROBE_US (G_USEC_PER_SEC / 10)
+static int
+check_links_gone (TrPool *pool)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = G_MAXINT64;
+  gboolean probe = now >= pool->next_exit_probe;
+  if (probe)
+    pool->next_exit_probe = now + EXIT_PROBE_US;
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (!w->link || !w->link->klass->ended)
+      continue;
+    if (!w->link_gone) {
+      if (w->link->exit_fd >= 0)
+        continue;
+      if (probe && w->link->klass->ended (w->link))
+        worker_process_ended (pool, w);
+      else
+        next = MIN (next, pool->next_exit_probe);
+      continue;
+    }
+    if (w->link->klass->ended (w->link)) {
+      worker_process_ended (pool, w);
+      continue;
+    }
+    if (!w->link_kill_sent) {
+      gint64 due = w->link_gone + LINK_GONE_GRACE_US;
+      if (now >= due) {
+        w->link->klass->signal_group (w->link, SIGKILL);
+        w->link_kill_sent = TRUE;
+      } else {
+        next = MIN (next, due);
+      }
+    }
+    if (w->link->exit_fd < 0)
+      next = MIN (next, now + 20000); /* asked, not told */
+  }
+  if (next == G_MAXINT64)
+    return -1;
+  return (int) MAX (1, (next - now + 999) / 1000);
+}
+
 static guint
 frame_size (TrPool *pool)
 {
@@ -965,7 +1136,7 @@ tail_measure (TrPool *pool)
   Tail t = { .left = pool->ready.length };
   for (guint i = 0; i < pool->n_workers; i++) {
     const Worker *w = &pool->workers[i];
-    if (w->state == W_READY) {
+    if (w->state == W_READY && !w->link_gone) {
       t.left += w->inflight.length;
       t.rates += worker_rate (pool, w);
     }
@@ -995,7 +1166,7 @@ dispatch (TrPool *pool, gboolean input_ended)
   Tail tail = input_ended ? tail_measure (pool) : (Tail) { 0 };
   for (guint k = 0; k < pool->n_workers && pool->ready.head; k++) {
     Worker *w = &pool->workers[(pool->rr + k) % pool->n_workers];
-    if (w->state != W_READY)
+    if (w->state != W_READY || w->link_gone)
       continue;
     guint depth = full_depth, wfs = fs;
     if (input_ended) {
@@ -1090,7 +1261,10 @@ io_terminate (TrPool *pool)
   g_mutex_unlock (&pool->lock);
 }
 
-/* Stop feeding: what no worker holds fails as cancelled (not run). */
+/* Stop feeding: what no worker holds fails as cancelled (not run), and so does what the
+ * workers hold but have not started: each is told to start no more tasks (CANCEL) and
+ * sends them back, and io_requeue_unrun fails them.  No new task starts, though a worker
+ * holds tasks ahead so as never to wait for the next one. */
 static void
 io_cancel_pending (TrPool *pool)
 {
@@ -1098,6 +1272,14 @@ io_cancel_pending (TrPool *pool)
   TrAsync *a;
   while ((a = tq_pop_head (&pool->ready)))
     io_fail (pool, a, TR_TASK_ERROR_CANCELLED, "not run: the job was stopped before it started");
+  for (guint i = 0; i < pool->n_workers; i++) {
+    Worker *w = &pool->workers[i];
+    if (w->link && !w->link_gone && !w->cancel_sent) {
+      gsize at = tr_wire_begin (&w->out, TR_MSG_CANCEL);
+      tr_wire_end (&w->out, at);
+      w->cancel_sent = TRUE;
+    }
+  }
 }
 
 #define TIMEOUT_GRACE_US (G_USEC_PER_SEC / 2)
@@ -1203,6 +1385,7 @@ check_started (TrPool *pool, gboolean *announced)
     if (pool->workers[i].state == W_STARTING)
       return;
   *announced = TRUE;
+  pool->io_started = TRUE;
   g_mutex_lock (&pool->lock);
   pool->started = TRUE;
   /* One worker that cannot start fails the start: its host (an MPI rank on another
@@ -1214,14 +1397,21 @@ check_started (TrPool *pool, gboolean *announced)
   g_mutex_unlock (&pool->lock);
 }
 
+typedef struct {
+  Worker *w;
+  guint64 spawns; /* its Worker.spawns when polled */
+  gboolean exit;  /* the entry is its exit_fd, not its link */
+} Polled;
+
 static gpointer
 io_main (gpointer data)
 {
   TrPool *pool = data;
   gboolean announced = FALSE;
   gint64 shutdown_deadline = 0;
-  struct pollfd *fds = g_new0 (struct pollfd, pool->n_workers + 1);
-  Worker **polled = g_new0 (Worker *, pool->n_workers);
+  /* the wake-up fd, then each worker's link and its exit_fd */
+  struct pollfd *fds = g_new0 (struct pollfd, 2 * pool->n_workers + 1);
+  Polled *polled = g_new0 (Polled, 2 * pool->n_workers);
 
   for (guint i = 0; i < pool->n_workers; i++)
     worker_spawn (pool, &pool->workers[i]);
@@ -1249,14 +1439,14 @@ io_main (gpointer data)
     for (guint i = 0; i < pool->n_workers; i++) {
       Worker *w = &pool->workers[i];
       gboolean idle = w->inflight.length == 0 && !pool->ready.head;
-      if (w->link && !w->quit_sent &&
+      if (w->link && !w->link_gone && !w->quit_sent &&
           ((w->state == W_RETIRING && w->inflight.length == 0) ||
            (shutting_down && idle && w->state != W_STARTING))) {
         gsize at = tr_wire_begin (&w->out, TR_MSG_QUIT);
         tr_wire_end (&w->out, at);
         w->quit_sent = TRUE;
       }
-      if (w->link && w->out.len > w->out_off)
+      if (w->link && !w->link_gone && w->out.len > w->out_off)
         worker_write (w);
     }
     int hand_over_ms = -1;
@@ -1277,6 +1467,17 @@ io_main (gpointer data)
       break;
     }
 
+    /* Before the poll set is made: these may end a worker and start its replacement.
+     * A worker ended changes what the loop above decides (a start to announce, tasks
+     * to share out), so the loop runs again before it waits. */
+    guint ends = pool->ends;
+    int gone_ms = check_links_gone (pool);
+    int timeout = check_timeouts (pool);
+    if (pool->ends != ends)
+      continue;
+    int restart_ms = check_restarts (pool);
+    if (restart_ms >= 0 && (gone_ms < 0 || restart_ms < gone_ms))
+      gone_ms = restart_ms;
     nfds_t nfds = 0;
     fds[nfds++] = (struct pollfd) { .fd = pool->wake_fd, .events = POLLIN };
     guint np = 0;
@@ -1284,13 +1485,20 @@ io_main (gpointer data)
       Worker *w = &pool->workers[i];
       if (!w->link)
         continue;
-      short ev = POLLIN;
-      if (w->out.len > w->out_off)
-        ev |= POLLOUT;
-      fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
-      polled[np++] = w;
+      if (!w->link_gone) {
+        short ev = POLLIN;
+        if (w->out.len > w->out_off)
+          ev |= POLLOUT;
+        fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
+        polled[np++] = (Polled) { w, w->spawns, FALSE };
+      }
+      if (w->link->klass->ended && w->link->exit_fd >= 0) {
+        fds[nfds++] = (struct pollfd) { .fd = w->link->exit_fd, .events = POLLIN };
+        polled[np++] = (Polled) { w, w->spawns, TRUE };
+      }
     }
-    int timeout = check_timeouts (pool);
+    if (gone_ms >= 0 && (timeout < 0 || gone_ms < timeout))
+      timeout = gone_ms;
     if (shutting_down && (timeout < 0 || timeout > 100))
       timeout = 100;
     if (hand_over_ms >= 0 && (timeout < 0 || hand_over_ms < timeout))
@@ -1307,15 +1515,20 @@ io_main (gpointer data)
       }
     }
     for (guint j = 0; j < np; j++) {
-      Worker *w = polled[j];
+      Worker *w = polled[j].w;
       short re = fds[j + 1].revents;
-      if (!w->link || re == 0)
+      /* a worker ended (and perhaps restarted) by an earlier entry is not this one's */
+      if (!w->link || re == 0 || w->spawns != polled[j].spawns)
         continue;
+      if (polled[j].exit) {
+        worker_process_ended (pool, w);
+        continue;
+      }
       if (re & POLLOUT)
         worker_write (w);
       if (re & (POLLIN | POLLHUP | POLLERR)) {
         if (worker_read (pool, w) == READ_GONE)
-          worker_end (pool, w, NULL, TR_TASK_ERROR_WORKER_DIED);
+          worker_link_ended (pool, w);
       }
     }
   }
@@ -2041,6 +2254,9 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   tr_task_clear (&task);
   stats->seconds = (g_get_monotonic_time () - t0) / 1e6;
   stats->distinct_pids = g_hash_table_size (s.pids);
+  /* the slots the job ended with: fewer when some could not be started again */
+  stats->workers = pool->n_workers - (guint) g_atomic_int_get (&pool->slots_lost);
+  stats->workers_started = pool->n_workers;
   g_hash_table_unref (s.pids);
   GHashTableIter it;
   gpointer held;
@@ -2132,6 +2348,7 @@ tr_pool_free (TrPool *pool)
     g_queue_clear (&w->frames);
     tr_wire_buf_clear (&w->out);
     g_byte_array_unref (w->in);
+    g_free (w->init_failed);
   }
   TrAsync *a;
   while ((a = tq_pop_head (&pool->submitted)))

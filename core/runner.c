@@ -449,12 +449,17 @@ print_summary (const TrJob *job, const TrStats *stats, const GString *plugin_lin
   /* The run phase (first task handed out to last result) gives the rate; the whole
    * command's time, start-up and the plugin's finish included, is what a user waited. */
   double all = (g_get_monotonic_time () - job->opts->started_us) / 1e6;
+  g_autofree char *of = stats->workers_started > stats->workers
+                           ? g_strdup_printf (" of %u", stats->workers_started)
+                           : g_strdup ("");
   g_printerr ("taskrun: %" G_GUINT64_FORMAT " %s: %" G_GUINT64_FORMAT " succeeded, %"
-              G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u %s (%u %s ran "
+              G_GUINT64_FORMAT " failed, %" G_GUINT64_FORMAT " not run%s; %u%s %s (%u %s ran "
               "tasks); %.*f s, %.1f tasks/s; %.*f s in all\n",
               stats->total, g_dngettext (NULL, "task", "tasks", stats->total), stats->succeeded,
-              stats->failed, stats->not_run, skipped, stats->workers,
-              g_dngettext (NULL, "worker", "workers", stats->workers), stats->distinct_pids,
+              stats->failed, stats->not_run, skipped, stats->workers, of,
+              g_dngettext (NULL, "worker", "workers", stats->workers_started > stats->workers
+                                                         ? stats->workers_started
+                                                         : stats->workers), stats->distinct_pids,
               g_dngettext (NULL, "process", "processes", stats->distinct_pids),
               stats->seconds < 10 ? 4 : 1, stats->seconds, rate, all < 10 ? 4 : 1, all);
   g_auto (GStrv) lines = g_strsplit (plugin_lines->str, "\n", -1);

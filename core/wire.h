@@ -17,9 +17,12 @@ typedef enum {
   TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 status, u32 code, u64 start (Unix
                        *       microseconds), u64 run nanoseconds, bytes output, str message);
                        *       status 0 done, 1 failed, 2 not run: sent back because the
-                       *       answer had no room (never the first, then all the rest) */
+                       *       answer had no room (never the first, then all the rest), or
+                       *       because a CANCEL came (from any task on, then all the rest) */
   TR_MSG_QUIT,        /* P->W  (empty) finish and exit */
-  TR_MSG_LAST = TR_MSG_QUIT,
+  TR_MSG_CANCEL,      /* P->W  (empty) the job was stopped: start no more tasks, send every
+                       *       task not yet started back as not run */
+  TR_MSG_LAST = TR_MSG_CANCEL,
 } TrMsgType;
 
 /* Writing: frames are appended to a TrWireBuf, a plain buffer written in place.  A

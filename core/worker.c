@@ -9,6 +9,16 @@
  * pool sizes frames so that tiny tasks still share system calls).  QUIT or the end of
  * the stream ends the worker.
  *
+ * The parent sends frames ahead, so that a worker never waits for its next task.  When
+ * the job is stopped it sends CANCEL, which arrives behind those frames: so between tasks
+ * the worker reads what has come, without waiting, and looks through it for a CANCEL;
+ * from then on it starts no task, and sends each one it holds back as not run.  It looks
+ * once per CANCEL_LOOK_NS of task time, not per task: a system call costs more than a
+ * tiny task, and a stop a millisecond late starts at most that much work.
+ *
+ * When its parent dies, a worker stops its process group (its task's programs too) and
+ * exits (on_parent_death).
+ *
  * A worker never decides anything about failures: a task's error travels back as a
  * result, and if the worker dies the parent sees the socket close and reaps it.
  * Does not own: scheduling, retries, timeouts (pool.c).
@@ -23,13 +33,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#define CANCEL_LOOK_NS 1000000 /* 1 ms */
 
 typedef struct {
   int fd;
   GByteArray *in;
   gsize in_off;
+  GByteArray *ahead;  /* read while a frame in `in` was in use: the stream after `in` */
+  gboolean cancelled; /* a CANCEL came: no task starts any more */
+  gint64 look_due;    /* task clock (ns): when to look for a CANCEL next */
   TrWireBuf out;
 } WorkerIo;
 
@@ -58,6 +74,11 @@ read_more (WorkerIo *io)
     g_byte_array_remove_range (io->in, 0, io->in_off);
     io->in_off = 0;
   }
+  if (io->ahead->len) {
+    g_byte_array_append (io->in, io->ahead->data, io->ahead->len);
+    g_byte_array_set_size (io->ahead, 0);
+    return TRUE;
+  }
   gsize have = io->in->len;
   g_byte_array_set_size (io->in, have + 65536);
   ssize_t n;
@@ -85,6 +106,42 @@ next_frame (WorkerIo *io, TrMsgType *type, const guint8 **body, gsize *len)
     if (!read_more (io))
       return FALSE;
   }
+}
+
+/* Whether a CANCEL has come: reads what the parent sent so far into `ahead`, without
+ * waiting (the frame being run lives in `in`, which must not move), and walks the heads
+ * of the frames not yet run, the rest of `in` then `ahead` as one stream. */
+static gboolean
+cancel_arrived (WorkerIo *io, gint64 now)
+{
+  io->look_due = now + CANCEL_LOOK_NS;
+  if (io->cancelled) {
+    io->look_due = G_MININT64; /* every task after it looks, and goes back */
+    return TRUE;
+  }
+  for (;;) {
+    gsize have = io->ahead->len;
+    g_byte_array_set_size (io->ahead, have + 65536);
+    ssize_t n = recv (io->fd, io->ahead->data + have, 65536, MSG_DONTWAIT);
+    g_byte_array_set_size (io->ahead, have + (n > 0 ? (gsize) n : 0));
+    if (n < 65536)
+      break; /* all there was, the end of the stream (seen again by read_more), or an error */
+  }
+  gsize in_left = io->in->len - io->in_off, total = in_left + io->ahead->len;
+  for (gsize pos = 0; pos + TR_WIRE_HEADER <= total;) {
+    guint8 head[TR_WIRE_HEADER];
+    for (guint k = 0; k < TR_WIRE_HEADER; k++) {
+      gsize p = pos + k;
+      head[k] = p < in_left ? io->in->data[io->in_off + p] : io->ahead->data[p - in_left];
+    }
+    if (head[4] == TR_MSG_CANCEL) {
+      io->cancelled = TRUE;
+      io->look_due = G_MININT64;
+      return TRUE;
+    }
+    pos += TR_WIRE_HEADER + (gsize) tr_wire_load_le (head, 4);
+  }
+  return FALSE;
 }
 
 static void
@@ -118,9 +175,11 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
       return FALSE;
     /* Room left in this answer for the largest output a task may have, and for a short
      * record for each task after it?  If not, the rest go back unrun (status 2), to be
-     * sent again: tasks that are fine alone must not fail for sharing a frame. */
-    if (i > 0 && io->out.len - frame + (gsize) (n - i) * TR_WIRE_RETURNED_RECORD +
-                     TR_WIRE_MAX_BODY / 2 + 4096 > TR_WIRE_MAX_BODY) {
+     * sent again: tasks that are fine alone must not fail for sharing a frame.  After a
+     * CANCEL they go back too, and are not sent again. */
+    if ((i > 0 && io->out.len - frame + (gsize) (n - i) * TR_WIRE_RETURNED_RECORD +
+                      TR_WIRE_MAX_BODY / 2 + 4096 > TR_WIRE_MAX_BODY) ||
+        (G_UNLIKELY (t0 >= io->look_due) && cancel_arrived (io, t0))) {
       for (;;) {
         tr_wire_put_returned (&io->out, task.id);
         if (++i == n)
@@ -159,10 +218,26 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
   return TRUE;
 }
 
+/* The parent died (PR_SET_PDEATHSIG): whatever this worker's task started is in its
+ * process group (the worker leads it, link-local.c), and with no parent left nobody else
+ * will stop it.  The group goes, this process with it.  kill is async-signal-safe. */
+static void
+on_parent_death (int sig)
+{
+  (void) sig;
+  kill (0, SIGKILL);
+  _exit (74);
+}
+
 int
 tr_worker_main (int fd, pid_t parent)
 {
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  /* Not SIGKILL itself: that would leave the task's programs behind.  SIGHUP is the
+   * parent-is-gone signal; a task's programs get none of their own from it. */
+  struct sigaction sa = { .sa_handler = on_parent_death };
+  sigfillset (&sa.sa_mask);
+  sigaction (SIGHUP, &sa, NULL);
+  prctl (PR_SET_PDEATHSIG, SIGHUP);
   if (parent > 0 && getppid () != parent)
     return 70;
   signal (SIGINT, SIG_IGN);
@@ -172,7 +247,7 @@ tr_worker_main (int fd, pid_t parent)
   /* the link is this process's alone: programs a task starts must not hold it open */
   fcntl (fd, F_SETFD, FD_CLOEXEC);
 
-  WorkerIo io = { .fd = fd, .in = g_byte_array_new () };
+  WorkerIo io = { .fd = fd, .in = g_byte_array_new (), .ahead = g_byte_array_new () };
   tr_wire_buf_init (&io.out);
   TrMsgType type;
   const guint8 *body;
@@ -247,6 +322,11 @@ tr_worker_main (int fd, pid_t parent)
     while (next_frame (&io, &type, &body, &len)) {
       if (type == TR_MSG_QUIT)
         break;
+      if (type == TR_MSG_CANCEL) {
+        io.cancelled = TRUE;
+        io.look_due = G_MININT64;
+        continue;
+      }
       if (type != TR_MSG_TASKS || !run_tasks (&io, &clock, desc, wstate, body, len)) {
         status = 73; /* the parent sent something we do not understand */
         break;
@@ -261,6 +341,7 @@ out:
   if (inited && tr_plugin_get_desc (plugin)->worker_fini)
     tr_plugin_get_desc (plugin)->worker_fini (wstate);
   g_byte_array_unref (io.in);
+  g_byte_array_unref (io.ahead);
   tr_wire_buf_clear (&io.out);
   return status;
 }

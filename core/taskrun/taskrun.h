@@ -158,8 +158,10 @@ typedef struct {
   guint64 skipped;    /* not run because a job log says they succeeded (--resume) */
   guint64 units_done; /* units of succeeded tasks */
   double seconds;     /* wall time of the run */
-  guint workers;
+  guint workers;      /* the worker slots the job ended with */
   guint distinct_pids; /* how many worker processes ran at least one task */
+  guint workers_started; /* the slots it started with (since ABI 1.1); more than workers
+                          * when a slot's worker could not be started again */
 } TrStats;
 
 /* ---------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ decode (TrMsgType type, const guint8 *body, gsize len)
     break;
   }
   case TR_MSG_QUIT:
+  case TR_MSG_CANCEL:
     break;
   }
   (void) tr_wire_reader_done (&r);

@@ -12,18 +12,25 @@
  *   crash            SIGSEGV;  abort: SIGABRT;  exit:N: exit with status N
  *   hang             sleep forever;  hang-ignoring-term: and ignore SIGTERM
  *   mark-hang:DIR    create DIR/started.PID, then sleep forever
+ *   mark-sleep:DIR:MS  create DIR/started.PID.K (K counts this worker's tasks), then
+ *                    sleep MS milliseconds, result "slept"
  *   bg-then-crash:DIR  start `sleep 30 &` (pid in DIR/bgpid), then SIGSEGV
  *   child-sleep:DIR  run a child `sleep 30` (pid in DIR/childpid) and wait for it
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
  *   oversize-payload a payload of 65 MiB, too large to send (made by the generator)
+ *   close-link-hang  close the link (fd 3), then sleep forever
+ *   touch-crash:PATH create PATH, then SIGSEGV
+ *   fork-then-crash:DIR  fork a copy that sleeps 30 s holding the link (its pid in
+ *                    DIR/forkpid), then SIGSEGV
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
  * `init = fail` makes worker_init fail; `init = crash` kills the worker in worker_init;
  * `init = hang` never returns from it; `init = fail-on-rank-2` fails on MPI rank 2 only;
  * `init = fail-first-hang-rest`: the first worker to create $TESTKIT_MARK fails, the
- * others hang.
+ * others hang.  `init = fail-if-mark`: fail while $TESTKIT_MARK exists;
+ * `init = fail-once-if-mark`: the one worker that removes it fails.
  */
 #include <taskrun/taskrun.h>
 
@@ -34,7 +41,8 @@
 #include <unistd.h>
 
 static const char *const init_choices[] = { "ok",   "fail", "crash", "hang", "fail-on-rank-2",
-                                            "fail-first-hang-rest", NULL };
+                                            "fail-first-hang-rest", "fail-if-mark",
+                                            "fail-once-if-mark", NULL };
 
 static const TrOption testkit_options[] = {
   { .name = "tasks", .type = TR_OPTION_INT, .default_value = "10", .min = 0, .max = 1e12,
@@ -145,6 +153,12 @@ testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
                  "testkit refuses to start (init = fail-first-hang-rest)");
     return FALSE;
   }
+  const char *mark = g_getenv ("TESTKIT_MARK");
+  if ((g_str_equal (init, "fail-if-mark") && mark && g_file_test (mark, G_FILE_TEST_EXISTS)) ||
+      (g_str_equal (init, "fail-once-if-mark") && mark && unlink (mark) == 0)) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "testkit refuses to start (init = %s)", init);
+    return FALSE;
+  }
   if (g_str_equal (init, "fail")) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "testkit refuses to start (init = fail)");
     return FALSE;
@@ -197,6 +211,15 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     g_file_set_contents (mark, "", 0, NULL);
     for (;;)
       pause ();
+  } else if (g_str_has_prefix (cmd, "mark-sleep:") && strrchr (cmd, ':') > cmd + 10) {
+    /* tells the test this task started (a file of its own), then sleeps */
+    static guint started;
+    char *ms = strrchr (cmd, ':');
+    *ms++ = '\0';
+    g_autofree char *mark = g_strdup_printf ("%s/started.%d.%u", cmd + 11, (int) getpid (), ++started);
+    g_file_set_contents (mark, "", 0, NULL);
+    g_usleep (1000 * g_ascii_strtoull (ms, NULL, 10));
+    tr_output_append (out, "slept", 5);
   } else if (g_str_has_prefix (cmd, "bg-then-crash:")) {
     /* leaves a background process (its pid in DIR/bgpid), then crashes */
     g_autofree char *sh = g_strdup_printf ("sleep 30 & echo $! > %s/bgpid", cmd + 14);
@@ -209,6 +232,24 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     if (system (sh) != 0)
       _exit (98);
     tr_output_append (out, "child done", 10);
+  } else if (g_str_has_prefix (cmd, "touch-crash:")) {
+    g_file_set_contents (cmd + 12, "", 0, NULL);
+    raise (SIGSEGV);
+  } else if (g_str_equal (cmd, "close-link-hang")) {
+    close (3);
+    for (;;)
+      pause ();
+  } else if (g_str_has_prefix (cmd, "fork-then-crash:")) {
+    /* a plain fork, no exec: the copy holds every descriptor, the link too */
+    pid_t kid = fork ();
+    if (kid == 0) {
+      sleep (30);
+      _exit (0);
+    }
+    g_autofree char *path = g_strdup_printf ("%s/forkpid", cmd + 16);
+    g_autofree char *text = g_strdup_printf ("%d", (int) kid);
+    g_file_set_contents (path, text, -1, NULL);
+    raise (SIGSEGV);
   } else if (g_str_equal (cmd, "hang-ignoring-term")) {
     signal (SIGTERM, SIG_IGN);
     for (;;)

@@ -735,6 +735,8 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   }
   if (!(w->quit_sent && clean))
     g_debug ("%s", cause);
+  else
+    g_debug ("worker %u (pid %d) ended", w->slot, (int) pid);
   if (pool->io_terminated || g_atomic_int_get (&pool->shutdown_req))
     return;
   worker_spawn (pool, w);
@@ -1459,10 +1461,17 @@ io_main (gpointer data)
     if (shutting_down && !any_worker_alive (pool))
       break;
     if (shutting_down && g_get_monotonic_time () > shutdown_deadline) {
+      /* a worker_fini that takes longer than the grace is the plugin's fault, but must be
+       * said: whatever it was finishing is not finished */
       for (guint i = 0; i < pool->n_workers; i++)
-        if (pool->workers[i].link)
+        if (pool->workers[i].link) {
+          g_printerr ("taskrun: worker %u (pid %d) did not exit within %d s of the end of the "
+                      "job (its plugin's worker_fini, or a task's program holding it) and was "
+                      "killed\n", pool->workers[i].slot, (int) pool->workers[i].link->pid,
+                      (int) (SHUTDOWN_GRACE_US / G_USEC_PER_SEC));
           worker_end (pool, &pool->workers[i], "did not exit after the pool was closed and was killed",
                       TR_TASK_ERROR_TERMINATED);
+        }
       io_flush_completed (pool);
       break;
     }
@@ -1950,6 +1959,20 @@ typedef struct {
   guint bundle_size;  /* tasks per bundle now (see stream_bundle_for) */
 } Stream;
 
+/* Every attempt's worker process counts among those that ran tasks, a failed attempt
+ * that is retried too. */
+static void
+stream_count_pid (Stream *s, const TrResult *r)
+{
+  guint64 key = (guint64) r->worker << 32 | (guint32) r->worker_pid;
+  if (r->worker_pid && key != s->last_pid) {
+    guint64 *k = g_new (guint64, 1);
+    *k = key;
+    g_hash_table_add (s->pids, k);
+    s->last_pid = key;
+  }
+}
+
 static void
 stream_count (Stream *s, const TrResult *r)
 {
@@ -1961,13 +1984,7 @@ stream_count (Stream *s, const TrResult *r)
   } else {
     s->stats->failed++;
   }
-  guint64 key = (guint64) r->worker << 32 | (guint32) r->worker_pid;
-  if (r->worker_pid && key != s->last_pid) {
-    guint64 *k = g_new (guint64, 1);
-    *k = key;
-    g_hash_table_add (s->pids, k);
-    s->last_pid = key;
-  }
+  stream_count_pid (s, r);
 }
 
 /* In ordered mode a result that comes early waits (and keeps its place in the window, so
@@ -1977,6 +1994,7 @@ stream_on_result (const TrResult *r, gpointer data)
 {
   Stream *s = data;
   if (!r->final) {
+    stream_count_pid (s, r);
     if (s->on_result)
       s->on_result (r, s->user_data);
     return;

@@ -202,7 +202,9 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
     if (rlen > TR_WIRE_MAX_BODY / 2 || io->out.len - frame > TR_WIRE_MAX_BODY - 4096) {
       /* too big for one message (alone, or with the results before it in this frame) */
       io->out.len = at + TR_WIRE_RESULT_HEAD;
-      msg = "the task's output is too large to send back (a frame carries at most 64 MiB)";
+      G_STATIC_ASSERT (TR_WIRE_MAX_BODY / 2 == 32u << 20);
+      msg = "the task's output is too large to send back (a task's output may be at most "
+            "32 MiB)";
       ok = FALSE;
     } else if (!ok) {
       msg = error ? error->message : "the task failed (the plugin gave no reason)";

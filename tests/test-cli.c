@@ -253,6 +253,60 @@ test_task_text_escaped (void)
   tt_rmtree (dir);
 }
 
+/* Every attempt's worker counts among the processes that ran tasks: a task that
+ * crashed its worker and then succeeded on the replacement ran in two processes. */
+static void
+test_summary_counts_retried_processes (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *mark = g_build_filename (dir, "crashed", NULL);
+  g_autofree char *keys = g_strdup_printf ("tasks = 3\nbad_task = 1\nbad_op = crash-once:%s\n", mark);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_testkit ("workers = 1\nretries = 1\n", keys, NULL, &out, &err), ==, 0);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "(2 processes ran tasks)"));
+  tt_rmtree (dir);
+}
+
+/* A worker_fini that outlives the 5 s grace is killed, and said so: what it was finishing
+ * is not finished. */
+static void
+test_slow_worker_fini_is_reported (void)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_testkit ("workers = 1\n", "tasks = 1\nfini = hang\n", NULL, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0); /* every task succeeded */
+  g_assert_nonnull (strstr (err, "worker 1 (pid "));
+  g_assert_nonnull (strstr (err, "did not exit within 5 s of the end of the job"));
+}
+
+/* The limit a task's output is refused for is the one it is held to. */
+static void
+test_output_limit_is_named (void)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_testkit ("workers = 1\n", "tasks = 1\nop = bytes:33554433\n", NULL, &out, &err);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "too large to send back (a task's output may be at most 32 MiB)"));
+}
+
+/* Debug logging says when workers end, as it says when they start. */
+static void
+test_debug_logs_worker_ends (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", "tasks = 4\n");
+  const char *args[] = { "-c", job, NULL };
+  const char *env[] = { "G_MESSAGES_DEBUG=taskrun", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, env, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (err, "worker 1 started as pid"));
+  g_assert_true (g_regex_match_simple ("worker 1 \\(pid [0-9]+\\) ended", err, 0, 0));
+  g_assert_true (g_regex_match_simple ("worker 2 \\(pid [0-9]+\\) ended", err, 0, 0));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -268,5 +322,9 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/stdout-write-errors", test_stdout_write_errors);
   g_test_add_func ("/cli/summary-words", test_summary_words);
   g_test_add_func ("/cli/task-text-escaped", test_task_text_escaped);
+  g_test_add_func ("/cli/summary-counts-retried-processes", test_summary_counts_retried_processes);
+  g_test_add_func ("/cli/slow-worker-fini-is-reported", test_slow_worker_fini_is_reported);
+  g_test_add_func ("/cli/output-limit-is-named", test_output_limit_is_named);
+  g_test_add_func ("/cli/debug-logs-worker-ends", test_debug_logs_worker_ends);
   return g_test_run ();
 }

@@ -17,6 +17,7 @@
  *   bg-then-crash:DIR  start `sleep 30 &` (pid in DIR/bgpid), then SIGSEGV
  *   child-sleep:DIR  run a child `sleep 30` (pid in DIR/childpid) and wait for it
  *   fail-once:PATH   fail if PATH does not exist (and create it), else succeed
+ *   crash-once:PATH  SIGSEGV if PATH does not exist (and create it), else succeed
  *   garbage          write a bad frame on the link (fd 3), then hang
  *   oversize-payload a payload of 65 MiB, too large to send (made by the generator)
  *   close-link-hang  close the link (fd 3), then sleep forever
@@ -31,6 +32,7 @@
  * `init = fail-first-hang-rest`: the first worker to create $TESTKIT_MARK fails, the
  * others hang.  `init = fail-if-mark`: fail while $TESTKIT_MARK exists;
  * `init = fail-once-if-mark`: the one worker that removes it fails.
+ * `fini = hang`: worker_fini never returns.
  */
 #include <taskrun/taskrun.h>
 
@@ -44,6 +46,8 @@ static const char *const init_choices[] = { "ok",   "fail", "crash", "hang", "fa
                                             "fail-first-hang-rest", "fail-if-mark",
                                             "fail-once-if-mark", NULL };
 
+static const char *const fini_choices[] = { "ok", "hang", NULL };
+
 static const TrOption testkit_options[] = {
   { .name = "tasks", .type = TR_OPTION_INT, .default_value = "10", .min = 0, .max = 1e12,
     .help = "how many tasks the generator makes" },
@@ -51,6 +55,8 @@ static const TrOption testkit_options[] = {
     .help = "the command of every task; %n is the task number" },
   { .name = "init", .type = TR_OPTION_ENUM, .default_value = "ok", .choices = init_choices,
     .help = "what worker_init does" },
+  { .name = "fini", .type = TR_OPTION_ENUM, .default_value = "ok", .choices = fini_choices,
+    .help = "what worker_fini does" },
   { .name = "quiet", .type = TR_OPTION_BOOL, .default_value = "no",
     .help = "do not print result lines" },
   { .name = "bad_task", .type = TR_OPTION_INT, .default_value = "0", .min = 0, .max = 1e12,
@@ -130,7 +136,8 @@ testkit_destroy (gpointer state)
 static gboolean
 testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
 {
-  (void) wstate;
+  /* the worker's state says whether worker_fini hangs */
+  *wstate = GINT_TO_POINTER (g_str_equal (tr_config_get_string (config, "fini"), "hang"));
   const char *init = tr_config_get_string (config, "init");
   if (g_str_equal (init, "crash"))
     raise (SIGSEGV);
@@ -164,6 +171,14 @@ testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+static void
+testkit_worker_fini (gpointer wstate)
+{
+  if (GPOINTER_TO_INT (wstate))
+    for (;;)
+      pause ();
 }
 
 static gboolean
@@ -254,6 +269,14 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     signal (SIGTERM, SIG_IGN);
     for (;;)
       pause ();
+  } else if (g_str_has_prefix (cmd, "crash-once:")) {
+    /* crashes the first time (creating the marker file), succeeds after */
+    const char *marker = cmd + 11;
+    if (!g_file_test (marker, G_FILE_TEST_EXISTS)) {
+      g_file_set_contents (marker, "", 0, NULL);
+      raise (SIGSEGV);
+    }
+    tr_output_append (out, "second", 6);
   } else if (g_str_has_prefix (cmd, "fail-once:")) {
     /* fails the first time (creating the marker file), succeeds after */
     const char *marker = cmd + 10;
@@ -292,5 +315,6 @@ TR_PLUGIN_DEFINE (
   .result = testkit_result,
   .destroy = testkit_destroy,
   .worker_init = testkit_worker_init,
+  .worker_fini = testkit_worker_fini,
   .run = testkit_run,
 );

@@ -278,6 +278,7 @@ struct TrPool {
   TaskQueue ready;
   double ewma_ns;
   gboolean have_ewma;
+  guint64 timed;          /* tasks whose run time was measured (see evidence_cap) */
   GPtrArray *completed;
   gint64 completed_since; /* when the oldest of `completed` finished */
   char *fatal_error;
@@ -754,8 +755,9 @@ any_worker_alive (TrPool *pool)
 /* Moves the pool's mean task time and worker w's towards ns, by `weight` (a first
  * measurement is taken whole). */
 static void
-update_means (TrPool *pool, Worker *w, double ns, double weight)
+update_means (TrPool *pool, Worker *w, double ns, double weight, guint tasks)
 {
+  pool->timed += tasks;
   pool->ewma_ns = pool->have_ewma ? (1 - weight) * pool->ewma_ns + weight * ns : ns;
   pool->have_ewma = TRUE;
   w->ewma_ns = w->ewma_ns > 0 ? (1 - weight) * w->ewma_ns + weight * ns : MAX (ns, 1.0);
@@ -792,7 +794,7 @@ take_bundle_answer (TrPool *pool, Worker *w, TrWireReader r, const guint8 *body,
   for (guint i = 0; i < b->count && kept > 0.5; i++)
     kept *= 0.9;
   double weight = MIN (0.5, 1.0 - kept);
-  update_means (pool, w, mean, weight);
+  update_means (pool, w, mean, weight, b->count);
   tq_pop_head (&w->inflight);
   Bundle *bu = b->bundle;
   if (bu->answer_room < len) {
@@ -856,7 +858,7 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     a->pid = w->link->pid;
     a->seconds = res.run_ns / 1e9;
     a->start_time = res.start_us / 1e6;
-    update_means (pool, w, (double) res.run_ns, 0.1);
+    update_means (pool, w, (double) res.run_ns, 0.1, 1);
     if (res.failed) {
       g_autofree char *msg = g_utf8_make_valid ((const char *) res.message, res.message_len);
       a->error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
@@ -1073,6 +1075,17 @@ check_links_gone (TrPool *pool)
   return (int) MAX (1, (next - now + 999) / 1000);
 }
 
+/* With batch = auto, a frame never holds more tasks than have been timed so far, nor a
+ * worker more than twice that: a few quick tasks are no evidence that the next thousand
+ * are quick (8 workers, 80 tasks of 1 s after one quick one: 49 s instead of 11, the
+ * frames made for the quick one holding dozens of long ones).  The evidence doubles with
+ * each round of answers, so tiny tasks reach full frames within a dozen rounds. */
+static double
+evidence_cap (const TrPool *pool)
+{
+  return (double) MAX (pool->timed, 1);
+}
+
 static guint
 frame_size (TrPool *pool)
 {
@@ -1082,7 +1095,7 @@ frame_size (TrPool *pool)
     return pool->batch;
   if (!pool->have_ewma || pool->ewma_ns >= AUTO_TARGET_NS)
     return 1;
-  double n = AUTO_TARGET_NS / MAX (pool->ewma_ns, 1.0);
+  double n = MIN (AUTO_TARGET_NS / MAX (pool->ewma_ns, 1.0), evidence_cap (pool));
   return (guint) CLAMP (n, 1.0, (double) AUTO_BATCH_MAX);
 }
 
@@ -1105,7 +1118,10 @@ worker_depth (TrPool *pool, guint fs)
   if (per_frame >= cover_ns && !latency_us)
     return fs;
   guint frames = (guint) CLAMP (cover_ns / per_frame, 2.0, (double) MAX_FRAMES_IN_FLIGHT);
-  return MIN (frames * fs, MAX (2 * fs, MAX_DEPTH));
+  guint depth = MIN (frames * fs, MAX (2 * fs, MAX_DEPTH));
+  if (!pool->batch)
+    depth = (guint) MIN ((double) depth, MAX (2.0 * fs, 2.0 * evidence_cap (pool)));
+  return depth;
 }
 
 /* How fast a worker runs tasks, relative to the others: the inverse of its mean task

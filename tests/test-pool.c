@@ -987,6 +987,23 @@ test_wrong_id_in_a_bundle (Fixture *f, gconstpointer data)
   run_forged_stream (f, 0, 20000, 64, 1000);
 }
 
+/* One quick task first is no evidence that the rest are quick: with batch = auto, the
+ * 40 half-second tasks after it must spread over the 8 workers (about 2.5 s), not go in
+ * frames made for the quick one (9.5 s before frames were capped by the tasks timed). */
+static void
+test_quick_first_task_does_not_bunch_long_ones (void)
+{
+  gint64 t0 = g_get_monotonic_time ();
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_testkit ("workers = 8\n",
+                               "tasks = 41\nop = sleep:500\nbad_task = 1\nbad_op = echo:quick\n"
+                               "quiet = yes\n", NULL, &out, &err);
+  double took = (g_get_monotonic_time () - t0) / 1e6;
+  g_test_message ("%s; %.2f s", err, took);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpfloat (took, <, 6.0); /* generous: 5 rounds of 0.5 s is the whole job */
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1017,5 +1034,7 @@ main (int argc, char **argv)
   ADD ("big-outputs-share-frames", test_big_outputs_share_frames);
   ADD ("wrong-id-keeps-answered", test_wrong_id_keeps_answered);
   ADD ("wrong-id-in-a-bundle", test_wrong_id_in_a_bundle);
+  g_test_add_func ("/pool/quick-first-task-does-not-bunch-long-ones",
+                   test_quick_first_task_does_not_bunch_long_ones);
   return g_test_run ();
 }

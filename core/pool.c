@@ -256,6 +256,8 @@ struct TrPool {
   gint input_ended;     /* atomic: the main thread will submit nothing more for now */
   gint frame_tasks;     /* atomic: the I/O thread's frame size now, 0 while no task was
                          * timed: what a stream's bundles follow (stream_bundle_for) */
+  gint depth_tasks;     /* atomic: the tasks a worker may hold now, 0 while no task was
+                         * timed: what a stream's window follows (stream_window) */
 
   GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
 
@@ -1178,9 +1180,10 @@ dispatch (TrPool *pool, gboolean input_ended)
 {
   guint fs = frame_size (pool);
   g_atomic_int_set (&pool->frame_tasks, pool->have_ewma || pool->batch || pool->timeout_us ? (gint) fs : 0);
+  guint full_depth = worker_depth (pool, fs);
+  g_atomic_int_set (&pool->depth_tasks, pool->have_ewma || pool->batch ? (gint) MIN (full_depth, G_MAXINT) : 0);
   if (!pool->ready.head)
     return;
-  guint full_depth = worker_depth (pool, fs);
   Tail tail = input_ended ? tail_measure (pool) : (Tail) { 0 };
   for (guint k = 0; k < pool->n_workers && pool->ready.head; k++) {
     Worker *w = &pool->workers[(pool->rr + k) % pool->n_workers];
@@ -2195,6 +2198,21 @@ tr_pool_request_terminate (TrPool *pool)
   wake_io (pool);
 }
 
+/* How many tasks a stream may have made and not yet handed back: what keeps every worker
+ * as full as the I/O thread wants it (twice its depth), and the hand-over groups, but no
+ * more.  A fixed window of 8,192 tasks per worker held 2.4 GB at -j 1024 for tasks of a
+ * second, each worker holding one; it follows the measured depth, so memory stays a few
+ * MiB at any pool size, while tiny tasks keep their deep queues. */
+static guint64
+stream_window (TrPool *pool)
+{
+  guint64 depth = (guint64) g_atomic_int_get (&pool->depth_tasks);
+  guint64 per_worker = depth ? MIN (2 * depth + 2, (guint64) MAX_DEPTH) : 16;
+  if (pool->batch)
+    per_worker = MAX (per_worker, 2 * (guint64) pool->batch);
+  return MAX ((guint64) pool->n_workers * per_worker, (guint64) SUBMIT_GROUP) + 64;
+}
+
 gboolean
 tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
                 gpointer user_data, gboolean ordered, TrStats *stats, GError **error)
@@ -2210,7 +2228,6 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
     .held = g_hash_table_new (g_int64_hash, g_int64_equal),
     .pids = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL),
   };
-  guint64 window = (guint64) pool->n_workers * MAX (2 * (pool->batch ? pool->batch : AUTO_BATCH_MAX), MAX_DEPTH) + 64;
   gint64 t0 = g_get_monotonic_time ();
   gboolean gen_done = pool->closed, stopping = FALSE;
   set_input_ended (pool, gen_done);
@@ -2223,6 +2240,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
 
   for (;;) {
     guint pulled = 0;
+    guint64 window = stream_window (pool);
     while (!gen_done && !stopping && s.in_window < window) {
       if (g_atomic_int_get (&pool->stop_feeding)) {
         stopping = TRUE;

@@ -1004,6 +1004,34 @@ test_quick_first_task_does_not_bunch_long_ones (void)
   g_assert_cmpfloat (took, <, 6.0); /* generous: 5 rounds of 0.5 s is the whole job */
 }
 
+/* The stream's window follows the measured depth: 128 workers on tasks of a second
+ * hold one task each, and the parent does not make a million tasks ahead of them (a
+ * fixed 8,192 per worker made 1.05M of them, 60 MB, here; 2.4 GB at -j 1024). */
+static void
+test_window_follows_task_time (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 128\n",
+                                         "tasks = 1100000\nop = sleep:1000\nquiet = yes\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_usleep (3 * G_USEC_PER_SEC); /* the workers started; a fixed window fills in 1 s */
+  kill (pid, SIGTERM);
+  g_usleep (200000);
+  kill (pid, SIGTERM);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_wait_taskrun (pid, 30, dir, &out, &err), ==, 143);
+  g_test_message ("%s", err);
+  /* the summary's first number: the tasks the generator made */
+  const char *at = strstr (err, "taskrun: ");
+  guint64 made = 0;
+  while (at && !(made = g_ascii_strtoull (at + 9, NULL, 10)))
+    at = strstr (at + 1, "taskrun: ");
+  g_assert_cmpuint (made, >, 0);
+  g_assert_cmpuint (made, <, 100000); /* generous: about 4,300 */
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1036,5 +1064,6 @@ main (int argc, char **argv)
   ADD ("wrong-id-in-a-bundle", test_wrong_id_in_a_bundle);
   g_test_add_func ("/pool/quick-first-task-does-not-bunch-long-ones",
                    test_quick_first_task_does_not_bunch_long_ones);
+  g_test_add_func ("/pool/window-follows-task-time", test_window_follows_task_time);
   return g_test_run ();
 }

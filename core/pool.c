@@ -49,6 +49,10 @@
 #define MAX_FRAMES_IN_FLIGHT 256
 #define PREALLOCATED_TASKS 512
 #define SUBMIT_GROUP 4096 /* tasks a stream hands over at once, at most */
+/* Payload bytes a stream may have made and not yet seen answered: tasks of large
+ * payloads (a folder's path of 150 KB in each of copy's tasks) would otherwise hold the
+ * window's count of them, 600 MB, however few the workers can take. */
+#define STREAM_WINDOW_BYTES (64u << 20)
 #define MAX_DEPTH 8192         /* tasks one worker may hold, unless batch asks for more */
 #define FRAME_BYTES (8u << 20) /* payload bytes in one TASKS frame, unless one task is larger */
 #define MAX_PAYLOAD (TR_WIRE_MAX_BODY - 1024) /* a task's payload must fit in one frame */
@@ -1972,6 +1976,7 @@ typedef struct {
   guint64 next_order;  /* ordered: the next task to hand to on_result */
   GHashTable *held;    /* ordered: order -> TrAsync* that finished early */
   guint64 in_window;   /* made and not yet handed to on_result */
+  guint64 window_bytes; /* their payloads' bytes (see STREAM_WINDOW_BYTES) */
   TrStats *stats;
   GHashTable *pids;   /* slot << 32 | pid: the pids of two hosts may be equal */
   guint64 last_pid;
@@ -2028,6 +2033,7 @@ stream_on_result (const TrResult *r, gpointer data)
     }
   }
   s->in_window--;
+  s->window_bytes -= MIN (s->window_bytes, (guint64) r->sent);
   s->next_order++;
   if (s->on_result)
     s->on_result (r, s->user_data);
@@ -2037,6 +2043,7 @@ stream_on_result (const TrResult *r, gpointer data)
   while ((h = g_hash_table_lookup (s->held, &s->next_order))) {
     g_hash_table_steal (s->held, &s->next_order);
     s->in_window--;
+    s->window_bytes -= MIN (s->window_bytes, (guint64) h->result_view.sent);
     s->next_order++;
     if (s->on_result)
       s->on_result (&h->result_view, s->user_data);
@@ -2241,7 +2248,8 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
   for (;;) {
     guint pulled = 0;
     guint64 window = stream_window (pool);
-    while (!gen_done && !stopping && s.in_window < window) {
+    while (!gen_done && !stopping && s.in_window < window &&
+           (s.window_bytes < STREAM_WINDOW_BYTES || s.in_window == 0)) {
       if (g_atomic_int_get (&pool->stop_feeding)) {
         stopping = TRUE;
         break;
@@ -2271,6 +2279,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
       }
       pending++;
       s.in_window++;
+      s.window_bytes += task.payload.len;
       /* Hand tasks over in groups, but never sit on them: while the pool holds fewer
        * tasks than its workers take before any is timed (two each), each task goes at
        * once (the first ones of a job start while the generator makes the rest), and a

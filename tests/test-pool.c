@@ -1032,6 +1032,33 @@ test_window_follows_task_time (void)
   tt_rmtree (dir);
 }
 
+/* The window is bounded by payload bytes too: tasks of 100 KB payloads are not made
+ * thousands ahead of two workers (the count alone let 4,160 of them, 416 MB, wait). */
+static void
+test_window_bounded_by_bytes (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *filler = g_strnfill (100000, 'x');
+  g_autofree char *keys = g_strdup_printf ("tasks = 5000\nop = sleepecho:1000:%s\nquiet = yes\n", filler);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", keys);
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_usleep (2 * G_USEC_PER_SEC);
+  kill (pid, SIGTERM);
+  g_usleep (200000);
+  kill (pid, SIGTERM);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_wait_taskrun (pid, 30, dir, &out, &err), ==, 143);
+  const char *at = strstr (err, "taskrun: ");
+  guint64 made = 0;
+  while (at && !(made = g_ascii_strtoull (at + 9, NULL, 10)))
+    at = strstr (at + 1, "taskrun: ");
+  g_test_message ("%" G_GUINT64_FORMAT " tasks made", made);
+  g_assert_cmpuint (made, >, 0);
+  g_assert_cmpuint (made, <, 1500); /* 64 MiB of them: about 670 */
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1065,5 +1092,6 @@ main (int argc, char **argv)
   g_test_add_func ("/pool/quick-first-task-does-not-bunch-long-ones",
                    test_quick_first_task_does_not_bunch_long_ones);
   g_test_add_func ("/pool/window-follows-task-time", test_window_follows_task_time);
+  g_test_add_func ("/pool/window-bounded-by-bytes", test_window_bounded_by_bytes);
   return g_test_run ();
 }

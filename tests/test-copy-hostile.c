@@ -732,6 +732,126 @@ test_odd_names_escaped_in_messages (void)
   tt_rmtree (top);
 }
 
+/* ---- the roots and folders reached again by name -------------------------------- */
+
+/* Forks a process that waits until `appears` exists, then renames `target` to
+ * `target`.real and puts `replacement` (a symlink's target if `as_symlink`, else a new
+ * folder of that name) in its place: a user who owns the destination in a sticky /tmp,
+ * or who may write in a folder of the copy, can do this between the walk and a worker. */
+static GPid
+start_swapper (const char *appears, const char *target, const char *replacement, gboolean as_symlink)
+{
+  GPid pid = fork ();
+  must (pid, "fork");
+  if (pid == 0) {
+    for (int i = 0; i < 2000000 && access (appears, F_OK) != 0; i++)
+      g_usleep (10);
+    g_autofree char *aside = g_strconcat (target, ".real", NULL);
+    if (rename (target, aside) != 0)
+      _exit (1);
+    if (as_symlink ? symlink (replacement, target) : mkdir (target, 0777))
+      _exit (1);
+    _exit (0);
+  }
+  return pid;
+}
+
+/* Many folders first, so that the workers' first task comes well after the walk made
+ * the destination; then files. */
+static void
+folders_then_files (const char *src, const char *sub, guint folders)
+{
+  g_autofree char *many = path_in (src, sub);
+  must (g_mkdir_with_parents (many, 0755), many);
+  int fd = open (many, O_RDONLY | O_DIRECTORY);
+  for (guint i = 0; i < folders; i++) {
+    char name[16];
+    g_snprintf (name, sizeof name, "%u", i);
+    must (mkdirat (fd, name, 0755), "mkdirat");
+  }
+  close (fd);
+}
+
+static void
+test_destination_root_swapped (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-rootswap-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  g_autofree char *src = new_folder (top, "src");
+  folders_then_files (src, "a", 20000);
+  for (int i = 0; i < 20; i++) {
+    g_autofree char *f = g_strdup_printf ("%s/z%02d", src, i);
+    write_file (f, 100, i);
+  }
+  g_autofree char *victim = new_folder (top, "victim");
+  g_autofree char *dst = new_folder (top, "dst");
+  g_autofree char *appears = path_in (dst, "a");
+  GPid swapper = start_swapper (appears, dst, victim, TRUE);
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_copy (job, &out, &err);
+  g_assert_cmpint (tt_wait_pid (swapper, 30, NULL), ==, 0);
+  g_autoptr (GDir) d = g_dir_open (victim, 0, NULL);
+  g_assert_nonnull (d);
+  g_assert_null (g_dir_read_name (d)); /* nothing written outside the destination */
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "is no longer the folder the job started with"));
+  tt_rmtree (top);
+}
+
+static void
+test_destination_folder_swapped (void)
+{
+  g_autofree char *top = g_strdup ("/dev/shm/taskrun-dirswap-XXXXXX");
+  g_assert_nonnull (g_mkdtemp (top));
+  g_autofree char *src = new_folder (top, "src");
+  folders_then_files (src, "pub/secret/0many", 20000);
+  g_autofree char *key = path_in (src, "pub/secret/key");
+  write_file (key, 100, 1);
+  g_autofree char *dst = new_folder (top, "dst");
+  g_autofree char *pub = new_folder (dst, "pub");
+  must (chmod (pub, 0777), pub); /* a folder others may write in */
+  g_autofree char *secret = path_in (pub, "secret");
+  GPid swapper = start_swapper (secret, secret, NULL, FALSE);
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_copy (job, &out, &err);
+  g_assert_cmpint (tt_wait_pid (swapper, 30, NULL), ==, 0);
+  g_autofree char *planted = path_in (secret, "key");
+  g_assert_false (g_file_test (planted, G_FILE_TEST_EXISTS)); /* not written in the user's */
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "its folder was replaced by another since the walk made it"));
+  tt_rmtree (top);
+}
+
+/* A hard link's later name is never linked to what merely sits at its first name. */
+static void
+test_hard_link_only_to_this_runs_copy (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = new_folder (top, "src");
+  g_autofree char *a = new_folder (src, "a");
+  g_autofree char *b = new_folder (src, "b");
+  g_autofree char *first = path_in (a, "zz");
+  g_autofree char *second = path_in (b, "zz");
+  write_file (first, 100, 1);
+  must (link (first, second), "link");
+  g_autofree char *dst = new_folder (top, "dst");
+  g_autofree char *da = new_folder (dst, "a");
+  g_autofree char *old = path_in (da, "zz");
+  write_file (old, 33, 2); /* kept by if_exists = skip */
+  g_autofree char *job = copy_job (top, src, dst, "if_exists = skip\n");
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_copy (job, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "hard link b/zz -> a/zz: its first name in the destination is not "
+                                 "this run's copy of it"));
+  g_autofree char *db = path_in (dst, "b/zz");
+  g_assert_false (g_file_test (db, G_FILE_TEST_EXISTS));
+  tt_rmtree (top);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -761,6 +881,10 @@ main (int argc, char **argv)
   g_test_add_func ("/copy-hostile/device-node-as-user-is-reported",
                    test_device_node_as_user_is_reported);
   g_test_add_func ("/copy-hostile/odd-names-escaped-in-messages", test_odd_names_escaped_in_messages);
+  g_test_add_func ("/copy-hostile/destination-root-swapped", test_destination_root_swapped);
+  g_test_add_func ("/copy-hostile/destination-folder-swapped", test_destination_folder_swapped);
+  g_test_add_func ("/copy-hostile/hard-link-only-to-this-runs-copy",
+                   test_hard_link_only_to_this_runs_copy);
   int status = g_test_run ();
   copyutil_cleanup ();
   return status;

@@ -131,6 +131,37 @@ payload_get_key (PayloadReader *r, StatKey *k)
   k->mtime_nsec = payload_get_u64 (r);
 }
 
+void
+payload_put_ids (GByteArray *b, const FolderIds *ids)
+{
+  payload_put_u64 (b, ids->src_dev);
+  payload_put_u64 (b, ids->src_ino);
+  payload_put_u64 (b, ids->dst_dev);
+  payload_put_u64 (b, ids->dst_ino);
+}
+
+void
+payload_get_ids (PayloadReader *r, FolderIds *ids)
+{
+  ids->src_dev = payload_get_u64 (r);
+  ids->src_ino = payload_get_u64 (r);
+  ids->dst_dev = payload_get_u64 (r);
+  ids->dst_ino = payload_get_u64 (r);
+}
+
+gboolean
+folder_ids_match (const FolderIds *ids, int src, int dst)
+{
+  struct stat st;
+  if (src >= 0 && (fstat (src, &st) < 0 || (guint64) st.st_dev != ids->src_dev ||
+                   (guint64) st.st_ino != ids->src_ino))
+    return FALSE;
+  if (dst >= 0 && (fstat (dst, &st) < 0 || (guint64) st.st_dev != ids->dst_dev ||
+                   (guint64) st.st_ino != ids->dst_ino))
+    return FALSE;
+  return TRUE;
+}
+
 guint64
 payload_get_u64 (PayloadReader *r)
 {

@@ -68,6 +68,7 @@ typedef struct {
   guint next;
   gsize path_len;
   guint dir;        /* its DirRecord */
+  FolderIds ids;    /* its source folder and the destination folder made for it */
   guint64 serial;   /* unique in the run: a batch's folder is known by it */
 } Frame;
 
@@ -78,6 +79,7 @@ typedef struct {
   char *name;
   guint parent;
   struct stat st;
+  FolderIds ids; /* checked before its metadata is set */
 } DirRecord;
 
 typedef struct {
@@ -89,10 +91,27 @@ typedef struct {
   gboolean failed;
 } BigFile;
 
+/* The first name the walk saw of an inode with several links, and what it was then. */
 typedef struct {
-  char *target; /* the first name of the inode */
+  char *rel;
+  guint dir;      /* its folder's DirRecord */
+  struct stat st;
+} FirstName;
+
+typedef struct {
+  char *target;   /* the first name of the inode */
+  guint target_dir, link_dir; /* their folders' DirRecords */
+  struct stat st; /* the inode as the walk saw it at the first name */
   char *link;
 } HardLink;
+
+static void
+first_name_free (gpointer p)
+{
+  FirstName *f = p;
+  g_free (f->rel);
+  g_free (f);
+}
 
 typedef struct {
   dev_t dev;
@@ -106,6 +125,7 @@ typedef struct {
   int src_root, dst_root; /* dst_root is -1 in a dry run whose destination does not exist */
   dev_t dst_dev;          /* the destination folder, which the walk must not enter */
   ino_t dst_ino;
+  FolderIds roots;        /* the roots as the walk opened them: every task carries them */
   GPtrArray *stack;       /* Frame* */
   GString *path;          /* the path of the Frame on top of the stack ("" at the top) */
   int path_src_fd;        /* that folder in the source (the walk's own descriptor) */
@@ -292,7 +312,7 @@ copy_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
   c->path = g_string_new (NULL);
   c->path_src_fd = -1;
   c->dirs = g_ptr_array_new_with_free_func (dir_free);
-  c->inodes = g_hash_table_new_full (inode_hash, inode_equal, g_free, g_free);
+  c->inodes = g_hash_table_new_full (inode_hash, inode_equal, g_free, first_name_free);
   c->links = g_ptr_array_new_with_free_func (link_free);
   c->big = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, big_free);
   c->batch = g_byte_array_new ();
@@ -309,17 +329,20 @@ fail:
 /* Records folder `name` (below DirRecord `parent`), and pushes a Frame for its names;
  * c->path is already its path. */
 static void
-push_folder (Copy *c, const char *name, guint parent, const struct stat *st, GPtrArray *names)
+push_folder (Copy *c, const char *name, guint parent, const struct stat *st, const FolderIds *ids,
+             GPtrArray *names)
 {
   DirRecord *d = g_new0 (DirRecord, 1);
   d->name = g_strdup (name);
   d->parent = parent;
   d->st = *st;
+  d->ids = *ids;
   g_ptr_array_add (c->dirs, d);
   Frame *f = g_new0 (Frame, 1);
   f->names = names;
   f->path_len = c->path->len;
   f->dir = c->dirs->len - 1;
+  f->ids = *ids;
   f->serial = ++c->frames_made;
   g_ptr_array_add (c->stack, f);
 }
@@ -359,7 +382,9 @@ start_walk (Copy *c, GError **error)
     g_set_error (error, TR_TASK_ERROR, errno, "read %s: %s", c->o.source, g_strerror (errno));
     return FALSE;
   }
-  push_folder (c, "", DIR_TOP, &st, names);
+  c->roots = (FolderIds) { (guint64) st.st_dev, (guint64) st.st_ino, (guint64) c->dst_dev,
+                          (guint64) c->dst_ino };
+  push_folder (c, "", DIR_TOP, &st, &c->roots, names);
   return TRUE;
 }
 
@@ -370,6 +395,7 @@ batch_begin_if_empty (Copy *c)
     return;
   g_byte_array_set_size (c->batch, 0);
   payload_put_u8 (c->batch, TASK_ENTRIES);
+  payload_put_ids (c->batch, &c->roots);
   payload_put_u64 (c->batch, 0); /* count, patched when handed out */
   c->batch_bytes = 0;
   c->batch_dir = 0;
@@ -382,8 +408,10 @@ batch_add (Copy *c, const Frame *f, const char *name, const char *rel, const str
   batch_begin_if_empty (c);
   gboolean new_folder = c->batch_dir != f->serial;
   payload_put_u8 (c->batch, new_folder ? ENTRY_NEW_FOLDER : 0);
-  if (new_folder)
+  if (new_folder) {
     payload_put_str (c->batch, c->path->str, f->path_len);
+    payload_put_ids (c->batch, &f->ids);
+  }
   c->batch_dir = f->serial;
   payload_put_str (c->batch, name, strlen (name));
   payload_put_u8 (c->batch, (guint8) ((st->st_mode & S_IFMT) >> 12));
@@ -405,7 +433,7 @@ static void
 emit_batch (Copy *c, TrTask *task)
 {
   for (int i = 0; i < 8; i++)
-    c->batch->data[1 + i] = (guint8) ((guint64) c->batch_n >> (8 * i));
+    c->batch->data[PAYLOAD_HEAD + i] = (guint8) ((guint64) c->batch_n >> (8 * i));
   tr_task_set_payload (task, c->batch->data, c->batch->len);
   if (c->batch_n == 1)
     tr_task_set_description (task, "%s", c->batch_first);
@@ -421,11 +449,10 @@ emit_batch (Copy *c, TrTask *task)
 static void
 emit_fail (Copy *c, TrTask *task, const char *fmt, const char *rel, int e)
 {
-  (void) c;
   g_autofree char *msg = g_strdup_printf (fmt, rel, g_strerror (e));
   GByteArray *b = g_byte_array_new ();
-  guint8 kind = TASK_FAIL;
-  g_byte_array_append (b, &kind, 1);
+  payload_put_u8 (b, TASK_FAIL);
+  payload_put_ids (b, &c->roots);
   payload_put_u64 (b, (guint64) e);
   payload_put_str (b, msg, strlen (msg));
   tr_task_set_payload (task, b->data, b->len);
@@ -443,6 +470,7 @@ emit_chunk (Copy *c, TrTask *task)
   StatKey key;
   stat_key_from (&key, &b->st);
   payload_put_u8 (p, TASK_CHUNK);
+  payload_put_ids (p, &c->roots);
   payload_put_u64 (p, c->chunking_id);
   payload_put_u64 (p, off);
   payload_put_u64 (p, len);
@@ -538,9 +566,21 @@ enter_folder (Copy *c, const char *name, const struct stat *st, const char **wha
     g_string_truncate (c->path, parent->path_len);
     return FALSE;
   }
+  FolderIds ids = { (guint64) st->st_dev, (guint64) st->st_ino, 0, 0 };
+  struct stat dst_st;
+  if (dst_dir >= 0 && fstat (dst_dir, &dst_st) == 0) {
+    ids.dst_dev = (guint64) dst_st.st_dev;
+    ids.dst_ino = (guint64) dst_st.st_ino;
+  }
   int sub = dir_cursor_open (&c->src_walk, c->path->str, FALSE);
   GPtrArray *names = sub < 0 ? NULL : read_names (sub);
   *err = errno;
+  if (names && !folder_ids_match (&ids, sub, -1)) {
+    /* the folder the walk listed is not the one it saw: swapped meanwhile */
+    g_ptr_array_unref (names);
+    names = NULL;
+    *err = EAGAIN;
+  }
   if (names && dst_dir >= 0 && !c->dry_run)
     remove_leftovers (dst_dir, sub);
   if (!names) {
@@ -548,7 +588,7 @@ enter_folder (Copy *c, const char *name, const struct stat *st, const char **wha
     g_string_truncate (c->path, parent->path_len);
     return FALSE;
   }
-  push_folder (c, name, parent->dir, st, names);
+  push_folder (c, name, parent->dir, st, &ids, names);
   return TRUE;
 }
 
@@ -626,15 +666,22 @@ copy_next (gpointer state, TrTask *task, GError **error)
     }
     if (st.st_nlink > 1) {
       InodeKey key = { st.st_dev, st.st_ino };
-      const char *first = g_hash_table_lookup (c->inodes, &key);
+      const FirstName *first = g_hash_table_lookup (c->inodes, &key);
       if (first) {
         HardLink *h = g_new0 (HardLink, 1);
-        h->target = g_strdup (first);
+        h->target = g_strdup (first->rel);
+        h->target_dir = first->dir;
+        h->st = first->st;
         h->link = g_strdup (REL ());
+        h->link_dir = f->dir;
         g_ptr_array_add (c->links, h);
         continue;
       }
-      g_hash_table_insert (c->inodes, g_memdup2 (&key, sizeof key), g_strdup (REL ()));
+      FirstName *fn = g_new0 (FirstName, 1);
+      fn->rel = g_strdup (REL ());
+      fn->dir = f->dir;
+      fn->st = st;
+      g_hash_table_insert (c->inodes, g_memdup2 (&key, sizeof key), fn);
     }
     if (S_ISREG (st.st_mode)) {
       c->total_bytes += (guint64) st.st_size;
@@ -729,7 +776,7 @@ task_entries (const TrResult *r)
 {
   if (r->sent == 0 || r->payload[0] != TASK_ENTRIES)
     return 1;
-  PayloadReader pr = { r->payload + 1, r->payload + r->sent, FALSE };
+  PayloadReader pr = { r->payload + PAYLOAD_HEAD, r->payload + r->sent, FALSE };
   return payload_get_u64 (&pr);
 }
 
@@ -748,7 +795,7 @@ copy_result (gpointer state, const TrResult *r)
       c->not_tried += got.failed;
   }
   if (r->sent > 0 && r->payload[0] == TASK_CHUNK) {
-    PayloadReader pr = { r->payload + 1, r->payload + r->sent, FALSE };
+    PayloadReader pr = { r->payload + PAYLOAD_HEAD, r->payload + r->sent, FALSE };
     guint64 id = payload_get_u64 (&pr);
     BigFile *b = g_hash_table_lookup (c->big, &id);
     c->counts.bytes += got.bytes;
@@ -773,6 +820,29 @@ copy_result (gpointer state, const TrResult *r)
   }
 }
 
+/* Whether `made`, at a hard link's first name in the destination, is this run's copy of
+ * the inode the walk saw there (h->st): of its type, size and (when kept) mtime and owner.
+ * Whatever else sits at that name (an old file an if_exists rule kept, a copy of a source
+ * that changed, a user's file put there) is not linked under a second name. */
+static gboolean
+is_copy_of (const Copy *c, const HardLink *h, const struct stat *made)
+{
+  const struct stat *src = &h->st;
+  if ((made->st_mode & S_IFMT) != (src->st_mode & S_IFMT))
+    return FALSE;
+  if (S_ISREG (src->st_mode) && made->st_size != src->st_size)
+    return FALSE;
+  if ((c->o.preserve & PRESERVE_TIMESTAMPS) && !S_ISLNK (src->st_mode) &&
+      (made->st_mtim.tv_sec != src->st_mtim.tv_sec || made->st_mtim.tv_nsec != src->st_mtim.tv_nsec))
+    return FALSE;
+  if (c->o.preserve & PRESERVE_OWNERSHIP)
+    return made->st_uid == src->st_uid && made->st_gid == src->st_gid;
+  return made->st_uid == geteuid ();
+}
+
+/* Hard links last, once every first name is copied: each later name is linked to the
+ * inode at the first name, checked to be this run's copy and linked through its
+ * descriptor, in folders checked to be the walk's. */
 static void
 make_hard_links (Copy *c)
 {
@@ -782,12 +852,22 @@ make_hard_links (Copy *c)
     const char *tname, *lname;
     split_rel (h->target, &tdir, &tname);
     split_rel (h->link, &ldir, &lname);
+    const DirRecord *tr = g_ptr_array_index (c->dirs, h->target_dir);
+    const DirRecord *lr = g_ptr_array_index (c->dirs, h->link_dir);
     int td = open_dir_rel (c->dst_root, tdir, FALSE);
     int ld = td < 0 ? -1 : open_dir_rel (c->dst_root, ldir, FALSE);
+    int made = ld < 0 ? -1 : openat (td, tname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat ts, ls;
     gboolean ok = TRUE;
     int e = 0;
-    if (ld >= 0 && fstatat (td, tname, &ts, AT_SYMLINK_NOFOLLOW) == 0) {
+    const char *why = NULL;
+    if (made < 0 || fstat (made, &ts) < 0) {
+      ok = FALSE;
+      e = errno;
+    } else if (!folder_ids_match (&tr->ids, -1, td) || !folder_ids_match (&lr->ids, -1, ld)) {
+      ok = FALSE;
+      why = "a folder of it was replaced by another during the copy; not linked";
+    } else {
       gboolean exists = fstatat (ld, lname, &ls, AT_SYMLINK_NOFOLLOW) == 0;
       if (exists && ls.st_ino == ts.st_ino && ls.st_dev == ts.st_dev) {
         c->counts.uptodate++; /* already linked */
@@ -796,28 +876,31 @@ make_hard_links (Copy *c)
       } else if (exists && c->o.if_exists == IF_EXISTS_ERROR) {
         ok = FALSE;
         e = EEXIST;
+      } else if (!is_copy_of (c, h, &ts)) {
+        ok = FALSE;
+        why = "its first name in the destination is not this run's copy of it (it was kept "
+              "by if_exists, failed, or its source changed); not linked";
       } else {
         char tmp[TEMP_NAME_SIZE];
         temp_name (tmp);
-        ok = linkat (td, tname, ld, tmp, 0) == 0 && renameat (ld, tmp, ld, lname) == 0;
+        char proc[32];
+        g_snprintf (proc, sizeof proc, "/proc/self/fd/%d", made);
+        ok = linkat (AT_FDCWD, proc, ld, tmp, AT_SYMLINK_FOLLOW) == 0 &&
+             renameat (ld, tmp, ld, lname) == 0;
         e = errno;
         if (ok)
           c->hardlinks++;
         else
           unlinkat (ld, tmp, 0);
       }
-    } else {
-      ok = FALSE;
-      e = errno;
     }
     if (!ok) {
       c->hardlinks_failed++;
-      tr_job_message (c->job, "hard link %s -> %s: %s", h->link, h->target, g_strerror (e));
+      tr_job_message (c->job, "hard link %s -> %s: %s", h->link, h->target, why ? why : g_strerror (e));
     }
-    if (td >= 0)
-      close (td);
-    if (ld >= 0)
-      close (ld);
+    for (int *fd = (int[]) { td, ld, made }, k = 0; k < 3; k++)
+      if (fd[k] >= 0)
+        close (fd[k]);
   }
 }
 
@@ -831,6 +914,12 @@ finish_dirs (Copy *c)
     int dst = dir_cursor_open (&c->dst_done, rel, FALSE);
     int src = dst < 0 ? -1 : dir_cursor_open (&c->src_done, rel, FALSE);
     g_autoptr (GError) error = NULL;
+    if (dst >= 0 && !folder_ids_match (&d->ids, -1, dst)) {
+      g_set_error_literal (&error, TR_TASK_ERROR, EAGAIN,
+                           "it was replaced by another folder during the copy; its mode, owner "
+                           "and times are not set");
+      dst = -1;
+    }
     if (dst < 0 || !meta_apply_fd (dst, &d->st, src, &c->o, &error)) {
       c->dirs_failed++;
       tr_job_message (c->job, "folder %s: %s", *rel ? rel : ".",

@@ -34,10 +34,10 @@ typedef struct {
 gboolean copy_options_load (const TrConfig *config, CopyOptions *o, GError **error);
 void copy_options_clear (CopyOptions *o);
 
-/* Task payloads: a u8 kind, then the fields below (integers little-endian as written by
- * payload_put_*). */
+/* Task payloads: a u8 kind, the Roots, then the fields below (integers little-endian as
+ * written by payload_put_*). */
 typedef enum {
-  TASK_ENTRIES = 1, /* u64 n, then n x (u8 flags, [str folder], str name, u8 type):
+  TASK_ENTRIES = 1, /* u64 n, then n x (u8 flags, [str folder, FolderIds], str name, u8 type):
                      * small files, symlinks, FIFOs, sockets, devices.  The folder is
                      * sent only with ENTRY_NEW_FOLDER (else: the previous entry's), so a
                      * deep folder's path travels once per task, not once per entry;
@@ -49,6 +49,15 @@ typedef enum {
 } TaskKind;
 
 enum { ENTRY_NEW_FOLDER = 1 };
+
+/* Which folders the walk opened, by device and inode: a worker reaches the roots and each
+ * folder again by name, and a user who can rename an entry on the way (the destination
+ * in a sticky /tmp, a folder of the copy in a folder they can write in) could put another
+ * folder there; the worker checks it opened these, or writes and reads nothing there. */
+typedef struct {
+  guint64 src_dev, src_ino, dst_dev, dst_ino;
+} FolderIds;
+#define PAYLOAD_HEAD (1 + 4 * 8) /* the kind, then the roots' FolderIds */
 
 /* What identifies one version of a source file: the walk's fstat, checked again on each
  * descriptor a worker opens, so every chunk of a big file reads the same version. */
@@ -82,6 +91,10 @@ guint64 payload_get_u64 (PayloadReader *r);
 guint8 payload_get_u8 (PayloadReader *r);
 char *payload_get_str (PayloadReader *r); /* newly allocated, NUL-terminated */
 void payload_get_key (PayloadReader *r, StatKey *k);
+void payload_put_ids (GByteArray *b, const FolderIds *ids);
+void payload_get_ids (PayloadReader *r, FolderIds *ids);
+/* Whether the open folders src and dst (either may be -1: not checked) are those ids names. */
+gboolean folder_ids_match (const FolderIds *ids, int src, int dst);
 
 /* Reads a folder's names, sorted, through a description of its own (a dup would share
  * the offset of one already read to its end).  NULL with errno on failure. */

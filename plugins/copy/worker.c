@@ -374,7 +374,16 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
   PayloadReader r = { payload, payload + len, FALSE };
   gboolean ok = TRUE;
   guint8 kind = payload_get_u8 (&r);
+  FolderIds roots;
+  payload_get_ids (&r, &roots);
   if (!open_roots (w, error)) {
+    ok = FALSE;
+  } else if (!folder_ids_match (&roots, w->src_root, w->dst_root)) {
+    /* the roots are reached by name: renamed and replaced since the walk opened them,
+     * they are another folder, where nothing is read or written */
+    g_set_error (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                 "the source %s or the destination %s is no longer the folder the job started "
+                 "with (it was replaced); nothing is copied there", w->o.source, w->o.destination);
     ok = FALSE;
   } else if (kind == TASK_ENTRIES) {
     guint64 n = payload_get_u64 (&r);
@@ -388,13 +397,21 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
       if (payload_get_u8 (&r) & ENTRY_NEW_FOLDER) {
         g_free (dir);
         dir = payload_get_str (&r);
+        FolderIds ids;
+        payload_get_ids (&r, &ids);
         /* the cursors' descriptors stay valid until their next call: the next folder */
-        src_dir = dir ? cached_dir (w, FALSE, dir) : -1;
+        src_dir = dir && !r.bad ? cached_dir (w, FALSE, dir) : -1;
         dir_errno = errno;
         dir_is_source = src_dir < 0;
         dst_dir = src_dir < 0 ? -1 : cached_dir (w, TRUE, dir);
         if (src_dir >= 0 && dst_dir < 0)
           dir_errno = errno;
+        if (dst_dir >= 0 && !folder_ids_match (&ids, src_dir, dst_dir)) {
+          /* reached by name, and another folder now: a user who can write in a
+           * folder above renamed the one the walk made or saw, and put theirs there */
+          dst_dir = -1;
+          dir_errno = 0;
+        }
       }
       g_autofree char *name = payload_get_str (&r);
       mode_t type = (mode_t) payload_get_u8 (&r) << 12;
@@ -402,7 +419,12 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
         break;
       g_autoptr (GError) e = NULL;
       gboolean done;
-      if (dst_dir < 0)
+      if (dst_dir < 0 && dir_errno == 0) {
+        g_set_error_literal (&e, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                             "its folder was replaced by another since the walk made it; not "
+                             "copied");
+        done = FALSE;
+      } else if (dst_dir < 0)
         done = dir_is_source ? copy_fail_source (&e, dir_errno, "open its source folder")
                              : copy_fail (&e, dir_errno, "open its destination folder");
       else

@@ -323,12 +323,12 @@ count_missing (GHashTable *expected)
   return missing;
 }
 
-/* print-lines' line I of task T on stream WHICH (without its newline). */
+/* print-lines' line I of stream WHICH for TAG (without its newline). */
 static char *
-printed_line (guint task, const char *which, guint i, gsize len)
+printed_line (const char *tag, const char *which, guint i, gsize len)
 {
   GString *l = g_string_new (NULL);
-  g_string_printf (l, "T%u %s %u ", task, which, i);
+  g_string_printf (l, "%s %s %u ", tag, which, i);
   while (l->len < len)
     g_string_append_c (l, '.');
   return g_string_free (l, FALSE);
@@ -357,9 +357,10 @@ test_worker_lines_whole (void)
   g_autoptr (GHashTable) want_err = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   for (guint t = 1; t <= PRINT_TASKS; t++) {
     g_hash_table_insert (want_out, g_strdup_printf ("%u printed", t), NULL);
+    g_autofree char *tag = g_strdup_printf ("T%u", t);
     for (guint i = 0; i < PRINT_LINES; i++) {
-      g_hash_table_insert (want_out, printed_line (t, "out", i, PRINT_LEN), NULL);
-      g_hash_table_insert (want_err, printed_line (t, "err", i, PRINT_LEN), NULL);
+      g_hash_table_insert (want_out, printed_line (tag, "out", i, PRINT_LEN), NULL);
+      g_hash_table_insert (want_err, printed_line (tag, "err", i, PRINT_LEN), NULL);
     }
   }
   g_autofree char *bad = NULL;
@@ -410,6 +411,35 @@ test_worker_last_partial_line (gconstpointer data)
   tt_rmtree (dir);
 }
 
+/* A line of 200,000 bytes without a newline until its end: taskrun holds no more than
+ * 64 KiB of it, and writes it in pieces of their own lines, nothing lost or added. */
+static void
+test_worker_long_line_cut (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 1\nop = print-lines:L:1:200000\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 30, dir, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_auto (GStrv) lines = g_strsplit (out, "\n", -1);
+  g_autoptr (GString) joined = g_string_new (NULL);
+  guint pieces = 0;
+  for (guint i = 0; lines[i]; i++) {
+    if (!*lines[i] || g_str_equal (lines[i], "1 printed"))
+      continue;
+    g_assert_cmpuint (strlen (lines[i]), <, 2 * 65536);
+    g_string_append (joined, lines[i]);
+    pieces++;
+  }
+  g_autofree char *want = printed_line ("L", "out", 0, 200000);
+  g_assert_cmpuint (pieces, >=, 2);
+  g_assert_cmpuint (joined->len, ==, 200000);
+  g_assert_cmpint (memcmp (joined->str, want, joined->len), ==, 0);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -431,5 +461,6 @@ main (int argc, char **argv)
                         test_worker_last_partial_line);
   g_test_add_data_func ("/hostile-core/worker-last-partial-line-exit", "return",
                         test_worker_last_partial_line);
+  g_test_add_func ("/hostile-core/worker-long-line-cut", test_worker_long_line_cut);
   return g_test_run ();
 }

@@ -271,7 +271,8 @@ struct TrPool {
   gint frame_tasks;     /* atomic: the I/O thread's frame size now, 0 while no task was
                          * timed: what a stream's bundles follow (stream_bundle_for) */
 
-  GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
+  GAsyncQueue *results; /* GPtrArray* of TrAsync*, or of workers' lines (output_tag):
+                         * I/O thread -> main thread */
 
   /* Main thread only. */
   guint64 next_id;
@@ -311,8 +312,8 @@ struct TrPool {
   gpointer output_data;
 };
 
-/* The first pointer of a hand-over that carries workers' lines, not finished tasks: the
- * lines then the stdout and stderr GString. */
+/* Marks a hand-over of workers' lines rather than of finished tasks: it is the array's
+ * first pointer, followed by the stdout and the stderr GString (io_flush_completed). */
 static const char output_tag[] = "output";
 
 /* ---- tasks ------------------------------------------------------------------------- */

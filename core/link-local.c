@@ -17,7 +17,12 @@
  * workers from its I/O thread, which outlives every one of them.
  *
  * The link itself is a Unix stream socketpair: fd 3 in the worker, non-blocking in the
- * parent.  The worker's stdin is /dev/null; stdout and stderr are shared with the parent.
+ * parent.  The worker's stdin is /dev/null.  Its stdout and stderr are each a pipe of its
+ * own (TrLink.out_fd, err_fd, read non-blocking by the pool's I/O thread), not taskrun's:
+ * several processes writing to one terminal or file cut each other's lines wherever a
+ * write ends, so the pool reads whole lines and taskrun writes them itself (pool.c).  An
+ * MPI agent starts its worker without them (tr_link_local_start): there the rank's own
+ * stdout and stderr are the worker's, as mpirun forwards them.
  *
  * The worker's end is watched through a pidfd (exit_fd), not the socket alone: a task may
  * close fd 3 and run on, or fork and crash, leaving its child holding the socket; either
@@ -42,13 +47,67 @@
 
 #define WORKER_FD 3
 
-static TrLink *
-local_spawn (guint slot, const char *program, GError **error)
+/* `fd` moved above the numbers the worker's descriptors take (0 to 3), close-on-exec;
+ * -1 on failure.  With a standard descriptor closed when taskrun started, a new socket or
+ * pipe may get its number, and a dup2 onto 1 would then clobber the source of a later
+ * dup2, or a dup2 onto itself leave FD_CLOEXEC set. */
+static int
+above_worker_fds (int fd)
+{
+  if (fd < 0 || fd > WORKER_FD)
+    return fd;
+  int high = fcntl (fd, F_DUPFD_CLOEXEC, WORKER_FD + 1);
+  close (fd);
+  return high;
+}
+
+static void
+close_pair (int *p)
+{
+  for (int i = 0; i < 2; i++)
+    if (p[i] >= 0)
+      close (p[i]);
+}
+
+/* The worker's stdout and stderr pipes (out[0], err[0] read by the parent); FALSE with
+ * every descriptor closed when one cannot be made. */
+static gboolean
+make_output_pipes (int *out, int *err)
+{
+  out[0] = out[1] = err[0] = err[1] = -1;
+  if (pipe2 (out, O_CLOEXEC) < 0 || pipe2 (err, O_CLOEXEC) < 0)
+    goto fail;
+  for (int i = 0; i < 2; i++) {
+    out[i] = above_worker_fds (out[i]);
+    err[i] = above_worker_fds (err[i]);
+  }
+  if (out[0] < 0 || out[1] < 0 || err[0] < 0 || err[1] < 0)
+    goto fail;
+  fcntl (out[0], F_SETFL, fcntl (out[0], F_GETFL) | O_NONBLOCK);
+  fcntl (err[0], F_SETFL, fcntl (err[0], F_GETFL) | O_NONBLOCK);
+  return TRUE;
+fail:;
+  int e = errno;
+  close_pair (out);
+  close_pair (err);
+  errno = e;
+  return FALSE;
+}
+
+TrLink *
+tr_link_local_start (guint slot, const char *program, gboolean capture_output, GError **error)
 {
   int sv[2];
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
                  "worker %u: socketpair: %s", slot, g_strerror (errno));
+    return NULL;
+  }
+  int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+  if (capture_output && !make_output_pipes (out, err)) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                 "worker %u: pipe: %s", slot, g_strerror (errno));
+    close_pair (sv);
     return NULL;
   }
   char ppid_text[32];
@@ -75,13 +134,12 @@ local_spawn (guint slot, const char *program, GError **error)
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init (&actions);
   posix_spawn_file_actions_addopen (&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  if (sv[1] == WORKER_FD) {
-    /* dup2 onto itself would leave FD_CLOEXEC set: go through a spare number */
-    int spare = fcntl (sv[1], F_DUPFD_CLOEXEC, WORKER_FD + 1);
-    close (sv[1]);
-    sv[1] = spare;
-  }
+  sv[1] = above_worker_fds (sv[1]);
   posix_spawn_file_actions_adddup2 (&actions, sv[1], WORKER_FD);
+  if (capture_output) {
+    posix_spawn_file_actions_adddup2 (&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2 (&actions, err[1], STDERR_FILENO);
+  }
 
   pid_t pid = 0;
   int e = sv[1] < 0 ? errno : posix_spawn (&pid, program, &actions, &attr, argv, environ);
@@ -89,8 +147,17 @@ local_spawn (guint slot, const char *program, GError **error)
   posix_spawnattr_destroy (&attr);
   if (sv[1] >= 0)
     close (sv[1]);
+  /* the write ends are the worker's alone: the pipes' end of stream is its end */
+  if (out[1] >= 0)
+    close (out[1]);
+  if (err[1] >= 0)
+    close (err[1]);
   if (e != 0) {
     close (sv[0]);
+    if (out[0] >= 0)
+      close (out[0]);
+    if (err[0] >= 0)
+      close (err[0]);
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
                  "worker %u: cannot start %s: %s", slot, program, g_strerror (e));
     return NULL;
@@ -102,9 +169,17 @@ local_spawn (guint slot, const char *program, GError **error)
   link->klass = &tr_link_local;
   link->fd = sv[0];
   link->pid = pid;
+  link->out_fd = out[0];
+  link->err_fd = err[0];
   /* close-on-exec by default; the pid cannot be reused before the pool reaps it */
   link->exit_fd = (int) syscall (SYS_pidfd_open, pid, 0);
   return link;
+}
+
+static TrLink *
+local_spawn (guint slot, const char *program, GError **error)
+{
+  return tr_link_local_start (slot, program, TRUE, error);
 }
 
 static gssize
@@ -203,6 +278,10 @@ local_close (TrLink *link, gboolean *clean, int *status)
   close (link->fd);
   if (link->exit_fd >= 0)
     close (link->exit_fd);
+  if (link->out_fd >= 0)
+    close (link->out_fd);
+  if (link->err_fd >= 0)
+    close (link->err_fd);
   gboolean reaped;
   gboolean ok = tr_reap_worker (link->pid, TRUE, status, &reaped);
   g_free (link);
@@ -215,6 +294,7 @@ local_close (TrLink *link, gboolean *clean, int *status)
 
 const TrLinkClass tr_link_local = {
   .name = "local",
+  .captures_output = TRUE,
   .spawn = local_spawn,
   .send = local_send,
   .receive = local_receive,

@@ -19,6 +19,9 @@ typedef struct {
    * socket's own time, in microseconds (0 for a local worker).  The pool keeps enough
    * work queued in a worker to cover a round trip. */
   guint latency_us;
+  /* Whether its links carry the worker's stdout and stderr (TrLink.out_fd, err_fd).
+   * FALSE: the worker writes to taskrun's own, or to its host's (an MPI rank's). */
+  gboolean captures_output;
   /* Starts a worker for `slot` (1-based) running `program` in worker mode. */
   TrLink *(*spawn) (guint slot, const char *program, GError **error);
   /* Writes what it can without blocking; returns the bytes written, or -1 with errno set
@@ -50,9 +53,19 @@ struct TrLink {
    * has ended; -1 when there is none, and `ended` must be asked from time to time. */
   int exit_fd;
   char *where; /* where the worker runs, for messages ("rank 2 on node7"); NULL: here */
+  /* Only for a class with `captures_output`: the read ends, non-blocking, of the pipes
+   * that are the worker's stdout and stderr; -1 when there is none (closed).  Whoever
+   * reads them may close them and set -1 before `close`, which closes what is left. */
+  int out_fd, err_fd;
 };
 
 extern const TrLinkClass tr_link_local;
+
+/* Starts a local worker as tr_link_local.spawn does; without `capture_output` it writes
+ * to this process's own stdout and stderr (an MPI agent's worker), and out_fd and err_fd
+ * are -1. */
+TrLink *tr_link_local_start (guint slot, const char *program, gboolean capture_output,
+                             GError **error);
 
 /* The link class of the pools made from now on (NULL: local). */
 void tr_pool_use_link_class (const TrLinkClass *klass);

@@ -32,6 +32,11 @@
  * (cannot load the plugin, worker_init fails, dies at start) is not restarted (nginx's
  * rule for fatal exits), so a broken plugin cannot cause a fork storm; a replacement
  * that fails so later is started again a few times, with growing pauses (slot_retry).
+ *
+ * Workers' output.  A local worker's stdout and stderr are pipes (link-local.c) that the
+ * I/O thread reads as it reads the links, and cuts into whole lines; the lines go to the
+ * main thread with the results, which writes them with the pool's output function, so
+ * that no line of one process is cut into by another's (see worker_read_output).
  */
 #include "internal.h"
 #include "link.h"
@@ -41,6 +46,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +73,12 @@
 #define RESULTS_BATCH_MAX 4096
 #define SHUTDOWN_GRACE_US (5 * G_USEC_PER_SEC)
 #define READ_CHUNK 262144
+#define OUTPUT_CHUNK 65536          /* read from a worker's stdout or stderr at once */
+#define OUTPUT_READS_PER_WAKE 4     /* then the other workers' turn */
+#define OUTPUT_LINE_MAX 65536       /* a longer line is cut (see output_take) */
+#define OUTPUT_FLUSH_BYTES 65536    /* lines held for the main thread, at most */
+#define OUTPUT_BACKLOG_MAX (8 << 20) /* handed over but not written yet (see io_main) */
+#define OUTPUT_DRAIN_MAX (1 << 20)  /* read from an ended worker's pipes, at most */
 
 #define INLINE_PAYLOAD 48
 #define INLINE_RESULT 32
@@ -228,6 +240,8 @@ typedef struct {
   guint start_tries;    /* failed starts in a row since the job's start (see slot_retry) */
   gint64 restart_at;    /* when to start this slot again; 0: not to be */
   char *init_failed;    /* what its INIT_FAILED said, if it did */
+  int out_fd[2];        /* its stdout and stderr pipes, taken from its link; -1: none */
+  GString *partial[2];  /* the last line each began and has not ended */
 } Worker;
 
 struct TrPool {
@@ -263,7 +277,8 @@ struct TrPool {
   gint depth_tasks;     /* atomic: the tasks a worker may hold now, 0 while no task was
                          * timed: what a stream's window follows (stream_window) */
 
-  GAsyncQueue *results; /* GPtrArray* of TrAsync*: I/O thread -> main thread */
+  GAsyncQueue *results; /* GPtrArray* of TrAsync*, or of workers' lines (output_tag):
+                         * I/O thread -> main thread */
 
   /* Main thread only. */
   guint64 next_id;
@@ -295,7 +310,18 @@ struct TrPool {
   gint64 next_exit_probe; /* see check_links_gone */
   gboolean io_started;    /* the job's start is over (check_started) */
   gint slots_lost;        /* atomic: slots given up after failed restarts */
+  GString *output[2];     /* whole lines of the workers' stdout and stderr, to hand over */
+  gint64 output_since;    /* when the oldest of them was read */
+  gint output_backlog;    /* atomic: bytes of lines handed over and not yet written */
+
+  /* Main thread. */
+  void (*output_func) (int fd, const char *text, gsize len, gpointer data);
+  gpointer output_data;
 };
+
+/* Marks a hand-over of workers' lines rather than of finished tasks: it is the array's
+ * first pointer, followed by the stdout and the stderr GString (io_flush_completed). */
+static const char output_tag[] = "output";
 
 /* ---- tasks ------------------------------------------------------------------------- */
 
@@ -518,9 +544,22 @@ io_requeue_unrun (TrPool *pool, TaskQueue *back)
   }
 }
 
+/* Lines go before the finished tasks read with them: a task prints while it runs, and a
+ * worker's last words before the failure of the task it died in. */
 static void
 io_flush_completed (TrPool *pool)
 {
+  gsize out_bytes = pool->output[0]->len + pool->output[1]->len;
+  if (out_bytes) {
+    GPtrArray *lines = g_ptr_array_new ();
+    g_ptr_array_add (lines, (gpointer) output_tag);
+    for (int s = 0; s < 2; s++) {
+      g_ptr_array_add (lines, pool->output[s]);
+      pool->output[s] = g_string_new (NULL);
+    }
+    g_atomic_int_add (&pool->output_backlog, (gint) out_bytes);
+    g_async_queue_push (pool->results, lines);
+  }
   if (pool->completed->len == 0)
     return;
   g_async_queue_push (pool->results, pool->completed);
@@ -540,18 +579,119 @@ io_flush_completed (TrPool *pool)
 static int
 io_hand_over (TrPool *pool, gboolean input_ended)
 {
-  if (pool->completed->len == 0)
+  gsize out_bytes = pool->output[0]->len + pool->output[1]->len;
+  if (pool->completed->len == 0 && out_bytes == 0)
     return -1;
-  gint64 waited = g_get_monotonic_time () - pool->completed_since;
+  gint64 since = pool->completed->len == 0 ? pool->output_since
+                 : out_bytes == 0          ? pool->completed_since
+                                           : MIN (pool->completed_since, pool->output_since);
+  gint64 waited = g_get_monotonic_time () - since;
   guint held = 0;
   for (guint i = 0; i < pool->n_workers; i++)
     held += pool->workers[i].inflight.length;
   if (held == 0 || waited >= RESULTS_DELAY_US || pool->completed->len >= RESULTS_BATCH_MAX ||
-      (!input_ended && pool->ready.length <= held)) {
+      out_bytes >= OUTPUT_FLUSH_BYTES || (!input_ended && pool->ready.length <= held)) {
     io_flush_completed (pool);
     return -1;
   }
   return (int) ((RESULTS_DELAY_US - waited + 999) / 1000);
+}
+
+/* ---- workers' output ---------------------------------------------------------------- */
+
+/* Adds `len` bytes to the lines to hand over on stream `s` (0: stdout, 1: stderr). */
+static void
+output_add (TrPool *pool, int s, const char *text, gsize len)
+{
+  if (pool->output[0]->len + pool->output[1]->len == 0)
+    pool->output_since = g_get_monotonic_time ();
+  g_string_append_len (pool->output[s], text, len);
+}
+
+/* Ends the line worker w began on stream s, if any: its end (exit, crash, closed stream)
+ * ends it, with a newline added, so that its last words are neither lost nor joined to
+ * another process's line. */
+static void
+output_end_line (TrPool *pool, Worker *w, int s)
+{
+  GString *part = w->partial[s];
+  if (part->len == 0)
+    return;
+  g_string_append_c (part, '\n');
+  output_add (pool, s, part->str, part->len);
+  g_string_truncate (part, 0);
+}
+
+/* Cuts what worker w wrote on stream s into lines: whole lines go to the hand-over, the
+ * rest waits for its newline in w->partial.  A line that grows past OUTPUT_LINE_MAX
+ * without one is handed over as it is, with a newline added (the rest follows as a line
+ * of its own): memory stays bounded whatever a task writes. */
+static void
+output_take (TrPool *pool, Worker *w, int s, const char *buf, gsize n)
+{
+  GString *part = w->partial[s];
+  while (n) {
+    const char *nl = part->len ? memchr (buf, '\n', n) : memrchr (buf, '\n', n);
+    if (!nl) {
+      g_string_append_len (part, buf, (gssize) n);
+      if (part->len >= OUTPUT_LINE_MAX)
+        output_end_line (pool, w, s);
+      return;
+    }
+    gsize upto = (gsize) (nl - buf) + 1;
+    if (part->len) {
+      g_string_append_len (part, buf, (gssize) upto);
+      output_add (pool, s, part->str, part->len);
+      g_string_truncate (part, 0);
+    } else {
+      output_add (pool, s, buf, upto); /* every whole line of the chunk at once */
+    }
+    buf += upto;
+    n -= upto;
+  }
+}
+
+/* Reads worker w's stream s without blocking, up to `max` bytes; at its end of stream
+ * (or an error) the pipe is closed and the last line ended. */
+static void
+worker_read_output (TrPool *pool, Worker *w, int s, gsize max)
+{
+  char buf[OUTPUT_CHUNK];
+  for (gsize got = 0; w->out_fd[s] >= 0 && got < max;) {
+    gssize n = read (w->out_fd[s], buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    if (n <= 0) {
+      close (w->out_fd[s]);
+      w->out_fd[s] = -1;
+      output_end_line (pool, w, s);
+      return;
+    }
+    output_take (pool, w, s, buf, (gsize) n);
+    got += (gsize) n;
+    if ((gsize) n < sizeof buf)
+      return; /* the pipe is empty: no system call to hear EAGAIN */
+  }
+}
+
+/* After worker w was reaped (and its process group killed): what it wrote is all in its
+ * pipes; read it, end its last lines, close them.  Bounded: a process that left the
+ * group and holds a pipe could write for ever. */
+static void
+worker_drain_output (TrPool *pool, Worker *w)
+{
+  for (int s = 0; s < 2; s++) {
+    if (w->out_fd[s] >= 0) {
+      worker_read_output (pool, w, s, OUTPUT_DRAIN_MAX);
+      if (w->out_fd[s] >= 0) {
+        close (w->out_fd[s]);
+        w->out_fd[s] = -1;
+      }
+    }
+    output_end_line (pool, w, s);
+  }
 }
 
 static void
@@ -649,6 +789,13 @@ worker_spawn (TrPool *pool, Worker *w)
       slot_retry (pool, w, error->message);
     return;
   }
+  /* the pool reads and closes the output pipes itself, after the worker is reaped */
+  w->out_fd[0] = w->out_fd[1] = -1;
+  if (pool->link_class->captures_output) {
+    w->out_fd[0] = w->link->out_fd;
+    w->out_fd[1] = w->link->err_fd;
+    w->link->out_fd = w->link->err_fd = -1;
+  }
   w->state = W_STARTING;
   w->spawned = g_get_monotonic_time ();
   worker_queue_config (pool, w);
@@ -677,6 +824,7 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   int status = 0;
   g_autofree char *how = w->link->klass->close (w->link, &clean, &status);
   w->link = NULL;
+  worker_drain_output (pool, w);
   WorkerState was = w->state;
   w->state = W_DEAD;
 
@@ -1426,6 +1574,7 @@ typedef struct {
   Worker *w;
   guint64 spawns; /* its Worker.spawns when polled */
   gboolean exit;  /* the entry is its exit_fd, not its link */
+  int output;     /* the entry is its stdout (1) or stderr (2) pipe; 0: neither */
 } Polled;
 
 static gpointer
@@ -1434,9 +1583,9 @@ io_main (gpointer data)
   TrPool *pool = data;
   gboolean announced = FALSE;
   gint64 shutdown_deadline = 0;
-  /* the wake-up fd, then each worker's link and its exit_fd */
-  struct pollfd *fds = g_new0 (struct pollfd, 2 * pool->n_workers + 1);
-  Polled *polled = g_new0 (Polled, 2 * pool->n_workers);
+  /* the wake-up fd, then each worker's link, its exit_fd and its output pipes */
+  struct pollfd *fds = g_new0 (struct pollfd, 4 * pool->n_workers + 1);
+  Polled *polled = g_new0 (Polled, 4 * pool->n_workers);
 
   for (guint i = 0; i < pool->n_workers; i++)
     worker_spawn (pool, &pool->workers[i]);
@@ -1513,6 +1662,11 @@ io_main (gpointer data)
     nfds_t nfds = 0;
     fds[nfds++] = (struct pollfd) { .fd = pool->wake_fd, .events = POLLIN };
     guint np = 0;
+    /* Workers' lines wait while the main thread has many not yet written (a slow
+     * terminal, a full pipe downstream): then the pipes fill and the workers that print
+     * wait in write(), as they would on a slow terminal of their own, instead of taskrun
+     * holding without bound what they print.  The backlog is looked at every 10 ms. */
+    gboolean read_output = g_atomic_int_get (&pool->output_backlog) < OUTPUT_BACKLOG_MAX;
     for (guint i = 0; i < pool->n_workers; i++) {
       Worker *w = &pool->workers[i];
       if (!w->link)
@@ -1522,13 +1676,20 @@ io_main (gpointer data)
         if (w->out.len > w->out_off)
           ev |= POLLOUT;
         fds[nfds++] = (struct pollfd) { .fd = w->link->fd, .events = ev };
-        polled[np++] = (Polled) { w, w->spawns, FALSE };
+        polled[np++] = (Polled) { w, w->spawns, FALSE, 0 };
       }
       if (w->link->klass->ended && w->link->exit_fd >= 0) {
         fds[nfds++] = (struct pollfd) { .fd = w->link->exit_fd, .events = POLLIN };
-        polled[np++] = (Polled) { w, w->spawns, TRUE };
+        polled[np++] = (Polled) { w, w->spawns, TRUE, 0 };
       }
+      for (int s = 0; s < 2 && read_output; s++)
+        if (w->out_fd[s] >= 0) {
+          fds[nfds++] = (struct pollfd) { .fd = w->out_fd[s], .events = POLLIN };
+          polled[np++] = (Polled) { w, w->spawns, FALSE, s + 1 };
+        }
     }
+    if (!read_output && (timeout < 0 || timeout > 10))
+      timeout = 10;
     if (gone_ms >= 0 && (timeout < 0 || gone_ms < timeout))
       timeout = gone_ms;
     if (shutting_down && (timeout < 0 || timeout > 100))
@@ -1552,6 +1713,10 @@ io_main (gpointer data)
       /* a worker ended (and perhaps restarted) by an earlier entry is not this one's */
       if (!w->link || re == 0 || w->spawns != polled[j].spawns)
         continue;
+      if (polled[j].output) {
+        worker_read_output (pool, w, polled[j].output - 1, OUTPUT_READS_PER_WAKE * OUTPUT_CHUNK);
+        continue;
+      }
       if (polled[j].exit) {
         worker_process_ended (pool, w);
         continue;
@@ -1743,7 +1908,28 @@ deliver (TrPool *pool, TrAsync *a)
   tr_async_unref (a);
 }
 
-/* Handles one batch of finished tasks.  timeout_us < 0: wait as long as it takes. */
+/* Writes a hand-over of workers' lines (io_flush_completed) and frees it. */
+static void
+deliver_output (TrPool *pool, GPtrArray *lines)
+{
+  for (int s = 0; s < 2; s++) {
+    GString *text = g_ptr_array_index (lines, 1 + s);
+    if (text->len) {
+      if (pool->output_func) {
+        pool->output_func (s + 1, text->str, text->len, pool->output_data);
+      } else {
+        fwrite (text->str, 1, text->len, s ? stderr : stdout);
+        fflush (s ? stderr : stdout);
+      }
+      g_atomic_int_add (&pool->output_backlog, -(gint) text->len);
+    }
+    g_string_free (text, TRUE);
+  }
+  g_ptr_array_unref (lines);
+}
+
+/* Handles one batch of finished tasks (or of workers' lines).  timeout_us < 0: wait as
+ * long as it takes. */
 static gboolean
 pump (TrPool *pool, gint64 timeout_us)
 {
@@ -1756,6 +1942,10 @@ pump (TrPool *pool, gint64 timeout_us)
     batch = g_async_queue_timeout_pop (pool->results, (guint64) timeout_us);
   if (!batch)
     return FALSE;
+  if (batch->len && g_ptr_array_index (batch, 0) == output_tag) {
+    deliver_output (pool, batch);
+    return TRUE;
+  }
   for (guint i = 0; i < batch->len; i++)
     deliver (pool, g_ptr_array_index (batch, i));
   g_ptr_array_unref (batch);
@@ -1802,7 +1992,12 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
     pool->workers[i].slot = i + 1;
     tr_wire_buf_init (&pool->workers[i].out);
     pool->workers[i].in = g_byte_array_new ();
+    pool->workers[i].out_fd[0] = pool->workers[i].out_fd[1] = -1;
+    pool->workers[i].partial[0] = g_string_new (NULL);
+    pool->workers[i].partial[1] = g_string_new (NULL);
   }
+  pool->output[0] = g_string_new (NULL);
+  pool->output[1] = g_string_new (NULL);
   pool->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
 
   if (!g_file_test (pool->program, G_FILE_TEST_IS_EXECUTABLE)) {
@@ -2198,6 +2393,15 @@ tr_pool_set_tick (TrPool *pool, void (*tick) (gpointer data), gpointer data)
 }
 
 void
+tr_pool_set_output (TrPool *pool,
+                    void (*output) (int fd, const char *text, gsize len, gpointer data),
+                    gpointer data)
+{
+  pool->output_func = output;
+  pool->output_data = data;
+}
+
+void
 tr_pool_request_terminate (TrPool *pool)
 {
   g_atomic_int_set (&pool->stop_feeding, 1);
@@ -2360,7 +2564,8 @@ tr_pool_join (TrPool *pool)
   if (pool->closed && !pool->joined) {
     stop_io_thread (pool);
     pool->joined = TRUE;
-    while (pool->outstanding > 0 && pump (pool, 0))
+    /* to the last hand-over: the workers' last lines may come after every result */
+    while (pump (pool, 0))
       ;
   }
 }
@@ -2390,6 +2595,11 @@ tr_pool_free (TrPool *pool)
   }
   GPtrArray *batch;
   while ((batch = g_async_queue_try_pop (pool->results))) {
+    if (batch->len && g_ptr_array_index (batch, 0) == output_tag) {
+      /* a worker's last words (why its worker_init failed, say) are written all the same */
+      deliver_output (pool, batch);
+      continue;
+    }
     for (guint i = 0; i < batch->len; i++)
       tr_async_unref (g_ptr_array_index (batch, i));
     g_ptr_array_unref (batch);
@@ -2402,6 +2612,11 @@ tr_pool_free (TrPool *pool)
       w->link->klass->kill (w->link);
       int status;
       g_free (w->link->klass->close (w->link, &clean, &status));
+    }
+    for (int s = 0; s < 2; s++) {
+      if (w->out_fd[s] >= 0)
+        close (w->out_fd[s]);
+      g_string_free (w->partial[s], TRUE);
     }
     TrAsync *a;
     while ((a = tq_pop_head (&w->inflight)))
@@ -2425,6 +2640,8 @@ tr_pool_free (TrPool *pool)
     tr_async_unref (a);
   }
   g_ptr_array_unref (pool->completed);
+  g_string_free (pool->output[0], TRUE);
+  g_string_free (pool->output[1], TRUE);
   g_free (pool->workers);
   g_free (pool->fatal_error);
   g_free (pool->start_error);

@@ -270,6 +270,20 @@ run_on_result (const TrResult *r, gpointer data)
    * clock read per task is what its stream loop avoids */
 }
 
+/* What the workers write on their stdout and stderr, in whole lines (pool.c), goes out
+ * the way taskrun's own lines do: the progress line erased first, stdout's failures seen. */
+static void
+run_output (int fd, const char *text, gsize len, gpointer data)
+{
+  RunCtx *ctx = data;
+  tr_progress_clear (ctx->job->progress);
+  if (fd == 1)
+    tr_stdout_write (text, len);
+  else if (fwrite (text, 1, len, stderr) != len) {
+    /* nothing to do about a closed stderr */
+  }
+}
+
 static void
 run_tick (gpointer data)
 {
@@ -418,6 +432,7 @@ run_tasks (RunCtx *ctx, const TrJobSpec *spec, TrPool *pool, TrStats *stats)
   g_autoptr (GError) error = NULL;
   int status = TR_EXIT_OK;
   tr_pool_set_tick (pool, run_tick, ctx);
+  tr_pool_set_output (pool, run_output, ctx);
   gboolean gen_ok = tr_pool_stream (pool, run_generator, run_on_result, ctx,
                                     tr_config_get_bool (spec->core, "ordered"), stats, &error);
   tr_progress_clear (ctx->job->progress);

@@ -248,6 +248,10 @@ tr_worker_main (int fd, pid_t parent)
   syscall (SYS_close_range, fd + 1, ~0U, 0);
   /* the link is this process's alone: programs a task starts must not hold it open */
   fcntl (fd, F_SETFD, FD_CLOEXEC);
+  /* stdout is a pipe to taskrun (link-local.c), which stdio would buffer in blocks: a
+   * plugin's printf would then come out long after its task, and die with the worker
+   * when it crashes.  Line by line, as on the terminal it stands for. */
+  setvbuf (stdout, NULL, _IOLBF, 0);
 
   WorkerIo io = { .fd = fd, .in = g_byte_array_new (), .ahead = g_byte_array_new () };
   tr_wire_buf_init (&io.out);

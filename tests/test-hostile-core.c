@@ -3,7 +3,9 @@
  * cost only the task itself: the rest of the job runs, no process is left behind, and
  * nothing waits for a process that will not end.  And a stop (a signal, on_failure =
  * stop) starts no task that a worker holds queued behind its running one; and taskrun
- * killed outright leaves nothing its tasks started. */
+ * killed outright leaves nothing its tasks started.  And what tasks print on their
+ * stdout and stderr comes out in whole lines, never cut into by another worker's or by
+ * taskrun's own, a last line without its newline included. */
 #include "testutil.h"
 
 #include <signal.h>
@@ -278,6 +280,166 @@ test_replacement_never_starts (void)
   tt_rmtree (dir);
 }
 
+/* Counts the lines of `text` found in `expected` (line -> count seen, without its
+ * newline); FALSE, with the line in *bad, at the first line that is neither expected
+ * nor allowed by `also` (a prefix; NULL: none), or seen twice. */
+static gboolean
+check_lines (const char *text, GHashTable *expected, const char *also, char **bad)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  guint n = g_strv_length (lines);
+  for (guint i = 0; i < n; i++) {
+    const char *l = lines[i];
+    if (i == n - 1 && !*l)
+      break; /* after the last newline */
+    gpointer seen;
+    if (g_hash_table_lookup_extended (expected, l, NULL, &seen)) {
+      if (GPOINTER_TO_UINT (seen) != 0) {
+        *bad = g_strdup_printf ("twice: %.80s", l);
+        return FALSE;
+      }
+      g_hash_table_insert (expected, g_strdup (l), GUINT_TO_POINTER (1));
+      continue;
+    }
+    if (also && g_str_has_prefix (l, also) && strlen (l) < 1000)
+      continue;
+    *bad = g_strdup_printf ("line %u (%zu bytes): %.120s%s", i + 1, strlen (l), l,
+                            i == n - 1 ? " (no newline)" : "");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The number of lines of `expected` not seen by check_lines. */
+static guint
+count_missing (GHashTable *expected)
+{
+  guint missing = 0;
+  GHashTableIter it;
+  gpointer seen;
+  g_hash_table_iter_init (&it, expected);
+  while (g_hash_table_iter_next (&it, NULL, &seen))
+    missing += GPOINTER_TO_UINT (seen) == 0;
+  return missing;
+}
+
+/* print-lines' line I of stream WHICH for TAG (without its newline). */
+static char *
+printed_line (const char *tag, const char *which, guint i, gsize len)
+{
+  GString *l = g_string_new (NULL);
+  g_string_printf (l, "%s %s %u ", tag, which, i);
+  while (l->len < len)
+    g_string_append_c (l, '.');
+  return g_string_free (l, FALSE);
+}
+
+#define PRINT_TASKS 4
+#define PRINT_LINES 2000
+#define PRINT_LEN 3000
+
+/* Two workers print 2,000 lines of 3,000 bytes each to stdout and to stderr at once, in
+ * writes of 1,000 bytes: every line taskrun writes is one of theirs, whole, or one of its
+ * own (a result, a message), and each of theirs comes exactly once. */
+static void
+test_worker_lines_whole (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = %d\nop = print-lines:T%%n:%d:%d\n",
+                                           PRINT_TASKS, PRINT_LINES, PRINT_LEN);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n", keys);
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 120, dir, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_autoptr (GHashTable) want_out = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) want_err = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint t = 1; t <= PRINT_TASKS; t++) {
+    g_hash_table_insert (want_out, g_strdup_printf ("%u printed", t), NULL);
+    g_autofree char *tag = g_strdup_printf ("T%u", t);
+    for (guint i = 0; i < PRINT_LINES; i++) {
+      g_hash_table_insert (want_out, printed_line (tag, "out", i, PRINT_LEN), NULL);
+      g_hash_table_insert (want_err, printed_line (tag, "err", i, PRINT_LEN), NULL);
+    }
+  }
+  g_autofree char *bad = NULL;
+  if (!check_lines (out, want_out, NULL, &bad))
+    g_assert_cmpstr (bad, ==, NULL); /* stdout */
+  if (!check_lines (err, want_err, "taskrun: ", &bad))
+    g_assert_cmpstr (bad, ==, NULL); /* stderr */
+  g_assert_cmpuint (count_missing (want_out), ==, 0);
+  g_assert_cmpuint (count_missing (want_err), ==, 0);
+  tt_rmtree (dir);
+}
+
+/* A task writes a line with no newline on stdout and on stderr, then its worker crashes
+ * (or, the last task, returns, and the worker quits at the job's end): each comes out
+ * as a line of its own, not lost, not joined to what taskrun writes next. */
+static void
+test_worker_last_partial_line (gconstpointer data)
+{
+  const char *how = data;
+  gboolean crash = g_str_equal (how, "crash");
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *keys = g_strdup_printf ("tasks = 3\nbad_task = %d\nbad_op = print-partial:P:%s\n",
+                                           crash ? 2 : 3, how);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", keys);
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 30, dir, &out, &err);
+  g_test_message ("stdout:\n%s\nstderr:\n%s", out ? out : "", err ? err : "");
+  g_assert_cmpint (status, ==, crash ? 1 : 0);
+  g_autoptr (GHashTable) want_out = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) want_err = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_hash_table_insert (want_out, g_strdup ("P out-partial"), NULL);
+  g_hash_table_insert (want_err, g_strdup ("P err-partial"), NULL);
+  for (guint t = 1; t <= 3; t++)
+    if (t != (crash ? 2u : 3u))
+      g_hash_table_insert (want_out, g_strdup_printf ("%u %u", t, t), NULL);
+  if (!crash)
+    g_hash_table_insert (want_out, g_strdup ("3 printed"), NULL);
+  g_autofree char *bad = NULL;
+  /* the crashed task's result line names its error: any "2 error ..." line is its */
+  if (!check_lines (out, want_out, crash ? "2 error " : NULL, &bad))
+    g_assert_cmpstr (bad, ==, NULL); /* stdout */
+  if (!check_lines (err, want_err, "taskrun: ", &bad))
+    g_assert_cmpstr (bad, ==, NULL); /* stderr */
+  g_assert_false (g_hash_table_lookup (want_out, "P out-partial") == NULL);
+  g_assert_false (g_hash_table_lookup (want_err, "P err-partial") == NULL);
+  tt_rmtree (dir);
+}
+
+/* A line of 200,000 bytes without a newline until its end: taskrun holds no more than
+ * 64 KiB of it, and writes it in pieces of their own lines, nothing lost or added. */
+static void
+test_worker_long_line_cut (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 1\nop = print-lines:L:1:200000\n");
+  const char *args[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = wait_bounded (pid, 30, dir, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_auto (GStrv) lines = g_strsplit (out, "\n", -1);
+  g_autoptr (GString) joined = g_string_new (NULL);
+  guint pieces = 0;
+  for (guint i = 0; lines[i]; i++) {
+    if (!*lines[i] || g_str_equal (lines[i], "1 printed"))
+      continue;
+    g_assert_cmpuint (strlen (lines[i]), <, 2 * 65536);
+    g_string_append (joined, lines[i]);
+    pieces++;
+  }
+  g_autofree char *want = printed_line ("L", "out", 0, 200000);
+  g_assert_cmpuint (pieces, >=, 2);
+  g_assert_cmpuint (joined->len, ==, 200000);
+  g_assert_cmpint (memcmp (joined->str, want, joined->len), ==, 0);
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -294,5 +456,11 @@ main (int argc, char **argv)
                    test_parent_killed_stops_task_children);
   g_test_add_func ("/hostile-core/replacement-start-retried", test_replacement_start_retried);
   g_test_add_func ("/hostile-core/replacement-never-starts", test_replacement_never_starts);
+  g_test_add_func ("/hostile-core/worker-lines-whole", test_worker_lines_whole);
+  g_test_add_data_func ("/hostile-core/worker-last-partial-line-crash", "crash",
+                        test_worker_last_partial_line);
+  g_test_add_data_func ("/hostile-core/worker-last-partial-line-exit", "return",
+                        test_worker_last_partial_line);
+  g_test_add_func ("/hostile-core/worker-long-line-cut", test_worker_long_line_cut);
   return g_test_run ();
 }

@@ -64,7 +64,9 @@ spawn_worker (Agent *ag)
     return;
   }
   g_autoptr (GError) error = NULL;
-  TrLink *link = tr_link_local.spawn ((guint) ag->rank, ag->program, &error);
+  /* Without pipes of its own: the worker writes to this rank's stdout and stderr, which
+   * mpirun forwards to its own, as before taskrun read its local workers' output. */
+  TrLink *link = tr_link_local_start ((guint) ag->rank, ag->program, FALSE, &error);
   if (!link) {
     g_printerr ("taskrun: rank %d (%s): %s\n", ag->rank, ag->host, error->message);
     send_event (ag, EVENT_SPAWN_FAILED, EIO, 0);

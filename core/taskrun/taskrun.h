@@ -369,6 +369,13 @@ void tr_pool_request_terminate (TrPool *pool);
 /* tr_pool_stream calls `tick` on its thread at least ten times a second while it runs
  * (for a progress display); NULL to stop. */
 void tr_pool_set_tick (TrPool *pool, void (*tick) (gpointer data), gpointer data);
+/* The lines the workers write on their stdout (fd 1) and stderr (fd 2) reach `output` on
+ * the thread that calls into the pool, whole lines at a time, so that it can write them
+ * where they cannot mix with its own (by default: fwrite to taskrun's stdout or stderr).
+ * NULL: the default. */
+void tr_pool_set_output (TrPool *pool,
+                         void (*output) (int fd, const char *text, gsize len, gpointer data),
+                         gpointer data);
 
 /* No more submissions (the retries of tasks already submitted still run). */
 void tr_pool_close (TrPool *pool);

@@ -24,6 +24,13 @@
  *   touch-crash:PATH create PATH, then SIGSEGV
  *   fork-then-crash:DIR  fork a copy that sleeps 30 s holding the link (its pid in
  *                    DIR/forkpid), then SIGSEGV
+ *   print-lines:TAG:N:LEN  write N lines of LEN bytes to stdout and N to stderr, each
+ *                    "TAG out I " (or "TAG err I ") padded with '.', in write() calls of
+ *                    at most 1000 bytes (no stdio buffer to keep a line whole), result
+ *                    "printed"
+ *   print-partial:TAG:HOW  write "TAG out-partial" to stdout and "TAG err-partial" to
+ *                    stderr with no newline, then HOW: crash (SIGSEGV) or return
+ *                    (result "printed")
  * As a job file plugin, its generator makes `tasks` tasks of the command `op` (with %n
  * replaced by the task number; task `bad_task` runs `bad_op` instead), and its result
  * hook prints "seq result" lines.
@@ -36,6 +43,7 @@
  */
 #include <taskrun/taskrun.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -181,6 +189,30 @@ testkit_worker_fini (gpointer wstate)
       pause ();
 }
 
+/* Writes all of `len` bytes of `text` on `fd`, `piece` bytes at a time. */
+static void
+write_pieces (int fd, const char *text, gsize len, gsize piece)
+{
+  while (len) {
+    ssize_t n = write (fd, text, MIN (len, piece));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      _exit (97);
+    text += n;
+    len -= (gsize) n;
+  }
+}
+
+/* print-lines: line I of stream WHICH, LEN bytes and a newline, in `line`. */
+static void
+make_line (char *line, const char *tag, const char *which, guint i, gsize len)
+{
+  int head = g_snprintf (line, len + 1, "%s %s %u ", tag, which, i);
+  memset (line + head, '.', len - (gsize) head);
+  line[len] = '\n';
+}
+
 static gboolean
 testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GError **error)
 {
@@ -265,6 +297,30 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     g_autofree char *text = g_strdup_printf ("%d", (int) kid);
     g_file_set_contents (path, text, -1, NULL);
     raise (SIGSEGV);
+  } else if (g_str_has_prefix (cmd, "print-lines:")) {
+    g_auto (GStrv) f = g_strsplit (cmd + 12, ":", 3);
+    if (g_strv_length (f) != 3)
+      _exit (96);
+    guint n = (guint) g_ascii_strtoull (f[1], NULL, 10);
+    gsize len = MAX ((gsize) g_ascii_strtoull (f[2], NULL, 10), strlen (f[0]) + 20);
+    g_autofree char *line = g_malloc (len + 1);
+    for (guint i = 0; i < n; i++) {
+      make_line (line, f[0], "out", i, len);
+      write_pieces (1, line, len + 1, 1000);
+      make_line (line, f[0], "err", i, len);
+      write_pieces (2, line, len + 1, 1000);
+    }
+    tr_output_append (out, "printed", 7);
+  } else if (g_str_has_prefix (cmd, "print-partial:") && strrchr (cmd, ':') > cmd + 13) {
+    char *how = strrchr (cmd, ':');
+    *how++ = '\0';
+    g_autofree char *o = g_strdup_printf ("%s out-partial", cmd + 14);
+    g_autofree char *e = g_strdup_printf ("%s err-partial", cmd + 14);
+    write_pieces (1, o, strlen (o), 1000);
+    write_pieces (2, e, strlen (e), 1000);
+    if (g_str_equal (how, "crash"))
+      raise (SIGSEGV);
+    tr_output_append (out, "printed", 7);
   } else if (g_str_equal (cmd, "hang-ignoring-term")) {
     signal (SIGTERM, SIG_IGN);
     for (;;)

@@ -58,7 +58,7 @@
 /* Payload bytes a stream may have made and not yet seen answered: tasks of large
  * payloads (a folder's path of 150 KB in each of copy's tasks) would otherwise hold the
  * window's count of them, 600 MB, however few the workers can take. */
-#define STREAM_WINDOW_BYTES (64u << 20)
+#define STREAM_WINDOW_BYTES (16u << 20)
 #define MAX_DEPTH 8192         /* tasks one worker may hold, unless batch asks for more */
 #define FRAME_BYTES (8u << 20) /* payload bytes in one TASKS frame, unless one task is larger */
 #define MAX_PAYLOAD (TR_WIRE_MAX_BODY - 1024) /* a task's payload must fit in one frame */

@@ -1055,7 +1055,7 @@ test_window_bounded_by_bytes (void)
     at = strstr (at + 1, "taskrun: ");
   g_test_message ("%" G_GUINT64_FORMAT " tasks made", made);
   g_assert_cmpuint (made, >, 0);
-  g_assert_cmpuint (made, <, 1500); /* 64 MiB of them: about 670 */
+  g_assert_cmpuint (made, <, 1500); /* 16 MiB of them: about 170 */
   tt_rmtree (dir);
 }
 

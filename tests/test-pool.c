@@ -1004,6 +1004,16 @@ test_quick_first_task_does_not_bunch_long_ones (void)
   g_assert_cmpfloat (took, <, 6.0); /* generous: 5 rounds of 0.5 s is the whole job */
 }
 
+/* The tasks the generator made: the first number of taskrun's summary line. */
+static guint64
+summary_total (const char *err)
+{
+  guint64 made = 0;
+  for (const char *at = strstr (err, "taskrun: "); at && !made; at = strstr (at + 1, "taskrun: "))
+    made = g_ascii_strtoull (at + 9, NULL, 10);
+  return made;
+}
+
 /* The stream's window follows the measured depth: 128 workers on tasks of a second
  * hold one task each, and the parent does not make a million tasks ahead of them (a
  * fixed 8,192 per worker made 1.05M of them, 60 MB, here; 2.4 GB at -j 1024). */
@@ -1023,10 +1033,7 @@ test_window_follows_task_time (void)
   g_assert_cmpint (tt_wait_taskrun (pid, 30, dir, &out, &err), ==, 143);
   g_test_message ("%s", err);
   /* the summary's first number: the tasks the generator made */
-  const char *at = strstr (err, "taskrun: ");
-  guint64 made = 0;
-  while (at && !(made = g_ascii_strtoull (at + 9, NULL, 10)))
-    at = strstr (at + 1, "taskrun: ");
+  guint64 made = summary_total (err);
   g_assert_cmpuint (made, >, 0);
   g_assert_cmpuint (made, <, 100000); /* generous: about 4,300 */
   tt_rmtree (dir);
@@ -1049,10 +1056,7 @@ test_window_bounded_by_bytes (void)
   kill (pid, SIGTERM);
   g_autofree char *out = NULL, *err = NULL;
   g_assert_cmpint (tt_wait_taskrun (pid, 30, dir, &out, &err), ==, 143);
-  const char *at = strstr (err, "taskrun: ");
-  guint64 made = 0;
-  while (at && !(made = g_ascii_strtoull (at + 9, NULL, 10)))
-    at = strstr (at + 1, "taskrun: ");
+  guint64 made = summary_total (err);
   g_test_message ("%" G_GUINT64_FORMAT " tasks made", made);
   g_assert_cmpuint (made, >, 0);
   g_assert_cmpuint (made, <, 1500); /* 16 MiB of them: about 170 */

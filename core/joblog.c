@@ -60,6 +60,29 @@ open_regular (const char *path, int flags, GError **error)
   return -1;
 }
 
+gboolean
+tr_joblog_check (const char *path, GError **error)
+{
+  g_autoptr (GError) e = NULL;
+  int fd = open_regular (path, O_RDONLY, &e);
+  if (fd >= 0) {
+    close (fd);
+    return TRUE;
+  }
+  if (!g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+    g_propagate_error (error, g_steal_pointer (&e));
+    return FALSE;
+  }
+  g_autofree char *dir = g_path_get_dirname (path);
+  if (access (dir, W_OK | X_OK) != 0) {
+    int err = errno;
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (err),
+                 "cannot create the job log %s: %s", path, g_strerror (err));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 TrJoblog *
 tr_joblog_open (const char *path, gboolean append, const char *identity, GError **error)
 {

@@ -13,6 +13,9 @@ TrJoblog *tr_joblog_open (const char *path, gboolean append, const char *identit
 /* Writes one row for an attempt (Command: `command`) and flushes it. */
 gboolean tr_joblog_write (TrJoblog *log, const TrResult *result, const char *command);
 void tr_joblog_close (TrJoblog *log);
+/* What opening `path` would refuse, found without writing (--dry-run): a file that is not
+ * regular, or a folder where it cannot be made. */
+gboolean tr_joblog_check (const char *path, GError **error);
 /* Adds to `done` the Seq numbers of rows with Exitval 0 and Signal 0 (none when the file
  * does not exist).  FALSE and *error for a file that is not a job log, or that names a
  * job other than `identity`. */

@@ -82,6 +82,7 @@ main (int argc, char **argv)
 {
   if (argc == 3 && strcmp (argv[1], TR_WORKER_ARG) == 0)
     return tr_worker_main (3, (pid_t) atol (argv[2]));
+  tr_std_fds_open ();
   if (argc == 3 && strcmp (argv[1], TR_INSPECT_ARG) == 0)
     return tr_plugin_inspect_main (argv[2]);
   setlocale (LC_ALL, "");

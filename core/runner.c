@@ -253,7 +253,8 @@ run_on_result (const TrResult *r, gpointer data)
     say_task (ctx, r, &desc, what, r->error->message);
     return;
   }
-  tr_progress_task_done (ctx->job->progress, r->units, r->error != NULL);
+  /* a task a stop kept from running is "not run", not a failure, as in the summary */
+  tr_progress_task_done (ctx->job->progress, r->units, r->error != NULL && !cancelled);
   if (r->error) {
     if (!cancelled || ctx->opts->verbose)
       say_task (ctx, r, &desc, "failed", r->error->message);
@@ -513,7 +514,13 @@ tr_run (TrRunOptions *opts)
   };
   TrPool *pool = NULL;
   if (opts->dry_run) {
-    print_dry_run_of (&job, spec);
+    /* a dry run checks what the run would: the job log too, written by nothing */
+    if (joblog_path && !tr_joblog_check (joblog_path, &error))
+      status = cannot_start (error);
+    else if (opts->resume && !read_resume (&ctx, spec, identity, &error))
+      status = cannot_start (error);
+    else
+      print_dry_run_of (&job, spec);
   } else if (opts->resume && !read_resume (&ctx, spec, identity, &error)) {
     status = cannot_start (error);
   } else if ((pool = start_pool (&ctx, spec, identity, &status))) {

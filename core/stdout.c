@@ -6,7 +6,9 @@
 #include "stdout.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* Everything taskrun writes on stdout (results, --dry-run, --list-plugins, --describe,
  * --version) is the product of the command, so a write that fails (a full disk, a closed
@@ -17,6 +19,7 @@
 static int stdout_errno;          /* the first failed write's errno; 0: none yet */
 static gboolean stdout_failed;
 static gboolean stdout_closed;
+static gboolean stdout_missing;   /* closed when taskrun started: /dev/null holds its place */
 
 static void
 stdout_fail (int e)
@@ -31,11 +34,35 @@ stdout_fail (int e)
     g_printerr ("taskrun: cannot write to standard output\n");
 }
 
+void
+tr_std_fds_open (void)
+{
+  /* Descriptors 0, 1 and 2 closed when taskrun started (>&-, a daemon, cron) would be
+   * the first ones the pool makes (its eventfd, a worker's socket): result lines would go
+   * into the eventfd and messages into a worker's link.  /dev/null holds their places;
+   * a write to a stdout that was closed still fails, as a write to a closed one would. */
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl (fd, F_GETFD) >= 0 || errno != EBADF)
+      continue;
+    int null = open ("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (null >= 0 && null != fd) {
+      dup2 (null, fd);
+      close (null);
+    }
+    if (fd == 1)
+      stdout_missing = TRUE;
+  }
+}
+
 gboolean
 tr_stdout_write (const char *text, gsize len)
 {
   if (stdout_failed)
     return FALSE;
+  if (stdout_missing && len) {
+    stdout_fail (EBADF);
+    return FALSE;
+  }
   errno = 0;
   /* stdout is line-buffered (main.c): a line that ends in '\n' is written here, and a
    * failure sets the stream's error flag */

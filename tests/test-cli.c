@@ -307,6 +307,64 @@ test_debug_logs_worker_ends (void)
   tt_rmtree (dir);
 }
 
+/* Started with stdout (and stderr) closed, as from cron or a daemon: the descriptors the
+ * pool makes must not take their numbers (result lines went into its eventfd, messages
+ * into a worker's link, and a healthy task failed); a result that cannot be written is
+ * an error, exit 1. */
+static void
+test_closed_stdout_is_an_error (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\njoblog = log.tsv\n",
+                                         "tasks = 20\nop = sleepecho:20:x\n");
+  g_autofree char *script = g_strdup_printf ("exec '%s' -c '%s' >&- 2>err.txt", TT_TASKRUN, job);
+  const char *argv[] = { "/bin/sh", "-c", script, NULL };
+  int status;
+  g_assert_true (g_spawn_sync (dir, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL,
+                               &status, NULL));
+  g_autofree char *err_path = g_build_filename (dir, "err.txt", NULL);
+  g_autofree char *err = NULL;
+  g_assert_true (g_file_get_contents (err_path, &err, NULL, NULL));
+  g_test_message ("%s", err);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_nonnull (strstr (err, "cannot write to standard output: Bad file descriptor"));
+  g_assert_nonnull (strstr (err, "20 tasks: 20 succeeded, 0 failed"));
+  /* both closed: every task still succeeds (the job log says so) */
+  g_autofree char *script2 = g_strdup_printf ("exec '%s' -q -c '%s' >&- 2>&-", TT_TASKRUN, job);
+  const char *argv2[] = { "/bin/sh", "-c", script2, NULL };
+  g_assert_true (g_spawn_sync (dir, (char **) argv2, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL,
+                               &status, NULL));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_autofree char *log_path = g_build_filename (dir, "log.tsv", NULL);
+  g_autofree char *log = NULL;
+  g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
+  g_assert_cmpuint (tt_count_lines (log, ""), ==, 2 + 20 + 1);
+  g_assert_null (strstr (log, "\t255\t"));
+  tt_rmtree (dir);
+}
+
+/* --dry-run checks the job log as the run would, and writes none. */
+static void
+test_dry_run_checks_job_log (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 2\n");
+  const char *bad[][6] = { { "-c", job, "--dry-run", "--joblog", "/dev/null", NULL },
+                           { "-c", job, "--dry-run", "--joblog", "/nonexistent/log.tsv", NULL } };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint (tt_run_taskrun (bad[i], dir, NULL, &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, bad[i][4]));
+  }
+  g_autofree char *fresh = g_build_filename (dir, "fresh.tsv", NULL);
+  const char *good[] = { "-c", job, "--dry-run", "--joblog", fresh, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (good, dir, NULL, &out, &err), ==, 0);
+  g_assert_false (g_file_test (fresh, G_FILE_TEST_EXISTS));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -326,5 +384,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/slow-worker-fini-is-reported", test_slow_worker_fini_is_reported);
   g_test_add_func ("/cli/output-limit-is-named", test_output_limit_is_named);
   g_test_add_func ("/cli/debug-logs-worker-ends", test_debug_logs_worker_ends);
+  g_test_add_func ("/cli/closed-stdout-is-an-error", test_closed_stdout_is_an_error);
+  g_test_add_func ("/cli/dry-run-checks-job-log", test_dry_run_checks_job_log);
   return g_test_run ();
 }

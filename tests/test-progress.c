@@ -2,6 +2,8 @@
  * script(1)'s pseudo-terminal), absent in a pipe unless asked for, never left in front of
  * result lines or the summary, and honest about a total that is not known yet. */
 #include "testutil.h"
+
+#include <signal.h>
 #include "progress.h"
 
 #include <fcntl.h>
@@ -123,6 +125,24 @@ test_line (void)
   g_assert_nonnull (strstr (b, "ETA "));
 }
 
+/* Tasks a stop kept from running are "not run" in the progress line as in the summary,
+ * never "failed". */
+static void
+test_not_run_is_no_failure (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 4\n", "tasks = 200\nop = sleep:200\nquiet = yes\n");
+  const char *args[] = { "-c", job, "--progress=always", NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_usleep (500000);
+  kill (pid, SIGINT);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_wait_taskrun (pid, 30, dir, &out, &err), ==, 130);
+  g_assert_nonnull (strstr (err, " 0 failed, "));
+  g_assert_false (g_regex_match_simple ("[1-9][0-9]* failed", err, 0, 0));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -130,5 +150,6 @@ main (int argc, char **argv)
   g_test_add_func ("/progress/terminal", test_terminal);
   g_test_add_func ("/progress/pipe", test_pipe);
   g_test_add_func ("/progress/line", test_line);
+  g_test_add_func ("/progress/not-run-is-no-failure", test_not_run_is_no_failure);
   return g_test_run ();
 }

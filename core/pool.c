@@ -858,11 +858,13 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   double ran = (g_get_monotonic_time () - w->head_started) / 1e6;
   gboolean innocent = w->term_sent && !timed_out && code != TR_TASK_ERROR_TERMINATED;
   TaskQueue back = { 0 };
+  guint isolated = 0;
   for (guint i = 0; i < running; i++) {
     TrAsync *held = tq_pop_head (&w->inflight);
     if (innocent || (running > 1 && !held->isolate && code != TR_TASK_ERROR_TERMINATED)) {
       held->isolate = TRUE;
       tq_push_tail (&back, held);
+      isolated++;
       continue;
     }
     held->worker = w->slot;
@@ -873,6 +875,13 @@ worker_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   tq_append (&back, &w->inflight);
   g_queue_clear (&w->frames);
   io_requeue_unrun (pool, &back);
+  if (isolated && !innocent) {
+    /* no task may fail of it (each runs again alone), but a worker that died (the OOM
+     * killer, a kill from outside) must not pass unseen */
+    g_autofree char *line = g_strdup_printf ("taskrun: %s while it ran a frame of %u tasks; "
+                                             "they run again one by one\n", cause, isolated);
+    output_add (pool, 1, line, strlen (line));
+  }
 
   if (was == W_STARTING && pool->io_started) {
     g_autofree char *why_start = w->init_failed ? g_strdup_printf ("%s: %s", cause, w->init_failed)

@@ -365,6 +365,25 @@ test_dry_run_checks_job_log (void)
   tt_rmtree (dir);
 }
 
+/* A worker that dies holding a frame of many tiny tasks fails none of them (each runs
+ * again alone, and the one that crashed it succeeds the second time), but its death is
+ * said: a worker killed by the OOM killer must not pass unseen. */
+static void
+test_worker_death_in_a_frame_is_said (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *mark = g_build_filename (dir, "crashed", NULL);
+  g_autofree char *keys = g_strdup_printf ("tasks = 200000\nquiet = yes\nbad_task = 150000\n"
+                                           "bad_op = crash-once:%s\n", mark);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_testkit ("workers = 2\n", keys, NULL, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (err, "killed by signal 11 (SIGSEGV) while it ran a frame of "));
+  g_assert_nonnull (strstr (err, "200000 succeeded, 0 failed"));
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -386,5 +405,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/debug-logs-worker-ends", test_debug_logs_worker_ends);
   g_test_add_func ("/cli/closed-stdout-is-an-error", test_closed_stdout_is_an_error);
   g_test_add_func ("/cli/dry-run-checks-job-log", test_dry_run_checks_job_log);
+  g_test_add_func ("/cli/worker-death-in-a-frame-is-said", test_worker_death_in_a_frame_is_said);
   return g_test_run ();
 }

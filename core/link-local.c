@@ -293,7 +293,6 @@ local_close (TrLink *link, gboolean *clean, int *status)
 }
 
 const TrLinkClass tr_link_local = {
-  .name = "local",
   .captures_output = TRUE,
   .spawn = local_spawn,
   .send = local_send,

@@ -14,7 +14,6 @@
 typedef struct TrLink TrLink;
 
 typedef struct {
-  const char *name;
   /* How long a message may take to reach a worker or come back from it, beyond the
    * socket's own time, in microseconds (0 for a local worker).  The pool keeps enough
    * work queued in a worker to cover a round trip. */

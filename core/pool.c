@@ -700,7 +700,6 @@ worker_queue_config (TrPool *pool, Worker *w)
   gsize at = tr_wire_begin (&w->out, TR_MSG_CONFIG);
   tr_wire_put_str (&w->out, tr_plugin_get_path (pool->plugin));
   tr_wire_put_u32 (&w->out, w->slot);
-  tr_wire_put_u32 (&w->out, 0); /* flags: none yet */
   tr_wire_put_u32 (&w->out, pool->config_pairs->len / 2);
   for (guint i = 0; i < pool->config_pairs->len; i++)
     tr_wire_put_str (&w->out, g_ptr_array_index (pool->config_pairs, i));
@@ -1063,9 +1062,7 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
   case TR_MSG_HELLO:
     if (w->state != W_STARTING)
       return FALSE;
-    tr_wire_reader_init (&r, body, len);
-    tr_wire_get_u32 (&r);
-    if (!tr_wire_reader_done (&r))
+    if (len != 0) /* HELLO says nothing more: the pool knows its worker's pid */
       return FALSE;
     w->state = W_READY;
     w->start_tries = 0;

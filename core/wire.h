@@ -9,9 +9,8 @@
 #define TR_WIRE_MAX_BODY (64u << 20)      /* no frame body is larger: 64 MiB */
 
 typedef enum {
-  TR_MSG_CONFIG = 1,  /* P->W  str plugin path, u32 slot, u32 flags, u32 n,
-                       *       n x (str key, str value) */
-  TR_MSG_HELLO,       /* W->P  u32 pid: worker_init succeeded */
+  TR_MSG_CONFIG = 1,  /* P->W  str plugin path, u32 slot, u32 n, n x (str key, str value) */
+  TR_MSG_HELLO,       /* W->P  (empty): worker_init succeeded */
   TR_MSG_INIT_FAILED, /* W->P  str message */
   TR_MSG_TASKS,       /* P->W  u32 n, n x (u64 seq, bytes payload) */
   TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 status, u32 code, u64 start (Unix

@@ -273,7 +273,6 @@ tr_worker_main (int fd, pid_t parent)
     tr_wire_reader_init (&r, body, len);
     g_autofree char *path = tr_wire_get_str (&r);
     tr_wire_get_u32 (&r); /* slot: for logs */
-    tr_wire_get_u32 (&r); /* flags: none defined */
     guint32 n = tr_wire_get_u32 (&r);
     if (r.bad) {
       status = 71;
@@ -311,7 +310,6 @@ tr_worker_main (int fd, pid_t parent)
     }
     inited = TRUE;
     gsize at = tr_wire_begin (&io.out, TR_MSG_HELLO);
-    tr_wire_put_u32 (&io.out, (guint32) getpid ());
     tr_wire_end (&io.out, at);
     if (!flush_out (&io)) {
       status = 72;

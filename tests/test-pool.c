@@ -815,7 +815,6 @@ fake_worker (gpointer data)
     gsize at;
     if (head[4] == TR_MSG_CONFIG) {
       at = tr_wire_begin (&out, TR_MSG_HELLO);
-      tr_wire_put_u32 (&out, (guint32) f->link.pid);
       tr_wire_end (&out, at);
     } else if (head[4] == TR_MSG_TASKS) {
       TrWireReader r;
@@ -901,7 +900,7 @@ fake_close (TrLink *link, gboolean *clean, int *status)
 }
 
 static const TrLinkClass fake_link = {
-  .name = "fake", .spawn = fake_spawn, .send = fake_send, .receive = fake_receive,
+  .spawn = fake_spawn, .send = fake_send, .receive = fake_receive,
   .kill = fake_kill, .signal_group = fake_signal_group, .close = fake_close,
 };
 

@@ -218,7 +218,6 @@ mpi_close (TrLink *link, gboolean *clean, int *status)
 }
 
 const TrLinkClass tr_link_mpi = {
-  .name = "mpi",
   .latency_us = 2 * IDLE_SLEEP_MAX_US, /* each side may be asleep when a message comes */
   .spawn = mpi_spawn,
   .send = mpi_send,

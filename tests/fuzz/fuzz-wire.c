@@ -13,14 +13,12 @@ decode (TrMsgType type, const guint8 *body, gsize len)
   tr_wire_reader_init (&r, body, len);
   switch (type) {
   case TR_MSG_HELLO:
-    tr_wire_get_u32 (&r);
     break;
   case TR_MSG_INIT_FAILED:
     g_free (tr_wire_get_str (&r));
     break;
   case TR_MSG_CONFIG: {
     g_free (tr_wire_get_str (&r));
-    tr_wire_get_u32 (&r);
     tr_wire_get_u32 (&r);
     guint32 n = tr_wire_get_u32 (&r);
     for (guint32 i = 0; i < n && !r.bad; i++) {

@@ -199,50 +199,6 @@ payload_get_str (PayloadReader *r)
   return s;
 }
 
-int
-open_dir_rel (int root_fd, const char *rel, gboolean create)
-{
-  int fd = fcntl (root_fd, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0 || !*rel)
-    return fd;
-  const char *p = rel;
-  while (*p) {
-    const char *slash = strchr (p, '/');
-    gsize len = slash ? (gsize) (slash - p) : strlen (p);
-    char comp[NAME_MAX + 1];
-    if (len == 0 || len > NAME_MAX) {
-      close (fd);
-      errno = len ? ENAMETOOLONG : EINVAL;
-      return -1;
-    }
-    memcpy (comp, p, len);
-    comp[len] = '\0';
-    int next = openat (fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0 && errno == ENOENT && create) {
-      if (mkdirat (fd, comp, 0700) < 0 && errno != EEXIST) {
-        int e = errno;
-        close (fd);
-        errno = e;
-        return -1;
-      }
-      next = openat (fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    }
-    if (next >= 0 && create)
-      make_writable (next);
-    int e = errno;
-    close (fd);
-    if (next < 0) {
-      errno = e == ELOOP ? ENOTDIR : e; /* a symlink where a folder belongs: not followed */
-      return -1;
-    }
-    fd = next;
-    p += len;
-    if (*p == '/')
-      p++;
-  }
-  return fd;
-}
-
 static guint32
 temp_check (guint32 random_part)
 {
@@ -328,8 +284,7 @@ remove_leftovers (int dst_dir, int src_dir)
 }
 
 int
-open_source_file (int dirfd, const char *name, const struct stat *want, gboolean same_version,
-                  GError **error)
+open_source_file (int dirfd, const char *name, const StatKey *want, GError **error)
 {
   int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
@@ -349,11 +304,9 @@ open_source_file (int dirfd, const char *name, const struct stat *want, gboolean
     changed = "it is no longer a regular file";
   else if (!want)
     return fd;
-  else if (st.st_dev != want->st_dev || st.st_ino != want->st_ino)
+  else if ((guint64) st.st_dev != want->dev || (guint64) st.st_ino != want->ino)
     changed = "it was replaced by another file";
-  else if (same_version && (st.st_size != want->st_size ||
-                            st.st_mtim.tv_sec != want->st_mtim.tv_sec ||
-                            st.st_mtim.tv_nsec != want->st_mtim.tv_nsec))
+  else if (!stat_key_same_version (want, &st))
     changed = "it changed";
   if (changed) {
     close (fd);

@@ -740,7 +740,9 @@ finish_big_file (Copy *c, BigFile *b)
   }
   g_autoptr (GError) error = NULL;
   int src_dir = dir_cursor_open (&c->src_done, dir, FALSE);
-  int in = src_dir < 0 ? -1 : open_source_file (src_dir, name, &b->st, TRUE, &error);
+  StatKey version;
+  stat_key_from (&version, &b->st);
+  int in = src_dir < 0 ? -1 : open_source_file (src_dir, name, &version, &error);
   int out = in < 0 ? -1 : open_temporary (dst_dir, b->tmp, O_WRONLY, b->tmp_dev, b->tmp_ino, &error);
   gboolean ok = src_dir < 0 ? copy_fail_source (&error, errno, "open its source folder")
                             : out >= 0 && meta_apply_fd (out, &b->st, in, &c->o, &error);
@@ -854,8 +856,9 @@ make_hard_links (Copy *c)
     split_rel (h->link, &ldir, &lname);
     const DirRecord *tr = g_ptr_array_index (c->dirs, h->target_dir);
     const DirRecord *lr = g_ptr_array_index (c->dirs, h->link_dir);
-    int td = open_dir_rel (c->dst_root, tdir, FALSE);
-    int ld = td < 0 ? -1 : open_dir_rel (c->dst_root, ldir, FALSE);
+    /* two folders at once: the walk's cursor is free by now */
+    int td = dir_cursor_open (&c->dst_done, tdir, FALSE);
+    int ld = td < 0 ? -1 : dir_cursor_open (&c->dst_walk, ldir, FALSE);
     int made = ld < 0 ? -1 : openat (td, tname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat ts, ls;
     gboolean ok = TRUE;
@@ -898,9 +901,8 @@ make_hard_links (Copy *c)
       c->hardlinks_failed++;
       tr_job_message (c->job, "hard link %s -> %s: %s", h->link, h->target, why ? why : g_strerror (e));
     }
-    for (int *fd = (int[]) { td, ld, made }, k = 0; k < 3; k++)
-      if (fd[k] >= 0)
-        close (fd[k]);
+    if (made >= 0)
+      close (made);
   }
 }
 

@@ -100,11 +100,6 @@ gboolean folder_ids_match (const FolderIds *ids, int src, int dst);
  * the offset of one already read to its end).  NULL with errno on failure. */
 GPtrArray *read_names (int dirfd);
 
-/* Opens folder `rel` ("" for the root itself) below root_fd, one component at a time,
- * never following a symlink; with `create` (the walk), missing folders are made (mode
- * 0700 until their own mode is set at the end) and existing ones made writable (see
- * make_writable).  Returns an fd or -1 with errno set. */
-int open_dir_rel (int root_fd, const char *rel, gboolean create);
 
 /* A folder of a tree reached by relative path, with the descriptors of the deepest
  * components of the last one kept open (dircursor.c).  The descriptor dir_cursor_open
@@ -117,6 +112,10 @@ typedef struct {
   int fds[DIR_CURSOR_KEEP]; /* component d's descriptor at d % KEEP, for the deepest KEEP */
 } DirCursor;
 void dir_cursor_init (DirCursor *c, int root);
+/* Folder `rel` ("" for the root) below the root, one component at a time, never
+ * following a symlink; with `create` (the walk), missing folders are made (0700 until
+ * their mode is set at the end) and existing ones made writable (make_writable).  A
+ * descriptor the cursor owns, or -1 with errno set. */
 int dir_cursor_open (DirCursor *c, const char *rel, gboolean create);
 void dir_cursor_clear (DirCursor *c);
 
@@ -140,11 +139,9 @@ void unlink_temporary (int dst_dir, const char *name, guint64 dev, guint64 ino);
 void make_writable (int dir_fd);
 
 /* Opens a source file to read it: never following a symlink, never blocking on a FIFO
- * put in its place, and only if the descriptor is a regular file with the identity (and,
- * with `same_version`, the size and mtime) of `want` (NULL: any regular file).  -1 and
- * *error otherwise. */
-int open_source_file (int dirfd, const char *name, const struct stat *want,
-                      gboolean same_version, GError **error);
+ * put in its place, and only if the descriptor is a regular file of the version `want`
+ * names (NULL: any regular file).  -1 and *error otherwise. */
+int open_source_file (int dirfd, const char *name, const StatKey *want, GError **error);
 /* Opens a temporary taskrun made (by name, in a folder others may write in) and checks it
  * is still that file: a regular file of that device and inode with one link. */
 int open_temporary (int dirfd, const char *name, int flags, guint64 dev, guint64 ino,

@@ -8,8 +8,9 @@
  * which made a tree 3,000 folders deep cost hundreds of millions of openat calls.  When
  * the prefix lies above the kept window, the cursor opens again from the root, keeping
  * the deepest components on the way, so climbing a deep chain costs one pass per
- * DIR_CURSOR_KEEP levels.  Components are opened as open_dir_rel does: never following a
- * symlink, and with `create`, making missing folders.
+ * DIR_CURSOR_KEEP levels.  Components are opened one at a time, never following a
+ * symlink; with `create` (the walk), missing folders are made (mode 0700 until their own
+ * mode is set at the end) and existing ones made writable (see make_writable).
  */
 #include "copy.h"
 
@@ -108,6 +109,21 @@ push (DirCursor *c, int base, const char *name, gsize len, gboolean create)
   return TRUE;
 }
 
+/* Pushes each component of `p` ("a/b/c"); FALSE with errno at the first that fails, the
+ * cursor left at the deepest one reached. */
+static gboolean
+push_path (DirCursor *c, const char *p, gboolean create)
+{
+  while (*p) {
+    const char *slash = strchr (p, '/');
+    gsize len = slash ? (gsize) (slash - p) : strlen (p);
+    if (!push (c, fd_at (c, c->ends->len), p, len, create))
+      return FALSE;
+    p += len + (slash != NULL);
+  }
+  return TRUE;
+}
+
 int
 dir_cursor_open (DirCursor *c, const char *rel, gboolean create)
 {
@@ -130,27 +146,10 @@ dir_cursor_open (DirCursor *c, const char *rel, gboolean create)
     /* above the kept window: from the root again */
     g_autofree char *prefix = g_strdup (c->path->str);
     truncate_to (c, 0);
-    for (const char *p = prefix; *p;) {
-      const char *slash = strchr (p, '/');
-      gsize len = slash ? (gsize) (slash - p) : strlen (p);
-      if (!push (c, fd_at (c, c->ends->len), p, len, create)) {
-        int e = errno;
-        truncate_to (c, 0);
-        errno = e;
-        return -1;
-      }
-      p += len + (slash != NULL);
-    }
+    if (!push_path (c, prefix, create))
+      return -1;
   }
-  const char *p = rel + (c->ends->len ? g_array_index (c->ends, gsize, c->ends->len - 1) + 1 : 0);
-  if (p > rel + strlen (rel))
-    p = rel + strlen (rel);
-  while (*p) {
-    const char *slash = strchr (p, '/');
-    gsize len = slash ? (gsize) (slash - p) : strlen (p);
-    if (!push (c, fd_at (c, c->ends->len), p, len, create))
-      return -1; /* the cursor stays at the deepest component it reached */
-    p += len + (slash != NULL);
-  }
-  return fd_at (c, c->ends->len);
+  gsize done = c->ends->len ? g_array_index (c->ends, gsize, c->ends->len - 1) + 1 : 0;
+  gsize rel_len = strlen (rel);
+  return push_path (c, rel + MIN (done, rel_len), create) ? fd_at (c, c->ends->len) : -1;
 }

@@ -36,14 +36,6 @@ fail_errno (GError **error, int e, const char *fmt, const char *path)
   return FALSE;
 }
 
-/* The same file, not changed: what a copy read from start to end was one version. */
-static gboolean
-stat_same_version (const struct stat *a, const struct stat *b)
-{
-  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 /* The source (dst = FALSE) or destination folder `rel`; the cursor keeps it open. */
 static int
 cached_dir (CopyWorker *w, gboolean dst, const char *rel)
@@ -130,8 +122,10 @@ write_regular (CopyWorker *w, int in, int dst_dir, const char *tmp, const struct
   gboolean sparse = (guint64) st->st_blocks * 512 < (guint64) st->st_size;
   ok = ok && copy_range (in, out, 0, (guint64) st->st_size, &w->try_clone, sparse, bytes, error);
   ok = ok && (!w->o.verify || verify_range (in, out, 0, (guint64) st->st_size, error));
+  StatKey read;
+  stat_key_from (&read, st);
   struct stat after;
-  if (ok && (fstat (in, &after) < 0 || !stat_same_version (st, &after))) {
+  if (ok && (fstat (in, &after) < 0 || !stat_key_same_version (&read, &after))) {
     ok = FALSE;
     g_set_error_literal (error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
                          "it changed while it was copied; not copied (run the job again)");
@@ -194,7 +188,7 @@ copy_entry (CopyWorker *w, int src_dir, int dst_dir, const char *name, mode_t wa
   int in = -1;
   if (walk_type == S_IFREG) {
     /* the descriptor is the truth about the file: what it is, its size, its version */
-    in = open_source_file (src_dir, name, NULL, FALSE, error);
+    in = open_source_file (src_dir, name, NULL, error);
     if (in < 0 || fstat (in, &st) < 0) {
       if (in >= 0)
         close (in);
@@ -306,13 +300,7 @@ copy_chunk (CopyWorker *w, PayloadReader *r, CopyCounts *c, GError **error)
   int dst_dir = cached_dir (w, TRUE, dir);
   if (dst_dir < 0)
     return copy_fail (error, errno, "open its destination folder");
-  struct stat want = { 0 };
-  want.st_dev = (dev_t) key.dev;
-  want.st_ino = (ino_t) key.ino;
-  want.st_size = (off_t) key.size;
-  want.st_mtim.tv_sec = (time_t) key.mtime_sec;
-  want.st_mtim.tv_nsec = (long) key.mtime_nsec;
-  int in = open_source_file (src_dir, name, &want, TRUE, error);
+  int in = open_source_file (src_dir, name, &key, error);
   if (in < 0)
     return FALSE;
   int out = open_temporary (dst_dir, tmp, w->o.verify ? O_RDWR : O_WRONLY, tmp_dev, tmp_ino, error);
@@ -390,8 +378,8 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
     GString *errors = NULL;
     int fatal = 0, first = 0;
     g_autofree char *dir = NULL;
-    int src_dir = -1, dst_dir = -1, dir_errno = 0;
-    gboolean dir_is_source = FALSE;
+    int src_dir = -1, dst_dir = -1;
+    g_autoptr (GError) dir_error = NULL; /* why no entry of this folder can be copied */
     guint64 i;
     for (i = 0; i < n && !r.bad; i++) {
       if (payload_get_u8 (&r) & ENTRY_NEW_FOLDER) {
@@ -400,35 +388,27 @@ copy_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, GErr
         FolderIds ids;
         payload_get_ids (&r, &ids);
         /* the cursors' descriptors stay valid until their next call: the next folder */
+        g_clear_error (&dir_error);
         src_dir = dir && !r.bad ? cached_dir (w, FALSE, dir) : -1;
-        dir_errno = errno;
-        dir_is_source = src_dir < 0;
-        dst_dir = src_dir < 0 ? -1 : cached_dir (w, TRUE, dir);
-        if (src_dir >= 0 && dst_dir < 0)
-          dir_errno = errno;
-        if (dst_dir >= 0 && !folder_ids_match (&ids, src_dir, dst_dir)) {
+        if (src_dir < 0)
+          copy_fail_source (&dir_error, errno, "open its source folder");
+        else if ((dst_dir = cached_dir (w, TRUE, dir)) < 0)
+          copy_fail (&dir_error, errno, "open its destination folder");
+        else if (!folder_ids_match (&ids, src_dir, dst_dir))
           /* reached by name, and another folder now: a user who can write in a
            * folder above renamed the one the walk made or saw, and put theirs there */
-          dst_dir = -1;
-          dir_errno = 0;
-        }
+          g_set_error_literal (&dir_error, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
+                               "its folder was replaced by another since the walk made it; "
+                               "not copied");
       }
       g_autofree char *name = payload_get_str (&r);
       mode_t type = (mode_t) payload_get_u8 (&r) << 12;
       if (r.bad || !dir)
         break;
       g_autoptr (GError) e = NULL;
-      gboolean done;
-      if (dst_dir < 0 && dir_errno == 0) {
-        g_set_error_literal (&e, TR_TASK_ERROR, EAGAIN | COPY_ENTRY_ONLY,
-                             "its folder was replaced by another since the walk made it; not "
-                             "copied");
-        done = FALSE;
-      } else if (dst_dir < 0)
-        done = dir_is_source ? copy_fail_source (&e, dir_errno, "open its source folder")
-                             : copy_fail (&e, dir_errno, "open its destination folder");
-      else
-        done = copy_entry (w, src_dir, dst_dir, name, type, &c, &e);
+      gboolean done = !dir_error && copy_entry (w, src_dir, dst_dir, name, type, &c, &e);
+      if (dir_error)
+        e = g_error_copy (dir_error);
       if (!done) {
         c.failed++;
         if (!first)

@@ -300,14 +300,20 @@ cannot_start (const GError *error)
   return TR_EXIT_CANNOT_START;
 }
 
+/* --dry-run: the resolved configuration (workers and backend as they will be) and the
+ * first five task descriptions. */
 static void
-print_dry_run (TrJob *job, const TrConfig *core, const TrConfig *pcfg, const char *plugin_path)
+print_dry_run (TrJob *job, const TrJobSpec *spec)
 {
+  g_autofree char *workers = g_strdup_printf ("%u", job->workers);
+  tr_config_set (spec->core, "workers", workers, NULL, NULL);
+  if (spec->use_mpi)
+    tr_config_set (spec->core, "backend", "mpi", NULL, NULL);
   g_autoptr (GString) out = g_string_new (NULL);
-  g_string_append_printf (out, "; plugin file: %s\n", plugin_path);
-  tr_config_print (core, out);
+  g_string_append_printf (out, "; plugin file: %s\n", tr_plugin_get_path (spec->plugin));
+  tr_config_print (spec->core, out);
   g_string_append (out, "\n");
-  tr_config_print (pcfg, out);
+  tr_config_print (spec->plugin_config, out);
   g_string_append (out, "\n; first tasks:\n");
   TrTask task;
   tr_task_init (&task);
@@ -345,16 +351,6 @@ configure_plugin (TrJob *job, const TrJobSpec *spec, GError **error)
                "%s: [%s] the plugin rejected the configuration: %s",
                tr_jobfile_get_path (spec->file), desc->name, e ? e->message : "(no reason given)");
   return FALSE;
-}
-
-static void
-print_dry_run_of (TrJob *job, const TrJobSpec *spec)
-{
-  g_autofree char *workers = g_strdup_printf ("%u", job->workers);
-  tr_config_set (spec->core, "workers", workers, NULL, NULL);
-  if (spec->use_mpi)
-    tr_config_set (spec->core, "backend", "mpi", NULL, NULL);
-  print_dry_run (job, spec->core, spec->plugin_config, tr_plugin_get_path (spec->plugin));
 }
 
 /* --resume: the tasks the job log says are done, into ctx->done. */
@@ -520,7 +516,7 @@ tr_run (TrRunOptions *opts)
     else if (opts->resume && !read_resume (&ctx, spec, identity, &error))
       status = cannot_start (error);
     else
-      print_dry_run_of (&job, spec);
+      print_dry_run (&job, spec);
   } else if (opts->resume && !read_resume (&ctx, spec, identity, &error)) {
     status = cannot_start (error);
   } else if ((pool = start_pool (&ctx, spec, identity, &status))) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -45,6 +46,7 @@ start_racer (const char *dir, SwapKind kind, const char *target)
   GPid pid = fork ();
   must (pid, "fork");
   if (pid == 0) {
+    prctl (PR_SET_PDEATHSIG, SIGKILL); /* a test that aborts takes its racer along */
     cpu_set_t one;
     CPU_ZERO (&one);
     CPU_SET (0, &one);
@@ -566,7 +568,7 @@ test_counts_add_up_when_stopped (void)
   g_autofree char *job = copy_job (top, src, dst, NULL);
   g_autofree char *out = NULL, *err = NULL;
   int status = run_copy (job, &out, &err);
-  umount (mnt);
+  umount2 (mnt, MNT_DETACH); /* before asserting: a failed test must not leave it mounted */
   g_test_message ("%s", err);
   g_assert_cmpint (status, ==, 1);
   guint64 copied = summary_number (err, " files (");
@@ -661,10 +663,7 @@ test_deep_long_names (void)
   g_assert_cmpint (status, ==, 0);
   g_assert_cmpuint (summary_number (err, " files ("), ==, 300);
   g_assert_cmpuint (summary_number (err, " folders"), ==, 1100);
-  /* rm -rf copes with any depth */
-  const char *rm[] = { "rm", "-rf", top, NULL };
-  g_assert_true (g_spawn_sync (NULL, (char **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-                               NULL, NULL));
+  tt_rmtree (top); /* rm -rf: any depth */
 }
 
 /* ---- 13d: device nodes, not as root ------------------------------------------------- */

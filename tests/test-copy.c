@@ -555,7 +555,7 @@ test_disk_full (void)
   g_autofree char *out = NULL, *err = NULL;
   int status = run_copy (job, &out, &err);
   guint temps = count_temps (dst);
-  umount (mnt); /* before asserting: a failed test must not leave the tmpfs mounted */
+  umount2 (mnt, MNT_DETACH); /* before asserting: a failed test must not leave the tmpfs mounted */
   g_test_message ("%s", err);
   g_assert_cmpint (status, ==, 1);
   g_assert_nonnull (strstr (err, "No space left on device"));

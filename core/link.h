@@ -11,6 +11,8 @@
 #include <glib.h>
 #include <sys/types.h>
 
+#include "taskrun/taskrun.h"
+
 typedef struct TrLink TrLink;
 
 typedef struct {
@@ -66,7 +68,10 @@ extern const TrLinkClass tr_link_local;
 TrLink *tr_link_local_start (guint slot, const char *program, gboolean capture_output,
                              GError **error);
 
-/* The link class of the pools made from now on (NULL: local). */
-void tr_pool_use_link_class (const TrLinkClass *klass);
+/* tr_pool_new, with workers reached through `link_class` (tr_pool_new: tr_link_local).
+ * An argument, not a setting of the process: two pools of one program may use two. */
+TrPool *tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin,
+                             const TrConfig *config, const TrPoolOptions *options,
+                             GError **error);
 
 #endif

@@ -1958,17 +1958,16 @@ pump (TrPool *pool, gint64 timeout_us)
   return TRUE;
 }
 
-static const TrLinkClass *link_class_for_new_pools = &tr_link_local;
-
-void
-tr_pool_use_link_class (const TrLinkClass *klass)
-{
-  link_class_for_new_pools = klass ? klass : &tr_link_local;
-}
-
 TrPool *
 tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
              GError **error)
+{
+  return tr_pool_new_on_link (&tr_link_local, plugin, config, options, error);
+}
+
+TrPool *
+tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin, const TrConfig *config,
+                     const TrPoolOptions *options, GError **error)
 {
   TrPoolOptions defaults = { 0 };
   if (!options)
@@ -1987,7 +1986,7 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
                                      G_USEC_PER_SEC);
   pool->program = options->worker_program ? g_strdup (options->worker_program)
                                           : tr_paths_worker_program ();
-  pool->link_class = link_class_for_new_pools;
+  pool->link_class = link_class;
   g_mutex_init (&pool->lock);
   g_cond_init (&pool->cond);
 

@@ -392,10 +392,10 @@ start_pool (RunCtx *ctx, const TrJobSpec *spec, const char *identity, int *statu
     .retries = ctx->retries,
     .interrupted = &signal_count,
   };
-  if (spec->use_mpi)
-    tr_pool_use_link_class (tr_mpi_session ()->module->link_class);
+  const TrLinkClass *link_class =
+      spec->use_mpi ? tr_mpi_session ()->module->link_class : &tr_link_local;
   install_signals ();
-  TrPool *pool = tr_pool_new (spec->plugin, spec->plugin_config, &popts, &error);
+  TrPool *pool = tr_pool_new_on_link (link_class, spec->plugin, spec->plugin_config, &popts, &error);
   if (!pool) {
     cannot_start (error);
     *status = signal_count ? TR_EXIT_SIGNALLED (signal_first) : TR_EXIT_CANNOT_START;

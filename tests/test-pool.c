@@ -950,11 +950,9 @@ run_forged_stream (Fixture *f, guint batch, guint64 tasks, guint32 forge_min, gu
   fake_forged_first[0] = '\0';
   fake_forge_min = forge_min;
   fake_forge_from_id = forge_from_id;
-  tr_pool_use_link_class (&fake_link);
   TrPoolOptions o = { .workers = 1, .batch = batch };
   g_autoptr (GError) error = NULL;
-  g_autoptr (TrPool) pool = tr_pool_new (f->plugin, f->config, &o, &error);
-  tr_pool_use_link_class (NULL);
+  g_autoptr (TrPool) pool = tr_pool_new_on_link (&fake_link, f->plugin, f->config, &o, &error);
   g_assert_no_error (error);
   EchoCtx c = { .n = tasks, .seen = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL) };
   TrStats st;

@@ -245,3 +245,47 @@ tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len)
   if (len)
     memcpy (p + TASK_HEAD, payload, len);
 }
+
+void
+tr_wire_put_config (TrWireBuf *out, const char *plugin_path, guint32 slot, const GPtrArray *pairs)
+{
+  gsize at = tr_wire_begin (out, TR_MSG_CONFIG);
+  tr_wire_put_str (out, plugin_path);
+  tr_wire_put_u32 (out, slot);
+  tr_wire_put_u32 (out, pairs->len / 2);
+  for (guint i = 0; i + 1 < pairs->len; i += 2) {
+    tr_wire_put_str (out, g_ptr_array_index (pairs, i));
+    tr_wire_put_str (out, g_ptr_array_index (pairs, i + 1));
+  }
+  tr_wire_end (out, at);
+}
+
+gboolean
+tr_wire_read_config (const guint8 *body, gsize len, TrWireConfig *out)
+{
+  *out = (TrWireConfig) { .pairs = g_ptr_array_new_with_free_func (g_free) };
+  TrWireReader r;
+  tr_wire_reader_init (&r, body, len);
+  out->plugin_path = tr_wire_get_str (&r);
+  out->slot = tr_wire_get_u32 (&r);
+  guint32 n = tr_wire_get_u32 (&r);
+  for (guint32 i = 0; i < n && !r.bad; i++) {
+    char *key = tr_wire_get_str (&r);
+    char *value = tr_wire_get_str (&r);
+    if (r.bad) {
+      g_free (key);
+      g_free (value);
+      break;
+    }
+    g_ptr_array_add (out->pairs, key);
+    g_ptr_array_add (out->pairs, value);
+  }
+  return !r.bad && out->plugin_path && tr_wire_reader_done (&r);
+}
+
+void
+tr_wire_config_clear (TrWireConfig *config)
+{
+  g_clear_pointer (&config->plugin_path, g_free);
+  g_clear_pointer (&config->pairs, g_ptr_array_unref);
+}

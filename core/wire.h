@@ -215,4 +215,18 @@ typedef enum {
 TrFrameStatus tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type,
                                   const guint8 **body, gsize *body_len, gsize *consumed);
 
+/* CONFIG, the first frame a worker reads: its plugin, its slot, and the plugin's
+ * options as key and value strings (pairs: key, value, key, value ...). */
+void tr_wire_put_config (TrWireBuf *out, const char *plugin_path, guint32 slot,
+                         const GPtrArray *pairs);
+typedef struct {
+  char *plugin_path;
+  guint32 slot;
+  GPtrArray *pairs; /* of char*, owned: key, value, key, value ... */
+} TrWireConfig;
+/* FALSE for a body that is not a CONFIG's; out is cleared either way first. */
+gboolean tr_wire_read_config (const guint8 *body, gsize len, TrWireConfig *out);
+void tr_wire_config_clear (TrWireConfig *config);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TrWireConfig, tr_wire_config_clear)
+
 #endif

@@ -269,17 +269,13 @@ tr_worker_main (int fd, pid_t parent)
     goto out;
   }
   {
-    TrWireReader r;
-    tr_wire_reader_init (&r, body, len);
-    g_autofree char *path = tr_wire_get_str (&r);
-    tr_wire_get_u32 (&r); /* slot: for logs */
-    guint32 n = tr_wire_get_u32 (&r);
-    if (r.bad) {
+    g_auto (TrWireConfig) cfg = { 0 };
+    if (!tr_wire_read_config (body, len, &cfg)) {
       status = 71;
       goto out;
     }
     g_autoptr (GError) error = NULL;
-    plugin = tr_plugin_load (path, NULL, &error);
+    plugin = tr_plugin_load (cfg.plugin_path, NULL, &error);
     if (!plugin) {
       send_init_failed (&io, error->message);
       status = 3;
@@ -287,14 +283,9 @@ tr_worker_main (int fd, pid_t parent)
     }
     const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
     config = tr_config_new (desc->options, desc->name);
-    for (guint32 i = 0; i < n; i++) {
-      g_autofree char *key = tr_wire_get_str (&r);
-      g_autofree char *value = tr_wire_get_str (&r);
-      if (r.bad) {
-        status = 71;
-        goto out;
-      }
-      if (!tr_config_set (config, key, value, NULL, &error)) {
+    for (guint i = 0; i + 1 < cfg.pairs->len; i += 2) {
+      if (!tr_config_set (config, g_ptr_array_index (cfg.pairs, i),
+                          g_ptr_array_index (cfg.pairs, i + 1), NULL, &error)) {
         send_init_failed (&io, error->message);
         status = 3;
         goto out;

@@ -325,7 +325,7 @@ typedef void (*TrResultFunc) (const TrResult *result, gpointer user_data);
 GBytes *tr_pool_apply (TrPool *pool, const char *description, GBytes *payload, GError **error);
 
 /* A task submitted with apply_async. */
-typedef struct TrAsync TrAsync;
+typedef struct TrTaskRecord TrAsync;
 /* Submits one task and returns at once.  `callback` runs on success, `error_callback` on
  * failure (either may be NULL), from whichever pool call next handles results. */
 TrAsync *tr_pool_apply_async (TrPool *pool, const char *description, GBytes *payload,

@@ -1,0 +1,325 @@
+/* pool.c — the process pool's public API (main thread): new, free, close, join,
+ * terminate, apply, apply_async and its handle, map, and the pool's settings.
+ *
+ * A pool is a fixed set of reused workers fed by one I/O thread (io.c).  The thread that
+ * created the pool (the "main thread") submits tasks and runs every callback, one at a
+ * time, whenever it calls into the pool; the I/O thread owns the workers.  What crosses
+ * between the two is in handoff.c; the types, and which thread owns each part of the
+ * pool, in private.h.
+ *
+ * Owns: PoolSettings (made here, before the I/O thread starts), the start of the I/O
+ * thread and the wait for the workers' start, and the end of both.
+ * Does not own: streams (stream.c), delivery (handoff.c), anything of a worker.
+ */
+#include "private.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+TrPool *
+tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
+             GError **error)
+{
+  return tr_pool_new_on_link (&tr_link_local, plugin, config, options, error);
+}
+
+static void
+settings_init (PoolSettings *set, const TrLinkClass *link_class, TrPlugin *plugin,
+               const TrConfig *config, const TrPoolOptions *options)
+{
+  set->plugin = plugin;
+  set->config_pairs = config ? tr_config_to_pairs (config) : g_ptr_array_new ();
+  set->n_workers = options->workers ? options->workers : g_get_num_processors ();
+  set->max_tasks = options->max_tasks_per_worker;
+  set->batch = options->batch;
+  set->timeout_us = options->task_timeout > 0
+                        ? MAX ((gint64) 1, (gint64) (options->task_timeout * G_USEC_PER_SEC))
+                        : 0;
+  set->retries = options->retries;
+  set->start_timeout_us = (gint64) ((options->start_timeout > 0 ? options->start_timeout : 60) *
+                                    G_USEC_PER_SEC);
+  set->program = options->worker_program ? g_strdup (options->worker_program)
+                                         : tr_paths_worker_program ();
+  set->link_class = link_class;
+}
+
+TrPool *
+tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin, const TrConfig *config,
+                     const TrPoolOptions *options, GError **error)
+{
+  TrPoolOptions defaults = { 0 };
+  if (!options)
+    options = &defaults;
+  TrPool *pool = g_new0 (TrPool, 1);
+  settings_init (&pool->settings, link_class, plugin, config, options);
+  PoolShared *sh = &pool->shared;
+  g_mutex_init (&sh->lock);
+  g_cond_init (&sh->cond);
+  sh->results = g_async_queue_new ();
+  sh->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  io_state_init (pool);
+
+  if (!g_file_test (pool->settings.program, G_FILE_TEST_IS_EXECUTABLE)) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER,
+                 "the worker program %s is missing or not executable", pool->settings.program);
+    tr_pool_free (pool);
+    return NULL;
+  }
+  pool->main.io_thread = g_thread_try_new ("taskrun-io", io_main, pool, error);
+  if (!pool->main.io_thread) {
+    tr_pool_free (pool);
+    return NULL;
+  }
+  record_preallocate (&pool->main, PREALLOCATED_TASKS); /* while the workers start */
+  gboolean interrupted = FALSE;
+  g_mutex_lock (&sh->lock);
+  while (!sh->started && !interrupted) {
+    g_cond_wait_until (&sh->cond, &sh->lock, g_get_monotonic_time () + G_USEC_PER_SEC / 10);
+    interrupted = options->interrupted && *options->interrupted;
+  }
+  char *start_error = g_steal_pointer (&sh->start_error);
+  gboolean started = sh->started;
+  g_mutex_unlock (&sh->lock);
+  if (interrupted && !started) {
+    g_free (start_error);
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED,
+                 "interrupted while the workers were starting");
+    tr_pool_request_terminate (pool);
+    tr_pool_free (pool);
+    return NULL;
+  }
+  if (start_error) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER, "a worker could not start: %s",
+                 start_error);
+    g_free (start_error);
+    tr_pool_free (pool);
+    return NULL;
+  }
+  return pool;
+}
+
+guint
+tr_pool_get_workers (TrPool *pool)
+{
+  return pool->settings.n_workers;
+}
+
+static TrTaskRecord *
+submit_one (TrPool *pool, guint64 seq, const char *description, GBytes *payload, guint64 units,
+            TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
+{
+  PoolMain *m = &pool->main;
+  TrTaskRecord *a = record_new (m, pool, seq, description, payload, NULL, 0, units);
+  a->caller.callback = callback;
+  a->caller.error_callback = error_callback;
+  a->caller.user_data = user_data;
+  if (m->closed || m->joined) {
+    a->outcome.error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED,
+                                            "the pool is closed: no more tasks can be submitted");
+    m->outstanding++;
+    GPtrArray *one = g_ptr_array_new ();
+    g_ptr_array_add (one, a);
+    g_async_queue_push (pool->shared.results, one);
+    return a;
+  }
+  handoff_set_input_ended (pool, FALSE);
+  TaskQueue q = { 0 };
+  tq_push_tail (&q, a);
+  handoff_submit (pool, &q);
+  return a;
+}
+
+TrAsync *
+tr_pool_apply_async (TrPool *pool, const char *description, GBytes *payload,
+                     TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
+{
+  TrTaskRecord *a = submit_one (pool, 0, description, payload, 1, callback, error_callback, user_data);
+  return record_ref (a);
+}
+
+gboolean
+tr_async_ready (TrAsync *a)
+{
+  while (!a->caller.done && handoff_pump (a->pool, 0))
+    ;
+  return a->caller.done;
+}
+
+gboolean
+tr_async_wait (TrAsync *a, gint64 timeout_us)
+{
+  if (timeout_us < 0) {
+    while (!a->caller.done)
+      handoff_pump (a->pool, -1);
+    return TRUE;
+  }
+  gint64 deadline = g_get_monotonic_time () + timeout_us;
+  while (!a->caller.done) {
+    gint64 left = deadline - g_get_monotonic_time ();
+    if (left <= 0)
+      return tr_async_ready (a);
+    handoff_pump (a->pool, left);
+  }
+  return TRUE;
+}
+
+GBytes *
+tr_async_get (TrAsync *a, GError **error)
+{
+  tr_async_wait (a, -1);
+  if (a->outcome.error) {
+    g_propagate_error (error, g_error_copy (a->outcome.error));
+    return NULL;
+  }
+  return g_bytes_new (a->outcome.result, a->outcome.result_len);
+}
+
+const TrResult *
+tr_async_peek_result (TrAsync *a)
+{
+  return a->caller.done ? &a->caller.view : NULL;
+}
+
+GBytes *
+tr_pool_apply (TrPool *pool, const char *description, GBytes *payload, GError **error)
+{
+  g_autoptr (TrAsync) a = tr_pool_apply_async (pool, description, payload, NULL, NULL, NULL);
+  return tr_async_get (a, error);
+}
+
+GPtrArray *
+tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
+{
+  g_autoptr (GPtrArray) asyncs = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_async_unref);
+  for (guint i = 0; i < payloads->len; i++) {
+    g_autofree char *desc = g_strdup_printf ("item %u", i);
+    TrTaskRecord *a = submit_one (pool, i + 1, desc, g_ptr_array_index (payloads, i), 1, NULL,
+                                  NULL, NULL);
+    g_ptr_array_add (asyncs, record_ref (a));
+  }
+  handoff_set_input_ended (pool, TRUE);
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  const GError *first = NULL;
+  for (guint i = 0; i < asyncs->len; i++) {
+    TrTaskRecord *a = g_ptr_array_index (asyncs, i);
+    tr_async_wait (a, -1);
+    if (a->outcome.error && !first)
+      first = a->outcome.error;
+    if (!first)
+      g_ptr_array_add (out, g_bytes_new (a->outcome.result, a->outcome.result_len));
+  }
+  if (first) {
+    g_propagate_error (error, g_error_copy (first));
+    g_ptr_array_unref (out);
+    return NULL;
+  }
+  return out;
+}
+
+/* Safe from a signal handler: atomics and a write(2). */
+void
+tr_pool_stop_feeding (TrPool *pool)
+{
+  g_atomic_int_set (&pool->shared.stop_feeding, 1);
+  g_atomic_int_set (&pool->shared.cancel_req, 1);
+  handoff_wake_io (pool);
+}
+
+void
+tr_pool_request_terminate (TrPool *pool)
+{
+  g_atomic_int_set (&pool->shared.stop_feeding, 1);
+  g_atomic_int_set (&pool->shared.terminate_req, 1);
+  handoff_wake_io (pool);
+}
+
+void
+tr_pool_set_tick (TrPool *pool, void (*tick) (gpointer data), gpointer data)
+{
+  pool->main.tick = tick;
+  pool->main.tick_data = data;
+}
+
+void
+tr_pool_set_output (TrPool *pool,
+                    void (*output) (int fd, const char *text, gsize len, gpointer data),
+                    gpointer data)
+{
+  pool->main.output_func = output;
+  pool->main.output_data = data;
+}
+
+void
+tr_pool_close (TrPool *pool)
+{
+  pool->main.closed = TRUE;
+  handoff_set_input_ended (pool, TRUE);
+}
+
+static void
+stop_io_thread (TrPool *pool)
+{
+  if (!pool->main.io_thread)
+    return;
+  g_atomic_int_set (&pool->shared.shutdown_req, 1);
+  handoff_wake_io (pool);
+  g_thread_join (pool->main.io_thread);
+  pool->main.io_thread = NULL;
+}
+
+void
+tr_pool_join (TrPool *pool)
+{
+  PoolMain *m = &pool->main;
+  while (m->outstanding > 0)
+    handoff_pump (pool, -1);
+  if (m->closed && !m->joined) {
+    stop_io_thread (pool);
+    m->joined = TRUE;
+    /* to the last hand-over: the workers' last lines may come after every result */
+    while (handoff_pump (pool, 0))
+      ;
+  }
+}
+
+void
+tr_pool_terminate (TrPool *pool)
+{
+  if (!pool->main.io_thread)
+    return;
+  PoolShared *sh = &pool->shared;
+  g_atomic_int_set (&sh->terminate_req, 1);
+  handoff_wake_io (pool);
+  g_mutex_lock (&sh->lock);
+  while (!sh->terminated)
+    g_cond_wait (&sh->cond, &sh->lock);
+  g_mutex_unlock (&sh->lock);
+}
+
+void
+tr_pool_free (TrPool *pool)
+{
+  if (!pool)
+    return;
+  if (pool->main.io_thread) {
+    if (pool->main.outstanding > 0)
+      tr_pool_terminate (pool);
+    stop_io_thread (pool);
+  }
+  /* the I/O thread is joined: the main thread owns every part now */
+  handoff_drop_undelivered (pool);
+  g_async_queue_unref (pool->shared.results);
+  io_state_free (pool);
+  TrTaskRecord *a;
+  while ((a = tq_pop_head (&pool->shared.submitted)))
+    tr_async_unref (a);
+  record_free_lists (&pool->main);
+  g_free (pool->shared.start_error);
+  g_free (pool->settings.program);
+  g_ptr_array_unref (pool->settings.config_pairs);
+  if (pool->shared.wake_fd >= 0)
+    close (pool->shared.wake_fd);
+  g_mutex_clear (&pool->shared.lock);
+  g_cond_clear (&pool->shared.cond);
+  g_free (pool);
+}

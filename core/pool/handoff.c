@@ -16,6 +16,7 @@
 #include "private.h"
 
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 const char tr_pool_output_tag[] = "output";
@@ -350,13 +351,38 @@ handoff_pump (TrPool *pool, gint64 timeout_us)
   return TRUE;
 }
 
-/* Main thread, the I/O thread joined: what was handed over and not delivered is let go,
- * but a worker's last words (why its worker_init failed, say) are written all the same. */
+/* Main thread, before the I/O thread starts. */
 void
-handoff_drop_undelivered (TrPool *pool)
+handoff_init (TrPool *pool)
 {
+  PoolShared *sh = &pool->shared;
+  g_mutex_init (&sh->lock);
+  g_cond_init (&sh->cond);
+  sh->results = g_async_queue_new ();
+  sh->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+/* Main thread: a record that is not submitted, failed as cancelled with `why`, goes
+ * the way of every result, so that its callbacks run in order with the others. */
+void
+handoff_refuse (TrPool *pool, TrTaskRecord *a, const char *why)
+{
+  a->outcome.error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED, why);
+  pool->main.outstanding++;
+  GPtrArray *one = g_ptr_array_new ();
+  g_ptr_array_add (one, a);
+  g_async_queue_push (pool->shared.results, one);
+}
+
+/* Main thread, the I/O thread joined: what was handed over and not delivered is let
+ * go, but a worker's last words (why its worker_init failed, say) are written all the
+ * same; then the shared part is freed. */
+void
+handoff_free (TrPool *pool)
+{
+  PoolShared *sh = &pool->shared;
   GPtrArray *batch;
-  while ((batch = g_async_queue_try_pop (pool->shared.results))) {
+  while ((batch = g_async_queue_try_pop (sh->results))) {
     if (batch->len && g_ptr_array_index (batch, 0) == tr_pool_output_tag) {
       handoff_deliver_output (pool, batch);
       continue;
@@ -365,4 +391,13 @@ handoff_drop_undelivered (TrPool *pool)
       tr_async_unref (g_ptr_array_index (batch, i));
     g_ptr_array_unref (batch);
   }
+  g_async_queue_unref (sh->results);
+  TrTaskRecord *a;
+  while ((a = tq_pop_head (&sh->submitted)))
+    tr_async_unref (a);
+  g_free (sh->start_error);
+  if (sh->wake_fd >= 0)
+    close (sh->wake_fd);
+  g_mutex_clear (&sh->lock);
+  g_cond_clear (&sh->cond);
 }

@@ -13,8 +13,6 @@
  */
 #include "private.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 TrPool *
 tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
@@ -53,10 +51,7 @@ tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin, const TrCo
   TrPool *pool = g_new0 (TrPool, 1);
   settings_init (&pool->settings, link_class, plugin, config, options);
   PoolShared *sh = &pool->shared;
-  g_mutex_init (&sh->lock);
-  g_cond_init (&sh->cond);
-  sh->results = g_async_queue_new ();
-  sh->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  handoff_init (pool);
   io_state_init (pool);
 
   if (!g_file_test (pool->settings.program, G_FILE_TEST_IS_EXECUTABLE)) {
@@ -114,12 +109,7 @@ submit_one (TrPool *pool, guint64 seq, const char *description, GBytes *payload,
   a->caller.error_callback = error_callback;
   a->caller.user_data = user_data;
   if (m->closed || m->joined) {
-    a->outcome.error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED,
-                                            "the pool is closed: no more tasks can be submitted");
-    m->outstanding++;
-    GPtrArray *one = g_ptr_array_new ();
-    g_ptr_array_add (one, a);
-    g_async_queue_push (pool->shared.results, one);
+    handoff_refuse (pool, a, "the pool is closed: no more tasks can be submitted");
     return a;
   }
   handoff_set_input_ended (pool, FALSE);
@@ -307,19 +297,10 @@ tr_pool_free (TrPool *pool)
     stop_io_thread (pool);
   }
   /* the I/O thread is joined: the main thread owns every part now */
-  handoff_drop_undelivered (pool);
-  g_async_queue_unref (pool->shared.results);
+  handoff_free (pool);
   io_state_free (pool);
-  TrTaskRecord *a;
-  while ((a = tq_pop_head (&pool->shared.submitted)))
-    tr_async_unref (a);
   record_free_lists (&pool->main);
-  g_free (pool->shared.start_error);
   g_free (pool->settings.program);
   g_ptr_array_unref (pool->settings.config_pairs);
-  if (pool->shared.wake_fd >= 0)
-    close (pool->shared.wake_fd);
-  g_mutex_clear (&pool->shared.lock);
-  g_cond_clear (&pool->shared.cond);
   g_free (pool);
 }

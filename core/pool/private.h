@@ -365,8 +365,10 @@ void handoff_submit (TrPool *pool, TaskQueue *q);
 void handoff_set_input_ended (TrPool *pool, gboolean ended);
 gboolean handoff_pump (TrPool *pool, gint64 timeout_us);
 void handoff_deliver_output (TrPool *pool, GPtrArray *lines);
-/* Main thread, once the I/O thread has been joined. */
-void handoff_drop_undelivered (TrPool *pool);
+void handoff_refuse (TrPool *pool, TrTaskRecord *a, const char *why);
+/* Main thread, before the I/O thread starts and once it has been joined. */
+void handoff_init (TrPool *pool);
+void handoff_free (TrPool *pool);
 
 /* ---- output.c (I/O thread) ---------------------------------------------------------------- */
 

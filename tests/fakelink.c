@@ -87,6 +87,10 @@ fake_worker (gpointer data)
     if (head[4] == TR_MSG_TASKS && g_atomic_int_get (&fake_spawns) == 1)
       g_usleep (20000); /* the first worker is slow: the tasks queue up into larger frames */
   }
+  /* The worker is gone (QUIT, its link's end, a failed send): its end of the link goes
+   * with it, as a process's does when it exits.  A class without `ended` is read that
+   * way (link.h): the link's end of stream is the worker's end. */
+  shutdown (f->peer, SHUT_RDWR);
   return NULL;
 }
 

@@ -85,9 +85,20 @@ push (DirCursor *c, int base, const char *name, gsize len, gboolean create)
   comp[len] = '\0';
   int fd = openat (base, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && create) {
-    if (mkdirat (base, comp, 0700) < 0 && errno != EEXIST)
+    gboolean made = mkdirat (base, comp, 0700) == 0;
+    if (!made && errno != EEXIST)
       return FALSE;
     fd = openat (base, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* Between mkdirat and openat the name can be taken over by whoever may write in
+     * `base`: what opens must be the folder just made, this process's and 0700 (no
+     * other user can make that), or it is another's, and nothing goes in it. */
+    struct stat st;
+    if (fd >= 0 && made &&
+        (fstat (fd, &st) != 0 || st.st_uid != geteuid () || (st.st_mode & 07777) & ~0700u)) {
+      close (fd);
+      errno = ESTALE;
+      return FALSE;
+    }
   }
   if (fd < 0) {
     if (errno == ELOOP)

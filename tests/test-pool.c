@@ -416,6 +416,44 @@ test_terminate_bundled_stream (Fixture *f, gconstpointer data)
   g_hash_table_unref (c.seen);
 }
 
+/* tr_pool_terminate from a result callback, in the middle of a stream: the stream pulls
+ * no more tasks from its generator, as after tr_pool_request_terminate. */
+#define TERM_LIMIT 1000000
+
+static TrNext
+limited_gen (gpointer data, TrTask *task, GError **error)
+{
+  TermCtx *c = data;
+  if (c->made == TERM_LIMIT)
+    return TR_NEXT_END;
+  return term_gen (data, task, error);
+}
+
+static void
+terminate_on_first (const TrResult *r, gpointer data)
+{
+  TermCtx *c = data;
+  if (c->ok + c->terminated + c->cancelled == 0)
+    tr_pool_terminate (c->pool);
+  term_result (r, data);
+}
+
+static void
+test_terminate_from_callback_stops_stream (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  TermCtx c = { .pool = pool, .seen = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL) };
+  TrStats st;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tr_pool_stream (pool, limited_gen, terminate_on_first, &c, FALSE, &st, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (c.made, <, TERM_LIMIT / 10); /* it stopped pulling */
+  g_assert_cmpuint (g_hash_table_size (c.seen), ==, c.made);
+  g_assert_cmpuint (c.ok + c.terminated + c.cancelled, ==, c.made);
+  g_hash_table_unref (c.seen);
+}
+
 static guint
 distinct_pids (TrPool *pool, guint tasks, GHashTable *per_pid)
 {
@@ -936,6 +974,7 @@ main (int argc, char **argv)
   ADD ("workers-reused", test_workers_reused);
   ADD ("recycling", test_recycling);
   ADD ("crash-fails-one-task", test_crash_fails_one_task);
+  ADD ("terminate-from-callback-stops-stream", test_terminate_from_callback_stops_stream);
   g_test_add_func ("/pool/init-failure", test_init_failure);
   g_test_add_func ("/pool/start-timeout", test_start_timeout);
   g_test_add_func ("/pool/start-first-failure-kept", test_start_first_failure_kept);

@@ -210,7 +210,6 @@ tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
 void
 tr_pool_stop_feeding (TrPool *pool)
 {
-  g_atomic_int_set (&pool->shared.stop_feeding, 1);
   g_atomic_int_set (&pool->shared.cancel_req, 1);
   handoff_wake_io (pool);
 }
@@ -218,7 +217,6 @@ tr_pool_stop_feeding (TrPool *pool)
 void
 tr_pool_request_terminate (TrPool *pool)
 {
-  g_atomic_int_set (&pool->shared.stop_feeding, 1);
   g_atomic_int_set (&pool->shared.terminate_req, 1);
   handoff_wake_io (pool);
 }

@@ -221,7 +221,6 @@ typedef struct {
   gint terminate_req;       /* atomic */
   gint cancel_req;          /* atomic: stop feeding, cancel what no worker holds */
   gint shutdown_req;        /* atomic */
-  gint stop_feeding;        /* atomic */
   gint input_ended;         /* atomic: the main thread will submit nothing more for now */
   gint frame_tasks;         /* atomic: the frame size published (tr_sched_published_frame) */
   gint depth_tasks;         /* atomic: the depth published (tr_sched_published_depth) */

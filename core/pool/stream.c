@@ -148,11 +148,13 @@ stream_submit (TrPool *pool, TrTaskRecord **open, TaskQueue *batch)
   handoff_submit (pool, batch);
 }
 
-/* Whether the job was stopped: tr_pool_stop_feeding or tr_pool_request_terminate. */
+/* Whether the job was stopped: tr_pool_stop_feeding, or a terminate however asked
+ * (tr_pool_request_terminate, tr_pool_terminate from a callback). */
 static gboolean
 feeding_stopped (TrPool *pool)
 {
-  return g_atomic_int_get (&pool->shared.stop_feeding);
+  return g_atomic_int_get (&pool->shared.cancel_req) ||
+         g_atomic_int_get (&pool->shared.terminate_req);
 }
 
 gboolean

@@ -44,8 +44,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "wire.h"
 
-#define WORKER_FD 3
 
 /* `fd` moved above the numbers the worker's descriptors take (0 to 3), close-on-exec;
  * -1 on failure.  With a standard descriptor closed when taskrun started, a new socket or
@@ -54,9 +54,9 @@
 static int
 above_worker_fds (int fd)
 {
-  if (fd < 0 || fd > WORKER_FD)
+  if (fd < 0 || fd > TR_WORKER_LINK_FD)
     return fd;
-  int high = fcntl (fd, F_DUPFD_CLOEXEC, WORKER_FD + 1);
+  int high = fcntl (fd, F_DUPFD_CLOEXEC, TR_WORKER_LINK_FD + 1);
   close (fd);
   return high;
 }
@@ -135,7 +135,7 @@ tr_link_local_start (guint slot, const char *program, gboolean capture_output, G
   posix_spawn_file_actions_init (&actions);
   posix_spawn_file_actions_addopen (&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   sv[1] = above_worker_fds (sv[1]);
-  posix_spawn_file_actions_adddup2 (&actions, sv[1], WORKER_FD);
+  posix_spawn_file_actions_adddup2 (&actions, sv[1], TR_WORKER_LINK_FD);
   if (capture_output) {
     posix_spawn_file_actions_adddup2 (&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_adddup2 (&actions, err[1], STDERR_FILENO);

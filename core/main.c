@@ -8,6 +8,7 @@
 #include "config.h"
 #include "mpi-backend.h"
 #include "runner.h"
+#include "wire.h"
 
 #include <locale.h>
 #include <stdio.h>
@@ -81,7 +82,7 @@ int
 main (int argc, char **argv)
 {
   if (argc == 3 && strcmp (argv[1], TR_WORKER_ARG) == 0)
-    return tr_worker_main (3, (pid_t) atol (argv[2]));
+    return tr_worker_main (TR_WORKER_LINK_FD, (pid_t) atol (argv[2]));
   tr_std_fds_open ();
   if (argc == 3 && strcmp (argv[1], TR_INSPECT_ARG) == 0)
     return tr_plugin_inspect_main (argv[2]);

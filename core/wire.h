@@ -215,6 +215,21 @@ typedef enum {
 TrFrameStatus tr_wire_next_frame (const guint8 *buf, gsize len, TrMsgType *type,
                                   const guint8 **body, gsize *body_len, gsize *consumed);
 
+/* The descriptor a local worker finds its end of the link on (link-local.c spawns it
+ * there, main.c hands it to tr_worker_main). */
+#define TR_WORKER_LINK_FD 3
+
+/* How a worker process exits: what its status says to whoever reads it. */
+typedef enum {
+  TR_WORKER_EXIT_OK = 0,
+  TR_WORKER_EXIT_INIT_FAILED = 3,  /* it sent INIT_FAILED: the plugin or its options */
+  TR_WORKER_EXIT_NOT_OURS = 70,    /* its parent is not the process that started it */
+  TR_WORKER_EXIT_BAD_CONFIG = 71,  /* the first frame was not a valid CONFIG */
+  TR_WORKER_EXIT_LINK_LOST = 72,   /* HELLO could not be written */
+  TR_WORKER_EXIT_BAD_FRAME = 73,   /* the parent sent a frame it does not understand */
+  TR_WORKER_EXIT_PARENT_DIED = 74, /* the parent died: its process group was killed */
+} TrWorkerExit;
+
 /* CONFIG, the first frame a worker reads: its plugin, its slot, and the plugin's
  * options as key and value strings (pairs: key, value, key, value ...). */
 void tr_wire_put_config (TrWireBuf *out, const char *plugin_path, guint32 slot,

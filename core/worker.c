@@ -228,7 +228,7 @@ on_parent_death (int sig)
 {
   (void) sig;
   kill (0, SIGKILL);
-  _exit (74);
+  _exit (TR_WORKER_EXIT_PARENT_DIED);
 }
 
 int
@@ -241,7 +241,7 @@ tr_worker_main (int fd, pid_t parent)
   sigaction (SIGHUP, &sa, NULL);
   prctl (PR_SET_PDEATHSIG, SIGHUP);
   if (parent > 0 && getppid () != parent)
-    return 70;
+    return TR_WORKER_EXIT_NOT_OURS;
   signal (SIGINT, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
   /* a descriptor the parent left inheritable (a plugin's, a library's) is not ours */
@@ -258,27 +258,27 @@ tr_worker_main (int fd, pid_t parent)
   TrMsgType type;
   const guint8 *body;
   gsize len;
-  int status = 0;
+  int status = TR_WORKER_EXIT_OK;
   g_autoptr (TrPlugin) plugin = NULL;
   g_autoptr (TrConfig) config = NULL;
   gpointer wstate = NULL;
   gboolean inited = FALSE;
 
   if (!next_frame (&io, &type, &body, &len) || type != TR_MSG_CONFIG) {
-    status = 71;
+    status = TR_WORKER_EXIT_BAD_CONFIG;
     goto out;
   }
   {
     g_auto (TrWireConfig) cfg = { 0 };
     if (!tr_wire_read_config (body, len, &cfg)) {
-      status = 71;
+      status = TR_WORKER_EXIT_BAD_CONFIG;
       goto out;
     }
     g_autoptr (GError) error = NULL;
     plugin = tr_plugin_load (cfg.plugin_path, NULL, &error);
     if (!plugin) {
       send_init_failed (&io, error->message);
-      status = 3;
+      status = TR_WORKER_EXIT_INIT_FAILED;
       goto out;
     }
     const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
@@ -287,7 +287,7 @@ tr_worker_main (int fd, pid_t parent)
       if (!tr_config_set (config, g_ptr_array_index (cfg.pairs, i),
                           g_ptr_array_index (cfg.pairs, i + 1), NULL, &error)) {
         send_init_failed (&io, error->message);
-        status = 3;
+        status = TR_WORKER_EXIT_INIT_FAILED;
         goto out;
       }
     }
@@ -296,14 +296,14 @@ tr_worker_main (int fd, pid_t parent)
           "%s: worker_init failed: %s", desc->name,
           error ? error->message : "(the plugin gave no reason)");
       send_init_failed (&io, msg);
-      status = 3;
+      status = TR_WORKER_EXIT_INIT_FAILED;
       goto out;
     }
     inited = TRUE;
     gsize at = tr_wire_begin (&io.out, TR_MSG_HELLO);
     tr_wire_end (&io.out, at);
     if (!flush_out (&io)) {
-      status = 72;
+      status = TR_WORKER_EXIT_LINK_LOST;
       goto out;
     }
   }
@@ -323,7 +323,7 @@ tr_worker_main (int fd, pid_t parent)
         continue;
       }
       if (type != TR_MSG_TASKS || !run_tasks (&io, &clock, desc, wstate, body, len)) {
-        status = 73; /* the parent sent something we do not understand */
+        status = TR_WORKER_EXIT_BAD_FRAME;
         break;
       }
       if (!flush_out (&io))

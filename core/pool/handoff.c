@@ -14,6 +14,7 @@
  * function says whose it is.
  */
 #include "private.h"
+#include "bundle.h"
 
 #include <stdio.h>
 #include <sys/eventfd.h>

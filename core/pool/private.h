@@ -304,14 +304,12 @@ void tr_stream_on_result (const TrResult *r, gpointer data);
 /* Main thread: an empty bundle for about `size` tasks of `len` bytes, recycled if one
  * is kept; its tasks then get ids from next_id + 1 on. */
 TrTaskRecord *bundle_new (PoolMain *m, TrPool *pool, guint size, gsize len);
-void bundle_add (PoolMain *m, TrTaskRecord *b, guint64 seq, guint64 order, const TrTask *task);
 /* What a task takes of a bundle's BUNDLE_BYTES. */
 static inline gsize
 bundle_bytes_of (const TrTask *task)
 {
   return task->payload.len + task->description->len + 1;
 }
-gsize bundle_bytes (const TrTaskRecord *b);
 /* Main thread: keeps a delivered bundle for the next, or frees it. */
 void bundle_recycle (PoolMain *m, TrTaskRecord *b);
 void bundle_free (Bundle *b);
@@ -332,7 +330,7 @@ gboolean bundle_check_answer (const TrTaskRecord *b, const guint8 *body, gsize l
 /* I/O thread: keeps a copy of a checked answer. */
 void bundle_keep_answer (TrTaskRecord *b, const guint8 *body, gsize len);
 
-/* Main thread: walks a delivered bundle's tasks with their results. */
+/* Main thread: a walk over a delivered bundle's tasks with their results (bundle.h). */
 typedef struct {
   const TrTaskRecord *b;
   TrWireReader tasks, answer;
@@ -345,8 +343,6 @@ typedef struct {
   gsize payload_len;
   TrWireResult res;
 } BundleItem;
-void bundle_cursor_init (BundleCursor *c, const TrTaskRecord *b);
-gboolean bundle_cursor_next (BundleCursor *c, BundleItem *item);
 
 /* ---- handoff.c --------------------------------------------------------------------------- */
 

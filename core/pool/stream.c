@@ -7,6 +7,7 @@
  * a bundle's bytes (bundle.c), delivery (handoff.c).
  */
 #include "private.h"
+#include "bundle.h"
 
 #include <stddef.h>
 #include <string.h>

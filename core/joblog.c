@@ -10,7 +10,7 @@
  * crash (the last line, or the start of a row on a line of its own, which appending
  * leaves) is ignored with a warning; any other malformed line is an error naming the
  * file and line.
- * Does not own: deciding what to skip (runner.c) or when attempts end (pool.c).
+ * Does not own: deciding what to skip (runner.c) or when attempts end (pool/handoff.c).
  */
 #include "joblog.h"
 

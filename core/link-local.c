@@ -20,7 +20,7 @@
  * parent.  The worker's stdin is /dev/null.  Its stdout and stderr are each a pipe of its
  * own (TrLink.out_fd, err_fd, read non-blocking by the pool's I/O thread), not taskrun's:
  * several processes writing to one terminal or file cut each other's lines wherever a
- * write ends, so the pool reads whole lines and taskrun writes them itself (pool.c).  An
+ * write ends, so the pool reads whole lines and taskrun writes them itself (pool/output.c).  An
  * MPI agent starts its worker without them (tr_link_local_start): there the rank's own
  * stdout and stderr are the worker's, as mpirun forwards them.
  *

@@ -5,7 +5,7 @@
  * than ours), the sanity checks of the descriptor (name, required hooks, option table),
  * and the text of --list-plugins (each file loaded in a child of its own) and --describe.  Each failure is one line that names
  * the plugin and the file, with the loader's own reason.
- * Does not own: running hooks (runner.c, pool.c, worker.c).
+ * Does not own: running hooks (runner.c, pool/, worker.c).
  */
 #include "internal.h"
 

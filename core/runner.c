@@ -5,7 +5,7 @@
  * summary, the exit status), the TrJob object the plugin's parent hooks talk to, the
  * per-task lines of -v and failures, and the first and second SIGINT/SIGTERM/SIGHUP.
  * Does not own: reading the job file into a resolved job (jobspec.c), the backend's rules
- * (backend.c), the pool (pool.c), stdout's failures (stdout.c).
+ * (backend.c), the pool (pool/), stdout's failures (stdout.c).
  */
 #include "config.h"
 #include "runner.h"
@@ -271,7 +271,7 @@ run_on_result (const TrResult *r, gpointer data)
    * clock read per task is what its stream loop avoids */
 }
 
-/* What the workers write on their stdout and stderr, in whole lines (pool.c), goes out
+/* What the workers write on their stdout and stderr, in whole lines (pool/output.c), goes out
  * the way taskrun's own lines do: the progress line erased first, stdout's failures seen. */
 static void
 run_output (int fd, const char *text, gsize len, gpointer data)

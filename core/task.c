@@ -5,7 +5,7 @@
  * generator, so producing a task allocates nothing once its buffers have grown.  Also
  * the one rule for showing a task's text (its description, its error message) on a
  * line: tr_text_escape.
- * Does not own: what happens to a task after the generator returns (pool.c).
+ * Does not own: what happens to a task after the generator returns (pool/stream.c).
  */
 #include "internal.h"
 

@@ -4,8 +4,9 @@
  * byte strings as u32 length + bytes), and the framing rule: a frame whose header claims
  * more than TR_WIRE_MAX_BODY, or whose type is unknown, is bad, and a reader never trusts
  * a length it has not checked against what it holds.  A worker that sends a bad frame is
- * treated as crashed by pool.c.  Also the buffer frames are written into (TrWireBuf).
- * Does not own: moving the bytes (link-local.c), what each message means (pool.c,
+ * treated as crashed by the pool (pool/answers.c).  Also the buffer frames are written
+ * into (TrWireBuf), and CONFIG's layout, written by the pool and read by the worker.
+ * Does not own: moving the bytes (link-local.c), what each message means (pool/answers.c,
  * worker.c).  The same frames will travel over other links (MPI) unchanged.
  */
 #include "wire.h"

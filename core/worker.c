@@ -21,7 +21,7 @@
  *
  * A worker never decides anything about failures: a task's error travels back as a
  * result, and if the worker dies the parent sees the socket close and reaps it.
- * Does not own: scheduling, retries, timeouts (pool.c).
+ * Does not own: scheduling, retries, timeouts (pool/).
  */
 #include "internal.h"
 #include "task-clock.h"

@@ -8,8 +8,8 @@
 
 /* With batch = auto, a frame never holds more tasks than have been timed so far, nor a
  * worker more than twice that: a few quick tasks are no evidence that the next thousand
- * are quick (8 workers, 80 tasks of 1 s after one quick one: the frames made for the
- * quick one would hold dozens of long ones).  The evidence doubles with each round of
+ * are quick (frames made for one quick task would hold dozens of long ones, and a
+ * worker would sit on them while the others idle).  The evidence doubles with each round of
  * answers, so tiny tasks reach full frames within a dozen rounds. */
 static double
 evidence_cap (const TrSchedPool *p)
@@ -120,8 +120,8 @@ tr_sched_unbundle (const TrSchedPool *p, guint fs, gboolean input_ended, guint c
  * mean of thousands it can make the frames several times smaller.  But no more than its
  * tasks would have moved them one by one (SINGLE_TASK_WEIGHT each): a bundle of one or
  * two, closed early when the main thread was held up, holds little more than the first
- * task of a frame, which runs on cold caches; taken half way, it made the frames four
- * times smaller for a while. */
+ * task of a frame, which runs on cold caches, and taken half way it would shrink the
+ * frames for a while. */
 void
 tr_sched_bundle_sample (guint count, double sum_ns, double max_ns, double *mean, double *weight)
 {
@@ -138,9 +138,8 @@ tr_sched_bundle_sample (guint count, double sum_ns, double max_ns, double *mean,
  * from them.  They wait at most RESULTS_DELAY_US, and not at all when the main thread
  * may be waiting for them: when the workers hold nothing else, or when more input may
  * come and the queue is low (the main thread may be held back by its window, or waiting
- * for a result to submit the next task).  10 ms, not 1: a person watching the progress
- * line or the -v lines cannot tell, and short jobs of small tasks ran measurably faster
- * (docs/performance.md). */
+ * for a result to submit the next task).  10 ms: a person watching the progress line or
+ * the -v lines cannot tell, and fewer wake-ups leave more of the cores to the workers. */
 gint64
 tr_sched_hand_over_wait_us (guint held, guint ready, gboolean input_ended, gint64 waited_us,
                             guint completed, gsize output_bytes)
@@ -152,9 +151,9 @@ tr_sched_hand_over_wait_us (guint held, guint ready, gboolean input_ended, gint6
 }
 
 /* What keeps every worker as full as the I/O thread wants it (twice its depth), and the
- * hand-over groups, but no more.  A fixed window of 8,192 tasks per worker held 2.4 GB
- * at -j 1024 for tasks of a second, each worker holding one; following the measured
- * depth, memory stays a few MiB at any pool size, while tiny tasks keep their deep
+ * hand-over groups, but no more.  A fixed window per worker would hold millions of
+ * tasks for a thousand workers on tasks of a second, each holding one; following the
+ * measured depth, memory stays small at any pool size, while tiny tasks keep their deep
  * queues.  Before the depth is known: 16 per worker. */
 guint64
 tr_sched_stream_window (guint depth_tasks, guint batch, guint n_workers)

@@ -694,6 +694,31 @@ test_hard_link_if_exists_error (void)
   tt_rmtree (top);
 }
 
+/* A destination in a setgid folder (a group's shared folder): each folder the walk makes
+ * there is setgid by the kernel's rule, and is still the walk's own, written in. */
+static void
+test_setgid_destination (void)
+{
+  g_autofree char *top = tt_tmpdir ();
+  g_autofree char *src = new_folder (top, "src");
+  g_autofree char *deep = new_folder (src, "a");
+  g_autofree char *deeper = new_folder (src, "a/b");
+  g_autofree char *f = path_in (src, "a/b/f");
+  write_file (f, 1000, 1);
+  g_autofree char *shared = new_folder (top, "shared");
+  must (chmod (shared, 02775), shared);
+  g_autofree char *dst = path_in (shared, "dst"); /* made by the walk too */
+  g_autofree char *job = copy_job (top, src, dst, NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_copy (job, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_null (strstr (err, "replaced by another"));
+  g_assert_cmpint (status, ==, 0);
+  g_autofree char *copied = path_in (dst, "a/b/f");
+  g_assert_true (g_file_test (copied, G_FILE_TEST_IS_REGULAR));
+  tt_rmtree (top);
+}
+
 /* Interrupted in the middle of a chunked file, then --resume: the copy is complete. */
 /* copy's tasks depend on the destination's state, so --resume is refused (exit 2,
  * nothing written); the plain rerun of an interrupted copy is what completes it. */
@@ -751,6 +776,7 @@ main (int argc, char **argv)
   g_test_add_func ("/copy/ordinary-failure-goes-on", test_ordinary_failure_goes_on);
   g_test_add_func ("/copy/hard-link-if-exists-error", test_hard_link_if_exists_error);
   g_test_add_func ("/copy/resume-refused-rerun-completes", test_resume_refused_rerun_completes);
+  g_test_add_func ("/copy/setgid-destination", test_setgid_destination);
   int status = g_test_run ();
   copyutil_cleanup ();
   return status;

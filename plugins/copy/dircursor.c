@@ -91,10 +91,14 @@ push (DirCursor *c, int base, const char *name, gsize len, gboolean create)
     fd = openat (base, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     /* Between mkdirat and openat the name can be taken over by whoever may write in
      * `base`: what opens must be the folder just made, this process's and 0700 (no
-     * other user can make that), or it is another's, and nothing goes in it. */
-    struct stat st;
+     * other user can make that), or it is another's, and nothing goes in it.  In a
+     * setgid folder a new folder is setgid too (the kernel's rule for shared group
+     * folders): that bit is the one it may have beyond 0700. */
+    struct stat st, parent;
     if (fd >= 0 && made &&
-        (fstat (fd, &st) != 0 || st.st_uid != geteuid () || (st.st_mode & 07777) & ~0700u)) {
+        (fstat (fd, &st) != 0 || st.st_uid != geteuid () ||
+         ((st.st_mode & 07777) & ~0700u &
+          ~(fstat (base, &parent) == 0 && (parent.st_mode & S_ISGID) ? (mode_t) S_ISGID : 0)))) {
       close (fd);
       errno = ESTALE;
       return FALSE;

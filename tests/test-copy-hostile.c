@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -737,12 +738,19 @@ test_odd_names_escaped_in_messages (void)
  * `target`.real and puts `replacement` (a symlink's target if `as_symlink`, else a new
  * folder of that name) in its place: a user who owns the destination in a sticky /tmp,
  * or who may write in a folder of the copy, can do this between the walk and a worker. */
+/* Renames `target` aside once `appears` exists, and puts a symlink to `replacement`, or
+ * (as_symlink FALSE) a folder of its own, in its place: run as root, it does so as
+ * another user (nobody), the attacker a folder writable by others lets in. */
 static GPid
 start_swapper (const char *appears, const char *target, const char *replacement, gboolean as_symlink)
 {
   GPid pid = fork ();
   must (pid, "fork");
   if (pid == 0) {
+    if (!as_symlink && geteuid () == 0 &&
+        (setgroups (0, NULL) != 0 || setresgid (65534, 65534, 65534) != 0 ||
+         setresuid (65534, 65534, 65534) != 0))
+      _exit (1);
     for (int i = 0; i < 2000000 && access (appears, F_OK) != 0; i++)
       g_usleep (10);
     g_autofree char *aside = g_strconcat (target, ".real", NULL);
@@ -803,6 +811,7 @@ test_destination_folder_swapped (void)
 {
   g_autofree char *top = g_strdup ("/dev/shm/taskrun-dirswap-XXXXXX");
   g_assert_nonnull (g_mkdtemp (top));
+  must (chmod (top, 0755), top); /* the swapper, another user, reaches dst/pub */
   g_autofree char *src = new_folder (top, "src");
   folders_then_files (src, "pub/secret/0many", 20000);
   g_autofree char *key = path_in (src, "pub/secret/key");

@@ -560,7 +560,7 @@ enter_folder (Copy *c, const char *name, const struct stat *st, const char **wha
     g_string_append_c (c->path, '/');
   g_string_append (c->path, name);
   int dst_dir = c->dst_root < 0 ? -1 : dir_cursor_open (&c->dst_walk, c->path->str, !c->dry_run);
-  if (dst_dir < 0 && errno == ESTALE) {
+  if (dst_dir < 0 && c->dst_walk.taken_over) {
     *what = "destination folder %s: it was replaced by another as the walk made it; "
             "not copied%.0s";
     *err = EAGAIN;

@@ -110,6 +110,8 @@ typedef struct {
   GString *path;         /* the components of the current folder, "a/b/c" */
   GArray *ends;          /* gsize: where each component ends in path */
   int fds[DIR_CURSOR_KEEP]; /* component d's descriptor at d % KEEP, for the deepest KEEP */
+  gboolean taken_over;   /* the last open failed: a folder it made was another user's
+                          * when it opened it (dir_cursor_open resets it) */
 } DirCursor;
 void dir_cursor_init (DirCursor *c, int root);
 /* Folder `rel` ("" for the root) below the root, one component at a time, never

@@ -90,17 +90,17 @@ push (DirCursor *c, int base, const char *name, gsize len, gboolean create)
       return FALSE;
     fd = openat (base, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     /* Between mkdirat and openat the name can be taken over by whoever may write in
-     * `base`: what opens must be the folder just made, this process's and 0700 (no
-     * other user can make that), or it is another's, and nothing goes in it.  In a
-     * setgid folder a new folder is setgid too (the kernel's rule for shared group
-     * folders): that bit is the one it may have beyond 0700. */
+     * `base`: what opens must be owned by this process, or by the owner of `base` (a
+     * filesystem that gives every file one owner: NFS's root_squash, vfat's uid=), or
+     * it is another user's, and nothing goes in it.  The mode says nothing: a setgid
+     * folder's are setgid, and vfat's are the mount's. */
     struct stat st, parent;
     if (fd >= 0 && made &&
-        (fstat (fd, &st) != 0 || st.st_uid != geteuid () ||
-         ((st.st_mode & 07777) & ~0700u &
-          ~(fstat (base, &parent) == 0 && (parent.st_mode & S_ISGID) ? (mode_t) S_ISGID : 0)))) {
+        (fstat (fd, &st) != 0 ||
+         (st.st_uid != geteuid () && (fstat (base, &parent) != 0 || st.st_uid != parent.st_uid)))) {
       close (fd);
-      errno = ESTALE;
+      c->taken_over = TRUE;
+      errno = EPERM;
       return FALSE;
     }
   }
@@ -142,6 +142,7 @@ push_path (DirCursor *c, const char *p, gboolean create)
 int
 dir_cursor_open (DirCursor *c, const char *rel, gboolean create)
 {
+  c->taken_over = FALSE;
   /* how many whole components rel shares with the current path */
   guint common = 0;
   gsize at = 0;

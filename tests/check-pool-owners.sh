@@ -3,7 +3,8 @@
 #
 # TrPool is four parts named by their owner (core/pool/private.h).  The I/O thread's
 # files never name the main thread's part, the main thread's files never name the I/O
-# thread's part nor a worker, the records' and bundles' files reach the main part only
+# thread's part nor a worker, the I/O thread's files call none of the main thread's
+# functions, the records' and bundles' files reach the main part only
 # through a PoolMain argument, the policy is pure (GLib and its own header only), and
 # no file of the pool grows past the size a reader takes in at once.
 # Usage: check-pool-owners.sh SOURCE_ROOT.  Prints TAP.
@@ -25,10 +26,12 @@ check () {
   fi
 }
 
-echo "1..6"
+echo "1..7"
 io_files="answers.c io.c output.c slots.c"
 main_files="pool.c stream.c"
 check io-thread-never-touches-main "$io_files" '(->|\.)main\.|PoolMain|main\.(free_|next_id|outstanding|closed|joined)'
+# nor calls what only the main thread may: these take from or give to its part
+check io-thread-calls-no-main-function "$io_files" '\b(tr_async_unref|record_new|record_preallocate|record_free_lists|bundle_new|bundle_recycle|handoff_(submit|pump|set_input_ended|refuse|wake_io|deliver_output))[[:space:]]*\('
 check main-thread-never-touches-io "$main_files" '(->|\.)io\.|PoolIo|\bWorker\b'
 check records-reach-main-by-argument "record.c bundle.c" '(->|\.)io\.|PoolIo|Worker\b'
 check policy-is-pure "schedule.c schedule.h" '#include "(private|internal|link|wire)\.h"|TrPool\b|g_get_monotonic_time|g_get_real_time|g_atomic|g_mutex'

@@ -39,7 +39,7 @@ io_state_init (TrPool *pool)
 }
 
 void
-io_state_free (TrPool *pool)
+io_state_free (TrPool *pool, TaskQueue *left)
 {
   PoolIo *io = &pool->io;
   for (guint i = 0; i < pool->settings.n_workers; i++) {
@@ -55,17 +55,13 @@ io_state_free (TrPool *pool)
         close (w->out_fd[s]);
       g_string_free (w->partial[s], TRUE);
     }
-    TrTaskRecord *a;
-    while ((a = tq_pop_head (&w->inflight)))
-      tr_async_unref (a);
+    tq_append (left, &w->inflight);
     g_queue_clear (&w->frames);
     tr_wire_buf_clear (&w->out);
     g_byte_array_unref (w->in);
     g_free (w->init_failed);
   }
-  TrTaskRecord *a;
-  while ((a = tq_pop_head (&io->ready)))
-    tr_async_unref (a);
+  tq_append (left, &io->ready);
   g_ptr_array_unref (io->completed);
   g_string_free (io->output[0], TRUE);
   g_string_free (io->output[1], TRUE);

@@ -296,7 +296,11 @@ tr_pool_free (TrPool *pool)
   }
   /* the I/O thread is joined: the main thread owns every part now */
   handoff_free (pool);
-  io_state_free (pool);
+  TaskQueue left = { 0 };
+  io_state_free (pool, &left);
+  TrTaskRecord *a;
+  while ((a = tq_pop_head (&left)))
+    tr_async_unref (a);
   record_free_lists (&pool->main);
   g_free (pool->settings.program);
   g_ptr_array_unref (pool->settings.config_pairs);

@@ -405,7 +405,8 @@ int slots_check_timeouts (TrPool *pool);
 
 /* Main thread, before the I/O thread starts and after it was joined. */
 void io_state_init (TrPool *pool);
-void io_state_free (TrPool *pool);
+/* ... giving the records it still holds to `left`, for the main thread to let go. */
+void io_state_free (TrPool *pool, TaskQueue *left);
 gpointer io_main (gpointer pool);
 
 #endif

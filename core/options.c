@@ -146,7 +146,9 @@ parse_value (const TrOption *o, const char *text, const char *base_dir, TrValue 
       g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE, "empty path");
       return FALSE;
     }
-    if (g_path_is_absolute (text) || base_dir == NULL) {
+    if (strcmp (text, "-") == 0) {
+      v->text = g_strdup ("-"); /* standard input or output, where a plugin takes it */
+    } else if (g_path_is_absolute (text) || base_dir == NULL) {
       g_autofree char *cwd = g_get_current_dir ();
       g_autofree char *abs = g_path_is_absolute (text) ? g_strdup (text)
                                                        : g_build_filename (cwd, text, NULL);

@@ -96,6 +96,16 @@ tr_job_print (TrJob *job, const char *format, ...)
   return ok;
 }
 
+gboolean
+tr_job_write (TrJob *job, int fd, const void *data, gsize len)
+{
+  tr_progress_clear (job->progress);
+  /* whole, before whatever comes next on the other stream */
+  if (fd == 1)
+    return tr_stdout_write (data, len) && tr_stdout_flush ();
+  return fwrite (data, 1, len, stderr) == len && fflush (stderr) == 0;
+}
+
 void
 tr_job_set_total_units (TrJob *job, guint64 total, gboolean final)
 {

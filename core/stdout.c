@@ -73,6 +73,19 @@ tr_stdout_write (const char *text, gsize len)
   return TRUE;
 }
 
+gboolean
+tr_stdout_flush (void)
+{
+  if (stdout_failed)
+    return FALSE;
+  errno = 0;
+  if (fflush (stdout) != 0 || ferror (stdout)) {
+    stdout_fail (errno);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* Run at exit from main, and as an atexit handler for the paths that call exit() (GOption
  * prints --help and exits): what is still buffered is written, and a failure at this
  * last step counts like any other. */

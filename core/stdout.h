@@ -8,6 +8,8 @@
  * failure on stderr and returns FALSE; tr_stdout_close flushes and closes stdout and
  * returns `status`, made 1 (TR_EXIT_FAILED) from 0 if a write failed. */
 gboolean tr_stdout_write (const char *text, gsize len);
+/* Writes what is buffered (a last line without its newline); FALSE as tr_stdout_write. */
+gboolean tr_stdout_flush (void);
 /* Puts /dev/null in the place of a standard descriptor closed at start; first thing. */
 void tr_std_fds_open (void);
 int tr_stdout_close (int status);

@@ -274,6 +274,10 @@ tr_worker_main (int fd, pid_t parent)
       status = TR_WORKER_EXIT_BAD_CONFIG;
       goto out;
     }
+    /* the slot, for the plugin and whatever its tasks run (GNU parallel's
+     * PARALLEL_JOBSLOT): set before the plugin is loaded, so that it sees it too */
+    g_autofree char *slot = g_strdup_printf ("%" G_GUINT32_FORMAT, cfg.slot);
+    g_setenv ("TASKRUN_SLOT", slot, TRUE);
     g_autoptr (GError) error = NULL;
     plugin = tr_plugin_load (cfg.plugin_path, NULL, &error);
     if (!plugin) {

@@ -33,7 +33,8 @@ G_BEGIN_DECLS
  * refuses any other with a message naming both versions.
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
-#define TR_ABI_MINOR 1 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote */
+#define TR_ABI_MINOR 2 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
+                        * 2: tr_job_write */
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -51,7 +52,7 @@ typedef enum {
   TR_OPTION_INT,    /* a signed 64-bit integer, decimal */
   TR_OPTION_DOUBLE, /* a decimal number, fractions allowed */
   TR_OPTION_BOOL,   /* yes/no, true/false, on/off, 1/0 */
-  TR_OPTION_PATH,   /* a file name; relative ones are made absolute (see README) */
+  TR_OPTION_PATH,   /* a file name; relative ones are made absolute (see README); "-" stays */
   TR_OPTION_ENUM,   /* one of `choices` */
   TR_OPTION_SIZE,   /* a byte count: 4096, 64K, 64M, 1G (powers of 1024) */
 } TrOptionType;
@@ -146,6 +147,11 @@ gboolean tr_job_is_dry_run (TrJob *job);
  * reported once on stderr and makes the job exit 1.  Returns FALSE when the line was not
  * written (since ABI 1.1), for a plugin whose output is worthless once a line is lost. */
 gboolean tr_job_print (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* Writes `len` bytes as they are (any bytes, no newline added) on taskrun's stdout
+ * (fd 1) or stderr (fd 2), clear of the progress line: a task's output, say.  FALSE
+ * when they were not written (stdout's first failure is reported as tr_job_print's).
+ * Since ABI 1.2. */
+gboolean tr_job_write (TrJob *job, int fd, const void *data, gsize len);
 /* The same for a message on stderr (a warning, a note), prefixed "taskrun: NAME: ". */
 void tr_job_message (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
@@ -232,7 +238,8 @@ typedef struct TrPluginDesc {
   /* Frees *state.  Called exactly once when configure succeeded.  Optional. */
   void (*destroy) (gpointer state);
 
-  /* ---- Worker hooks: run in each worker process (never in the parent). */
+  /* ---- Worker hooks: run in each worker process (never in the parent), whose
+   * environment holds TASKRUN_SLOT, its worker slot (1 .. workers). */
 
   /* Called once when the worker starts, with the same validated options.  Return FALSE to
    * report that this worker cannot run tasks; such a worker is not restarted.  Optional. */

@@ -1,0 +1,59 @@
+/* exec.h — what the exec plugin's parent side and its workers share: the options, the
+ * task's payload and the result's layout.
+ *
+ * A task's payload: u64 sequence number (little-endian), then the input's bytes.
+ * A result: u8 how (EXEC_EXITED, EXEC_SIGNALED, EXEC_NOT_STARTED), i32 its value (the
+ * exit status, the signal, the errno), u64 the length of the command's stdout, then its
+ * stdout and its stderr.
+ */
+#ifndef TASKRUN_EXEC_H
+#define TASKRUN_EXEC_H
+
+#include <taskrun/taskrun.h>
+
+#include "template.h"
+
+typedef enum {
+  EXEC_EXITED = 0,
+  EXEC_SIGNALED = 1,
+  EXEC_NOT_STARTED = 2,
+} ExecHow;
+
+#define EXEC_RESULT_HEAD (1 + 4 + 8)
+/* What a task's output may take in its result (TrOutput's limit, less the head). */
+#define EXEC_OUTPUT_MAX ((32u << 20) - EXEC_RESULT_HEAD)
+
+#define EXEC_ERROR (exec_error_quark ())
+GQuark exec_error_quark (void);
+
+extern const TrOption exec_options[];
+
+/* The worker hooks (run.c). */
+gboolean exec_worker_init (const TrConfig *config, gpointer *state, GError **error);
+gboolean exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output,
+                   GError **error);
+void exec_worker_fini (gpointer state);
+
+/* The template as the options say: command, shell, colsep. */
+ExecTemplate *exec_template_from_config (const TrConfig *config, GError **error);
+/* The values of one input (columns split when colsep is set); `cols` keeps the pieces. */
+void exec_values_init (ExecValues *v, const TrConfig *config, const char *input, gsize len,
+                       guint64 seq, guint slot, GPtrArray *cols, GArray *col_lens);
+
+static inline void
+exec_put_u64 (guint8 *p, guint64 v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = (guint8) (v >> (8 * i));
+}
+
+static inline guint64
+exec_get_u64 (const guint8 *p)
+{
+  guint64 v = 0;
+  for (int i = 0; i < 8; i++)
+    v |= (guint64) p[i] << (8 * i);
+  return v;
+}
+
+#endif

@@ -1,0 +1,219 @@
+/* test-exec.c — the exec plugin through the built taskrun: inputs that try to become
+ * words or commands, how a command's end is reported, grouped output, the environment
+ * a command sees, --dry-run, and the bundled job file. */
+#include "testutil.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+/* Writes job.ini for exec in `dir` with `exec_keys` and runs it with `extra` args. */
+static int
+run_exec (const char *dir, const char *taskrun_keys, const char *exec_keys,
+          const char *const *extra, char **out, char **err)
+{
+  g_autofree char *text = g_strdup_printf ("[taskrun]\nplugin = exec\nworkers = 2\n%s\n[exec]\n%s",
+                                           taskrun_keys ? taskrun_keys : "", exec_keys);
+  g_autofree char *job = tt_write (dir, "job.ini", text);
+  g_autoptr (GPtrArray) args = g_ptr_array_new ();
+  g_ptr_array_add (args, (gpointer) "-c");
+  g_ptr_array_add (args, job);
+  for (guint i = 0; extra && extra[i]; i++)
+    g_ptr_array_add (args, (gpointer) extra[i]);
+  g_ptr_array_add (args, NULL);
+  int status = tt_run_taskrun ((const char *const *) args->pdata, dir, NULL, out, err);
+  g_test_message ("stderr: %s", *err);
+  return status;
+}
+
+static const char *const hostile[] = {
+  "a b", "$(touch pwned1)", "`touch pwned2`", "; touch pwned3", "| touch pwned4",
+  "*", "-n", "--help", "it's", "\"q\"", "x\ny", "tab\there", "&& touch pwned5", "", NULL,
+};
+
+/* Each input is one argument, whatever it holds: no word added, nothing run. */
+static void
+test_inputs_stay_one_word (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autoptr (GString) inputs = g_string_new (NULL);
+  for (guint i = 0; hostile[i]; i++)
+    g_string_append_len (inputs, hostile[i], (gssize) strlen (hostile[i]) + 1);
+  g_autofree char *path = g_build_filename (dir, "inputs", NULL);
+  g_assert_true (g_file_set_contents (path, inputs->str, (gssize) inputs->len, NULL));
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_exec (dir, NULL,
+                         "command = printf '[%s]<%s>\\n' {} END\ninput = inputs\nnull = yes\n",
+                         NULL, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  for (guint i = 0; hostile[i]; i++) {
+    g_autofree char *want = g_strdup_printf ("[%s]<END>\n", hostile[i]);
+    g_assert_nonnull (strstr (out, want));
+  }
+  for (int i = 1; i <= 5; i++) {
+    g_autofree char *p = g_strdup_printf ("%s/pwned%d", dir, i);
+    g_assert_false (g_file_test (p, G_FILE_TEST_EXISTS));
+  }
+  tt_rmtree (dir);
+}
+
+/* How a command ended is the task's outcome, in words, and the job's exit status. */
+static void
+test_exit_statuses (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  static const struct {
+    const char *keys;
+    const char *says;
+  } table[] = {
+    { "command = sh -c 'exit 3'\nargs = one\n", "exit status 3" },
+    { "command = sh -c 'kill -9 $$'\nargs = one\n", "killed by signal 9 (SIGKILL)" },
+    { "command = no-such-command-here {}\nargs = one\n",
+      "cannot run 'no-such-command-here': No such file or directory" },
+    { "command = ./not-executable\nargs = one\n", "cannot run './not-executable': Permission denied" },
+  };
+  g_autofree char *ne = tt_write (dir, "not-executable", "#!/bin/sh\n");
+  for (gsize i = 0; i < G_N_ELEMENTS (table); i++) {
+    g_autofree char *out = NULL, *err = NULL;
+    g_autofree char *keys = g_strdup_printf ("%sworkdir = .\n", table[i].keys);
+    int status = run_exec (dir, NULL, keys, NULL, &out, &err);
+    g_assert_cmpint (status, ==, 1);
+    g_assert_nonnull (strstr (err, table[i].says));
+  }
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_exec (dir, NULL, "command = true\nargs = a b c\n", NULL, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (err, "3 tasks: 3 succeeded"));
+  tt_rmtree (dir);
+}
+
+/* Each task's stdout comes out whole, never cut into by another's. */
+static void
+test_output_grouped (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_exec (dir, NULL,
+                         "shell = yes\n"
+                         "command = i=0; while [ $i -lt 3000 ]; do echo {} $i; echo {} $i >&2; "
+                         "i=$((i+1)); done\n"
+                         "args = t1 t2 t3 t4 t5 t6 t7 t8\n",
+                         NULL, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  for (int pass = 0; pass < 2; pass++) {
+    g_auto (GStrv) lines = g_strsplit (pass ? err : out, "\n", -1);
+    char last[16] = "";
+    int next = 0, runs = 0;
+    for (guint i = 0; lines[i]; i++) {
+      char name[16];
+      int n;
+      if (sscanf (lines[i], "%15s %d", name, &n) != 2 || name[0] != 't' || !g_ascii_isdigit (name[1]))
+        continue; /* taskrun's own lines on stderr */
+      if (strcmp (name, last) != 0) {
+        g_assert_cmpint (n, ==, 0); /* a task's lines begin at its first */
+        if (last[0])
+          g_assert_cmpint (next, ==, 3000); /* and the one before ended at its last */
+        g_strlcpy (last, name, sizeof last);
+        runs++;
+        next = 0;
+      }
+      g_assert_cmpint (n, ==, next);
+      next++;
+    }
+    g_assert_cmpint (runs, ==, 8);
+  }
+  tt_rmtree (dir);
+}
+
+/* What a command knows of its task: {#} and TASKRUN_SEQ agree, {%} and TASKRUN_SLOT. */
+static void
+test_environment (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_exec (dir, NULL,
+                         "shell = yes\ncommand = echo {#}=$TASKRUN_SEQ {%}=$TASKRUN_SLOT\n"
+                         "args = a b c d e f\n", NULL, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_auto (GStrv) lines = g_strsplit (out, "\n", -1);
+  guint seen = 0;
+  for (guint i = 0; lines[i] && *lines[i]; i++) {
+    guint seq, seq_env, slot, slot_env;
+    g_assert_cmpint (sscanf (lines[i], "%u=%u %u=%u", &seq, &seq_env, &slot, &slot_env), ==, 4);
+    g_assert_cmpuint (seq, ==, seq_env);
+    g_assert_cmpuint (slot, ==, slot_env);
+    g_assert_cmpuint (slot, >=, 1);
+    g_assert_cmpuint (slot, <=, 2);
+    seen |= 1u << seq;
+  }
+  g_assert_cmpuint (seen, ==, 0x7e); /* 1 .. 6 */
+  tt_rmtree (dir);
+}
+
+/* --dry-run prints the commands, quoted, and runs none. */
+static void
+test_dry_run (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+  const char *const extra[] = { "--dry-run", NULL };
+  int status = run_exec (dir, NULL, "command = touch -- {}\nworkdir = .\nargs = made 'a b'\n", extra,
+                         &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (out, "touch -- made"));
+  g_assert_nonnull (strstr (out, "touch -- 'a b'"));
+  g_autofree char *made = g_build_filename (dir, "made", NULL);
+  g_assert_false (g_file_test (made, G_FILE_TEST_EXISTS));
+  tt_rmtree (dir);
+}
+
+/* Bad templates and inputs are job file errors: exit 2, nothing runs. */
+static void
+test_bad_job (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  static const struct {
+    const char *keys;
+    const char *says;
+  } table[] = {
+    { "command = echo 'open\nargs = a\n", "command" },
+    { "command = echo {3}\nargs = a\n", "command" },
+    { "command = echo\ninput = no-such-file\n", "no-such-file" },
+    { "command = echo\ninput = x\nargs = a\n", "input and args" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (table); i++) {
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint (run_exec (dir, NULL, table[i].keys, NULL, &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, table[i].says));
+  }
+  /* an empty input: a job of no task */
+  g_autofree char *empty = tt_write (dir, "empty", "");
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_exec (dir, NULL, "command = false\ninput = empty\n", NULL, &out, &err), ==, 0);
+  tt_rmtree (dir);
+}
+
+/* conf/exec.ini runs from the source tree as it is. */
+static void
+test_bundled_job (void)
+{
+  const char *const args[] = { "-c", "conf/exec.ini", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_taskrun (args, NULL, NULL, &out, &err);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (out, " core/runner.c\n"));
+  g_assert_nonnull (strstr (out, " core/jobfile.c\n"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/exec/inputs-stay-one-word", test_inputs_stay_one_word);
+  g_test_add_func ("/exec/exit-statuses", test_exit_statuses);
+  g_test_add_func ("/exec/output-grouped", test_output_grouped);
+  g_test_add_func ("/exec/environment", test_environment);
+  g_test_add_func ("/exec/dry-run", test_dry_run);
+  g_test_add_func ("/exec/bad-job", test_bad_job);
+  g_test_add_func ("/exec/bundled-job", test_bundled_job);
+  return g_test_run ();
+}

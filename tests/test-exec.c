@@ -123,6 +123,29 @@ test_output_grouped (void)
   tt_rmtree (dir);
 }
 
+/* ordered = yes prints in input order, whatever order the tasks end in; tag = yes puts
+ * the input before every line, on both streams. */
+static void
+test_ordered_and_tagged (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_exec (dir, "ordered = yes\n",
+                         "command = sh -c 'sleep 0.$1; echo $1' sh {}\nargs = 4 1 3 0 2\n", NULL,
+                         &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (out, ==, "4\n1\n3\n0\n2\n");
+  g_free (out);
+  g_free (err);
+  status = run_exec (dir, NULL,
+                     "tag = yes\nshell = yes\ncommand = printf 'x\\ny\\n'; printf 'e\\nlast' >&2\n"
+                     "args = 'a b'\n", NULL, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (out, ==, "a b\tx\na b\ty\n");
+  g_assert_nonnull (strstr (err, "a b\te\na b\tlast"));
+  tt_rmtree (dir);
+}
+
 /* What a command knows of its task: {#} and TASKRUN_SEQ agree, {%} and TASKRUN_SLOT. */
 static void
 test_environment (void)
@@ -211,6 +234,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/inputs-stay-one-word", test_inputs_stay_one_word);
   g_test_add_func ("/exec/exit-statuses", test_exit_statuses);
   g_test_add_func ("/exec/output-grouped", test_output_grouped);
+  g_test_add_func ("/exec/ordered-and-tagged", test_ordered_and_tagged);
   g_test_add_func ("/exec/environment", test_environment);
   g_test_add_func ("/exec/dry-run", test_dry_run);
   g_test_add_func ("/exec/bad-job", test_bad_job);

@@ -28,6 +28,8 @@ const TrOption exec_options[] = {
     .help = "the inputs as a list of words in the job file (GNU parallel's :::)" },
   { .name = "colsep", .type = TR_OPTION_STRING,
     .help = "split each input into columns {1} {2} ... at this string (TAB: a tab)" },
+  { .name = "tag", .type = TR_OPTION_BOOL, .default_value = "no",
+    .help = "put the input and a tab before every line a command prints (GNU parallel's --tag)" },
   { .name = "workdir", .type = TR_OPTION_PATH,
     .help = "the commands' working directory (default: where taskrun was started)" },
   { .name = NULL },
@@ -46,6 +48,8 @@ typedef struct {
   size_t line_room;
   guint64 made;
   char *input_name;   /* for messages */
+  gboolean tag;
+  GString *tagged;    /* a task's output with its tags, reused */
 } Exec;
 
 ExecTemplate *
@@ -92,6 +96,8 @@ exec_destroy (gpointer state)
   free (e->line);
   g_clear_pointer (&e->template, exec_template_free);
   g_free (e->input_name);
+  if (e->tagged)
+    g_string_free (e->tagged, TRUE);
   g_free (e);
 }
 
@@ -102,6 +108,8 @@ exec_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
   e->job = job;
   e->config = config;
   e->delim = tr_config_get_bool (config, "null") ? '\0' : '\n';
+  e->tag = tr_config_get_bool (config, "tag");
+  e->tagged = g_string_new (NULL);
   e->template = exec_template_from_config (config, error);
   if (!e->template) {
     g_prefix_error (error, "command: ");
@@ -207,21 +215,42 @@ exec_describe (gpointer state, const guint8 *payload, gsize len, GString *out)
   g_string_append (out, line);
 }
 
+/* Writes one stream of a task's output on fd, each line after `tag` and a tab when
+ * tag = yes (a last line without its newline too). */
+static void
+write_stream (Exec *e, int fd, const guint8 *data, gsize len, const guint8 *tag, gsize tag_len)
+{
+  if (!len)
+    return;
+  if (!e->tag) {
+    tr_job_write (e->job, fd, data, len);
+    return;
+  }
+  g_string_truncate (e->tagged, 0);
+  for (gsize at = 0; at < len;) {
+    const guint8 *nl = memchr (data + at, '\n', len - at);
+    gsize end = nl ? (gsize) (nl - data) + 1 : len;
+    g_string_append_len (e->tagged, (const char *) tag, (gssize) tag_len);
+    g_string_append_c (e->tagged, '\t');
+    g_string_append_len (e->tagged, (const char *) data + at, (gssize) (end - at));
+    at = end;
+  }
+  tr_job_write (e->job, fd, e->tagged->str, e->tagged->len);
+}
+
 /* A task's output, whole, as it ends: its stdout, then its stderr. */
 static void
 exec_result (gpointer state, const TrResult *r)
 {
   Exec *e = state;
-  if (r->len < EXEC_RESULT_HEAD)
+  if (r->len < EXEC_RESULT_HEAD || r->sent < 8)
     return;
   guint64 out_len = exec_get_u64 (r->data + 5);
   gsize body = r->len - EXEC_RESULT_HEAD;
   out_len = MIN (out_len, body);
   const guint8 *out = r->data + EXEC_RESULT_HEAD;
-  if (out_len)
-    tr_job_write (e->job, 1, out, out_len);
-  if (body > out_len)
-    tr_job_write (e->job, 2, out + out_len, body - out_len);
+  write_stream (e, 1, out, out_len, r->payload + 8, r->sent - 8);
+  write_stream (e, 2, out + out_len, body - out_len, r->payload + 8, r->sent - 8);
 }
 
 TR_PLUGIN_DEFINE (

@@ -5,6 +5,7 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* Writes job.ini for exec in `dir` with `exec_keys` and runs it with `extra` args. */
 static int
@@ -214,6 +215,37 @@ test_bad_job (void)
   tt_rmtree (dir);
 }
 
+/* input = - reads standard input as the job runs; an input longer than one argument can
+ * be (128 KiB on Linux) fails alone, named, and the others run. */
+static void
+test_stdin_and_long_input (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_write (dir, "job.ini",
+                                   "[taskrun]\nplugin = exec\nworkers = 2\n"
+                                   "[exec]\ncommand = printf '%.3s\\n' {}\ninput = -\n");
+  g_autoptr (GString) in = g_string_new ("one\ntwo\n");
+  for (int i = 0; i < 200000; i++)
+    g_string_append_c (in, 'x');
+  g_string_append (in, "\nthree\n");
+  g_autofree char *inputs = g_build_filename (dir, "inputs", NULL);
+  g_assert_true (g_file_set_contents (inputs, in->str, (gssize) in->len, NULL));
+  g_autofree char *script = g_strdup_printf ("exec '%s' -c '%s' < '%s'", TT_TASKRUN, job, inputs);
+  const char *argv[] = { "/bin/sh", "-c", script, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = 0;
+  g_assert_true (g_spawn_sync (dir, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
+                               &status, NULL));
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_nonnull (strstr (out, "one\n"));
+  g_assert_nonnull (strstr (out, "two\n"));
+  g_assert_nonnull (strstr (out, "thr\n"));
+  g_assert_null (strstr (out, "xxx"));
+  g_assert_nonnull (strstr (err, "4 tasks: 3 succeeded, 1 failed"));
+  tt_rmtree (dir);
+}
+
 /* conf/exec.ini runs from the source tree as it is. */
 static void
 test_bundled_job (void)
@@ -238,6 +270,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/environment", test_environment);
   g_test_add_func ("/exec/dry-run", test_dry_run);
   g_test_add_func ("/exec/bad-job", test_bad_job);
+  g_test_add_func ("/exec/stdin-and-long-input", test_stdin_and_long_input);
   g_test_add_func ("/exec/bundled-job", test_bundled_job);
   return g_test_run ();
 }

@@ -243,10 +243,20 @@ run_generator (gpointer data, TrTask *task, GError **error)
 }
 
 static void
-run_on_result (const TrResult *r, gpointer data)
+run_on_result (const TrResult *r_in, gpointer data)
 {
   RunCtx *ctx = data;
   const char *desc = NULL;
+  /* a plugin that runs commands says their status in its error code */
+  TrResult with_status;
+  const TrResult *r = r_in;
+  if ((ctx->job->desc->flags & TR_PLUGIN_FLAG_STATUS_IN_CODE) && r->error &&
+      g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED) && r->error_code > 0) {
+    with_status = *r;
+    with_status.exit_value = r->error_code < 256 ? r->error_code : 0;
+    with_status.signal = r->error_code >= 256 ? r->error_code - 256 : 0;
+    r = &with_status;
+  }
   gboolean cancelled = r->error && g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
   /* A job log row is an attempt: a task that no worker took (cancelled, too large to
    * send, no worker left to run it) has no start time or runtime to give, and no row;

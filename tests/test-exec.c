@@ -86,6 +86,42 @@ test_exit_statuses (void)
   tt_rmtree (dir);
 }
 
+/* The job log's Exitval and Signal are the command's, and its Command the command line
+ * as run, quoted. */
+static void
+test_joblog_statuses (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *log = g_build_filename (dir, "log", NULL);
+  g_autofree char *opt = g_strdup_printf ("--joblog=%s", log);
+  const char *const extra[] = { opt, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_exec (dir, NULL,
+                         "shell = yes\ncommand = case {} in e3) exit 3;; k9) kill -9 $$;; "
+                         "nf) no-such-command-here;; esac\nargs = ok e3 k9 nf\n", extra, &out, &err);
+  g_assert_cmpint (status, ==, 1);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  static const struct {
+    const char *input, *exitval, *signal;
+  } rows[] = { { "ok", "0", "0" }, { "e3", "3", "0" }, { "k9", "0", "9" }, { "nf", "127", "0" } };
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (gsize i = 0; i < G_N_ELEMENTS (rows); i++) {
+    gboolean found = FALSE;
+    for (guint l = 1; lines[l] && !found; l++) {
+      g_auto (GStrv) f = g_strsplit (lines[l], "\t", 9);
+      g_autofree char *command = g_strdup_printf ("case %s in ", rows[i].input);
+      if (g_strv_length (f) < 9 || !g_str_has_prefix (f[8], command))
+        continue;
+      found = TRUE;
+      g_assert_cmpstr (f[6], ==, rows[i].exitval);
+      g_assert_cmpstr (f[7], ==, rows[i].signal);
+    }
+    g_assert_true (found);
+  }
+  tt_rmtree (dir);
+}
+
 /* Each task's stdout comes out whole, never cut into by another's. */
 static void
 test_output_grouped (void)
@@ -265,6 +301,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/exec/inputs-stay-one-word", test_inputs_stay_one_word);
   g_test_add_func ("/exec/exit-statuses", test_exit_statuses);
+  g_test_add_func ("/exec/joblog-statuses", test_joblog_statuses);
   g_test_add_func ("/exec/output-grouped", test_output_grouped);
   g_test_add_func ("/exec/ordered-and-tagged", test_ordered_and_tagged);
   g_test_add_func ("/exec/environment", test_environment);

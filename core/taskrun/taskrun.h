@@ -34,7 +34,7 @@ G_BEGIN_DECLS
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
 #define TR_ABI_MINOR 2 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
-                        * 2: tr_job_write */
+                        * 2: tr_job_write, TR_PLUGIN_FLAG_STATUS_IN_CODE */
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -203,6 +203,11 @@ typedef enum {
   /* The same job file always yields the same tasks in the same order, so a job log can
    * be used to resume an interrupted run (--resume). */
   TR_PLUGIN_FLAG_DETERMINISTIC = 1 << 0,
+  /* A failed task's error code is the status of a command it ran, shown in the job log
+   * as GNU parallel shows it: 1 to 255 an exit status (Exitval), 256 + S killed by
+   * signal S (Exitval 0, Signal S).  Without it a failed task's Exitval is 1.  Since
+   * ABI 1.2. */
+  TR_PLUGIN_FLAG_STATUS_IN_CODE = 1 << 1,
 } TrPluginFlags;
 
 typedef struct TrPluginDesc {

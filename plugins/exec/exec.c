@@ -259,7 +259,7 @@ TR_PLUGIN_DEFINE (
   .description = "runs a command once per input, N at a time (GNU parallel's everyday job)",
   .license = "MIT",
   .options = exec_options,
-  .flags = TR_PLUGIN_FLAG_DETERMINISTIC,
+  .flags = TR_PLUGIN_FLAG_DETERMINISTIC | TR_PLUGIN_FLAG_STATUS_IN_CODE,
   .configure = exec_configure,
   .next_task = exec_next,
   .result = exec_result,

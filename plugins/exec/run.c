@@ -138,7 +138,7 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
 {
   ExecWorker *w = state;
   if (len < 8) {
-    g_set_error_literal (error, EXEC_ERROR, EINVAL, "a task without its sequence number");
+    g_set_error_literal (error, EXEC_ERROR, 1, "a task without its sequence number");
     return FALSE;
   }
   guint64 seq = exec_get_u64 (payload);
@@ -146,8 +146,11 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
   exec_values_init (&v, w->config, (const char *) payload + 8, len - 8, seq, w->slot, w->cols,
                     w->col_lens);
   g_auto (GStrv) argv = exec_template_argv (w->template, &v, error);
-  if (!argv)
+  if (!argv) {
+    if (error && *error)
+      (*error)->code = 1; /* nothing ran: the job log's Exitval 1, as for any failed task */
     return FALSE;
+  }
   g_auto (GStrv) envp = command_env (seq);
 
   int pipes[2][2] = { { -1, -1 }, { -1, -1 } };
@@ -207,14 +210,14 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
   if (WIFSIGNALED (status)) {
     int sig = WTERMSIG (status);
     put_result (output, EXEC_SIGNALED, sig, out, err);
-    g_set_error (error, EXEC_ERROR, 128 + sig, "killed by signal %d (SIG%s)", sig,
+    g_set_error (error, EXEC_ERROR, 256 + sig, "killed by signal %d (SIG%s)", sig,
                  sigabbrev_np (sig) ? sigabbrev_np (sig) : "?");
     return FALSE;
   }
   int code = WEXITSTATUS (status);
   put_result (output, EXEC_EXITED, code, out, err);
   if (overflow) {
-    g_set_error (error, EXEC_ERROR, EFBIG,
+    g_set_error (error, EXEC_ERROR, code ? code : 1,
                  "its output passed %u MiB and was cut there (exit status %d)",
                  EXEC_OUTPUT_MAX >> 20, code);
     return FALSE;

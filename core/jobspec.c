@@ -169,7 +169,9 @@ TrJobSpec *
 tr_job_spec_resolve (const TrRunOptions *opts, GError **error)
 {
   g_autoptr (TrJobSpec) spec = g_new0 (TrJobSpec, 1);
-  spec->file = tr_jobfile_load (opts->job_file, error);
+  spec->file = opts->job_text ? tr_jobfile_load_data (opts->job_file, opts->job_text,
+                                                      strlen (opts->job_text), error)
+                              : tr_jobfile_load (opts->job_file, error);
   if (!spec->file || !resolve_core (spec, opts, error) || !load_plugin (spec, opts, error) ||
       !resolve_plugin_config (spec, opts, error))
     return NULL;

@@ -28,8 +28,13 @@ static gboolean opt_version;
 static gboolean opt_list_plugins;
 static char *opt_describe;
 
+static char *opt_exec;
+
 static const GOptionEntry entries[] = {
   { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The job file to run", "JOB.ini" },
+  { "exec", 'e', 0, G_OPTION_ARG_STRING, &opt_exec,
+    "Run COMMAND once per input, no job file: inputs from stdin, or the words after :::, or the lines of the file after ::::",
+    "COMMAND" },
   /* a string: -j is read by the same rule as workers = (decimal, 1 to 4096, the same
    * message), not by GOption's strtol, which takes 0 for "default", 010 as octal and 0x10 */
   { "jobs", 'j', 0, G_OPTION_ARG_STRING, &opt_jobs, "Pool size, 1 to 4096 (overrides workers =)",
@@ -129,6 +134,17 @@ run_command_line (int argc, char **argv)
       g_ptr_array_add (args, argv[i]);
     }
   }
+  /* GNU parallel's ::: and :::: end the options: what follows is -e's inputs, whatever
+   * they look like (a leading - too) */
+  g_autoptr (GPtrArray) inputs = g_ptr_array_new ();
+  for (guint i = 1; i < args->len; i++)
+    if (strcmp (g_ptr_array_index (args, i), ":::") == 0 ||
+        strcmp (g_ptr_array_index (args, i), "::::") == 0) {
+      for (guint k = i; k < args->len; k++)
+        g_ptr_array_add (inputs, g_ptr_array_index (args, k));
+      g_ptr_array_set_size (args, i);
+      break;
+    }
   g_ptr_array_add (args, NULL);
   argc = (int) args->len - 1;
   argv = (char **) args->pdata;
@@ -137,6 +153,7 @@ run_command_line (int argc, char **argv)
   g_option_context_set_description (
       ctx,
       "Usage: taskrun -c JOB.ini [-j N] [-s SECTION.KEY=VALUE]... [--dry-run]\n"
+      "       taskrun -e COMMAND [-j N] [-s exec.KEY=VALUE]... [::: INPUT... | :::: FILE]\n"
       "       taskrun --list-plugins | --describe PLUGIN | --version\n\n"
       "Exit status: 0 every task succeeded; 1 one or more tasks failed, or standard\n"
       "output could not be written; 2 the job could not start (usage, job file, plugin);\n"
@@ -146,6 +163,29 @@ run_command_line (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return usage_error (ctx, error->message);
+  /* -e's inputs: ::: and words, or :::: and a file (GNU parallel's), or none (stdin) */
+  g_autofree char *exec_inputs = NULL;
+  if (opt_exec && opt_config)
+    return usage_error (ctx, "-c and -e: give a job file or a command, not both");
+  if (inputs->len && !opt_exec)
+    return usage_error (ctx, "::: and :::: give the inputs of -e COMMAND");
+  if (opt_exec && argc > 1)
+    return usage_error (ctx, "after -e COMMAND: ::: and the inputs, or :::: and a file of them");
+  if (inputs->len) {
+    const char *mark = g_ptr_array_index (inputs, 0);
+    if (strcmp (mark, ":::") == 0) {
+      g_autoptr (GString) words = g_string_new ("exec.args=");
+      for (guint i = 1; i < inputs->len; i++) {
+        g_autofree char *q = g_shell_quote (g_ptr_array_index (inputs, i));
+        g_string_append_printf (words, "%s%s", i > 1 ? " " : "", q);
+      }
+      exec_inputs = g_string_free (g_steal_pointer (&words), FALSE);
+    } else if (inputs->len == 2) {
+      exec_inputs = g_strconcat ("exec.input=", (const char *) g_ptr_array_index (inputs, 1), NULL);
+    } else {
+      return usage_error (ctx, ":::: takes one file of inputs");
+    }
+  }
   if (argc > 1)
     return usage_error (ctx, "unexpected argument (the job file goes after -c)");
 
@@ -168,8 +208,8 @@ run_command_line (int argc, char **argv)
       tr_plugin_describe (tr_plugin_get_desc (plugin), out);
       print_out (out->str);
     }
-  } else if (!opt_config) {
-    status = usage_error (ctx, "no job file: give one with -c JOB.ini");
+  } else if (!opt_config && !opt_exec) {
+    status = usage_error (ctx, "no job file: give one with -c JOB.ini (or a command with -e)");
     ctx = NULL;
   } else if (opt_progress && !g_strv_contains ((const char *const[]) { "auto", "always", "never", NULL },
                                                 opt_progress)) {
@@ -177,8 +217,17 @@ run_command_line (int argc, char **argv)
     ctx = NULL;
   } else {
     g_autoptr (GPtrArray) overrides = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_override_free);
-    for (int i = 0; opt_set && opt_set[i]; i++) {
-      TrOverride *ov = tr_override_parse (opt_set[i], &error);
+    /* -e is a job of the exec plugin whose keys come first, so that -s may change them */
+    g_autofree char *exec_command = opt_exec ? g_strconcat ("exec.command=", opt_exec, NULL) : NULL;
+    g_autoptr (GPtrArray) sets = g_ptr_array_new ();
+    if (exec_command)
+      g_ptr_array_add (sets, exec_command);
+    if (exec_inputs)
+      g_ptr_array_add (sets, exec_inputs);
+    for (int i = 0; opt_set && opt_set[i]; i++)
+      g_ptr_array_add (sets, opt_set[i]);
+    for (guint i = 0; i < sets->len; i++) {
+      TrOverride *ov = tr_override_parse (g_ptr_array_index (sets, i), &error);
       if (!ov) {
         g_printerr ("taskrun: %s\n", error->message);
         status = TR_EXIT_CANNOT_START;
@@ -188,7 +237,9 @@ run_command_line (int argc, char **argv)
     }
     if (status == TR_EXIT_OK) {
       TrRunOptions run = {
-        .job_file = opt_config, .overrides = overrides, .workers = opt_jobs,
+        .job_file = opt_exec ? "taskrun -e" : opt_config,
+        .job_text = opt_exec ? "[taskrun]\nplugin = exec\n[exec]\n" : NULL,
+        .overrides = overrides, .workers = opt_jobs,
         .dry_run = opt_dry_run, .quiet = opt_quiet, .verbose = opt_verbose,
         .joblog = opt_joblog, .resume = opt_resume, .started_us = started_us,
         .progress = !opt_progress || g_str_equal (opt_progress, "auto") ? TR_PROGRESS_AUTO
@@ -201,6 +252,7 @@ run_command_line (int argc, char **argv)
   if (ctx)
     g_option_context_free (ctx);
   g_free (opt_config);
+  g_free (opt_exec);
   g_strfreev (opt_set);
   g_free (opt_progress);
   g_free (opt_jobs);

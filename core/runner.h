@@ -18,6 +18,7 @@ typedef enum {
 
 typedef struct {
   const char *job_file;
+  const char *job_text; /* the job file's text, given rather than read (-e); NULL: read it */
   GPtrArray *overrides; /* TrOverride* from -s */
   const char *workers;  /* -j as given, read as workers = is; NULL: not given */
   gboolean dry_run;

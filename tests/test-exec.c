@@ -282,6 +282,44 @@ test_stdin_and_long_input (void)
   tt_rmtree (dir);
 }
 
+/* The one-line form: -e COMMAND with ::: and its inputs, :::: and a file, or stdin. */
+static void
+test_one_line (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  const char *const words[] = { "-q", "-e", "printf '[%s]\\n' {}", ":::", "a b", "-n", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (words, dir, NULL, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (out, "[a b]\n"));
+  g_assert_nonnull (strstr (out, "[-n]\n"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_autofree char *list = tt_write (dir, "list", "one\ntwo\n");
+  const char *const file[] = { "-q", "-j", "1", "-e", "echo {.}", "::::", "list", NULL };
+  g_assert_cmpint (tt_run_taskrun (file, dir, NULL, &out, &err), ==, 0);
+  g_assert_cmpstr (out, ==, "one\ntwo\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_autofree char *script = g_strdup_printf ("printf 'x.c\\n' | '%s' -q -e 'echo {.}'", TT_TASKRUN);
+  const char *argv[] = { "/bin/sh", "-c", script, NULL };
+  int status = 0;
+  g_assert_true (g_spawn_sync (dir, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
+                               &status, NULL));
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (out, ==, "x\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  const char *const stray[] = { "-e", "echo", "stray", NULL };
+  g_assert_cmpint (tt_run_taskrun (stray, dir, NULL, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "after -e COMMAND"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  const char *const both[] = { "-c", "job.ini", "-e", "echo", NULL };
+  g_assert_cmpint (tt_run_taskrun (both, dir, NULL, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "-c and -e"));
+  tt_rmtree (dir);
+}
+
 /* conf/exec.ini runs from the source tree as it is. */
 static void
 test_bundled_job (void)
@@ -308,6 +346,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/dry-run", test_dry_run);
   g_test_add_func ("/exec/bad-job", test_bad_job);
   g_test_add_func ("/exec/stdin-and-long-input", test_stdin_and_long_input);
+  g_test_add_func ("/exec/one-line", test_one_line);
   g_test_add_func ("/exec/bundled-job", test_bundled_job);
   return g_test_run ();
 }

@@ -183,6 +183,37 @@ test_ordered_and_tagged (void)
   tt_rmtree (dir);
 }
 
+/* results = DIR keeps each task's stdout, stderr, exitval and signal under DIR/SEQ/;
+ * under --dry-run nothing is made. */
+static void
+test_results_dir (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+  const char *const dry[] = { "--dry-run", NULL };
+  const char *keys = "shell = yes\nresults = res\n"
+                     "command = printf 'o%s' {}; printf 'e%s' {} >&2; [ {} != b ]\nargs = a b\n";
+  g_assert_cmpint (run_exec (dir, NULL, keys, dry, &out, &err), ==, 0);
+  g_autofree char *res = g_build_filename (dir, "res", NULL);
+  g_assert_false (g_file_test (res, G_FILE_TEST_EXISTS));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_exec (dir, NULL, keys, NULL, &out, &err), ==, 1);
+  static const struct {
+    const char *file, *text;
+  } want[] = {
+    { "res/1/stdout", "oa" }, { "res/1/stderr", "ea" }, { "res/1/exitval", "0\n" },
+    { "res/1/signal", "0\n" }, { "res/2/stdout", "ob" }, { "res/2/exitval", "1\n" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (want); i++) {
+    g_autofree char *path = g_build_filename (dir, want[i].file, NULL);
+    g_autofree char *text = NULL;
+    g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+    g_assert_cmpstr (text, ==, want[i].text);
+  }
+  tt_rmtree (dir);
+}
+
 /* What a command knows of its task: {#} and TASKRUN_SEQ agree, {%} and TASKRUN_SLOT. */
 static void
 test_environment (void)
@@ -342,6 +373,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/joblog-statuses", test_joblog_statuses);
   g_test_add_func ("/exec/output-grouped", test_output_grouped);
   g_test_add_func ("/exec/ordered-and-tagged", test_ordered_and_tagged);
+  g_test_add_func ("/exec/results-dir", test_results_dir);
   g_test_add_func ("/exec/environment", test_environment);
   g_test_add_func ("/exec/dry-run", test_dry_run);
   g_test_add_func ("/exec/bad-job", test_bad_job);

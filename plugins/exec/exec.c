@@ -30,6 +30,8 @@ const TrOption exec_options[] = {
     .help = "split each input into columns {1} {2} ... at this string (TAB: a tab)" },
   { .name = "tag", .type = TR_OPTION_BOOL, .default_value = "no",
     .help = "put the input and a tab before every line a command prints (GNU parallel's --tag)" },
+  { .name = "results", .type = TR_OPTION_PATH,
+    .help = "also keep each task's stdout, stderr, exitval and signal in files under DIR/SEQ/" },
   { .name = "workdir", .type = TR_OPTION_PATH,
     .help = "the commands' working directory (default: where taskrun was started)" },
   { .name = NULL },
@@ -50,6 +52,7 @@ typedef struct {
   char *input_name;   /* for messages */
   gboolean tag;
   GString *tagged;    /* a task's output with its tags, reused */
+  ExecResults *results; /* results = DIR; NULL: none */
 } Exec;
 
 ExecTemplate *
@@ -98,6 +101,7 @@ exec_destroy (gpointer state)
   g_free (e->input_name);
   if (e->tagged)
     g_string_free (e->tagged, TRUE);
+  exec_results_close (e->results);
   g_free (e);
 }
 
@@ -113,6 +117,11 @@ exec_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
   e->template = exec_template_from_config (config, error);
   if (!e->template) {
     g_prefix_error (error, "command: ");
+    exec_destroy (e);
+    return FALSE;
+  }
+  const char *results = tr_config_get_string (config, "results");
+  if (results && !tr_job_is_dry_run (job) && !(e->results = exec_results_open (results, error))) {
     exec_destroy (e);
     return FALSE;
   }
@@ -251,6 +260,17 @@ exec_result (gpointer state, const TrResult *r)
   const guint8 *out = r->data + EXEC_RESULT_HEAD;
   write_stream (e, 1, out, out_len, r->payload + 8, r->sent - 8);
   write_stream (e, 2, out + out_len, body - out_len, r->payload + 8, r->sent - 8);
+  if (!e->results)
+    return;
+  gint32 value = (gint32) (r->data[1] | r->data[2] << 8 | r->data[3] << 16 | (guint32) r->data[4] << 24);
+  int exitval = r->data[0] == EXEC_EXITED   ? value
+                : r->data[0] == EXEC_SIGNALED ? 0
+                : value == ENOENT || value == ENOTDIR ? 127 : 126;
+  int signal = r->data[0] == EXEC_SIGNALED ? value : 0;
+  g_autoptr (GError) error = NULL;
+  if (!exec_results_write (e->results, exec_get_u64 (r->payload), out, out_len, out + out_len,
+                           body - out_len, exitval, signal, &error))
+    tr_job_stop (e->job, error->message); /* a result not kept is a failed job */
 }
 
 TR_PLUGIN_DEFINE (

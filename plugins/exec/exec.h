@@ -28,6 +28,14 @@ GQuark exec_error_quark (void);
 
 extern const TrOption exec_options[];
 
+/* results = DIR (results.c). */
+typedef struct ExecResults ExecResults;
+ExecResults *exec_results_open (const char *path, GError **error);
+gboolean exec_results_write (ExecResults *res, guint64 seq, const guint8 *out, gsize out_len,
+                             const guint8 *err, gsize err_len, int exitval, int signal,
+                             GError **error);
+void exec_results_close (ExecResults *res);
+
 /* The worker hooks (run.c). */
 gboolean exec_worker_init (const TrConfig *config, gpointer *state, GError **error);
 gboolean exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output,

@@ -351,6 +351,30 @@ test_one_line (void)
   tt_rmtree (dir);
 }
 
+/* Under the MPI backend the commands run on the ranks, their output grouped as ever. */
+static void
+test_mpi (void)
+{
+  if (!tt_have_mpi ()) {
+    g_test_skip ("no MPI backend in this build, or no mpirun on PATH");
+    return;
+  }
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+  tt_use_mpirun (3);
+  int status = run_exec (dir, NULL,
+                         "shell = yes\ncommand = echo {} slot=$TASKRUN_SLOT; exit 0\n"
+                         "args = a b c d e f\n", NULL, &out, &err);
+  tt_use_mpirun (0);
+  g_assert_cmpint (status, ==, 0);
+  for (const char *c = "abcdef"; *c; c++) {
+    g_autofree char *line = g_strdup_printf ("%c slot=", *c);
+    g_assert_nonnull (strstr (out, line));
+  }
+  g_assert_nonnull (strstr (err, "6 tasks: 6 succeeded"));
+  tt_rmtree (dir);
+}
+
 /* conf/exec.ini runs from the source tree as it is. */
 static void
 test_bundled_job (void)
@@ -379,6 +403,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/bad-job", test_bad_job);
   g_test_add_func ("/exec/stdin-and-long-input", test_stdin_and_long_input);
   g_test_add_func ("/exec/one-line", test_one_line);
+  g_test_add_func ("/exec/mpi", test_mpi);
   g_test_add_func ("/exec/bundled-job", test_bundled_job);
   return g_test_run ();
 }

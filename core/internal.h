@@ -104,6 +104,9 @@ char *tr_text_escape (const char *text);
 
 struct TrOutput {
   TrWireBuf *buf; /* the frame being built; run appends the result payload to it */
+  gboolean files_allowed; /* the link carries descriptors (TrWireConfig.carries_files) */
+  guint n_files;          /* attached by the task being run, taken over */
+  int files[TR_WIRE_TASK_FILES];
 };
 
 /* ---- link-local.c ------------------------------------------------------------------ */

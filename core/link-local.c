@@ -192,13 +192,34 @@ local_send (TrLink *link, const guint8 *data, gsize len)
   return n;
 }
 
+/* recvmsg rather than recv: descriptors a worker attached (a task's output file) would
+ * otherwise be closed by the kernel, unseen.  A truncated control message (more than
+ * TR_WIRE_FRAME_FILES at once, or no descriptor left in this process) loses some: the
+ * records that attached them then find too few and fail their tasks (pool/answers.c). */
 static gssize
 local_receive (TrLink *link, guint8 *buf, gsize len)
 {
+  union {
+    struct cmsghdr align;
+    char bytes[CMSG_SPACE (TR_WIRE_FRAME_FILES * sizeof (int))];
+  } control;
+  struct iovec iov = { .iov_base = buf, .iov_len = len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                        .msg_controllen = sizeof control.bytes };
   gssize n;
   do
-    n = recv (link->fd, buf, len, MSG_DONTWAIT);
+    n = recvmsg (link->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return n;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c; c = CMSG_NXTHDR (&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+      continue;
+    guint count = (guint) ((c->cmsg_len - CMSG_LEN (0)) / sizeof (int));
+    if (!link->received_files)
+      link->received_files = g_array_new (FALSE, FALSE, sizeof (int));
+    g_array_append_vals (link->received_files, CMSG_DATA (c), count);
+  }
   return n;
 }
 
@@ -282,6 +303,11 @@ local_close (TrLink *link, gboolean *clean, int *status)
     close (link->out_fd);
   if (link->err_fd >= 0)
     close (link->err_fd);
+  if (link->received_files) {
+    for (guint i = 0; i < link->received_files->len; i++)
+      close (g_array_index (link->received_files, int, i));
+    g_array_unref (link->received_files);
+  }
   gboolean reaped;
   gboolean ok = tr_reap_worker (link->pid, TRUE, status, &reaped);
   g_free (link);
@@ -294,6 +320,7 @@ local_close (TrLink *link, gboolean *clean, int *status)
 
 const TrLinkClass tr_link_local = {
   .captures_output = TRUE,
+  .carries_files = TRUE,
   .spawn = local_spawn,
   .send = local_send,
   .receive = local_receive,

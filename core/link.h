@@ -23,12 +23,17 @@ typedef struct {
   /* Whether its links carry the worker's stdout and stderr (TrLink.out_fd, err_fd).
    * FALSE: the worker writes to taskrun's own, or to its host's (an MPI rank's). */
   gboolean captures_output;
+  /* Whether a worker may attach descriptors to its answers (SCM_RIGHTS), which `receive`
+   * then puts in TrLink.received_files: TRUE only where worker and pool share a kernel. */
+  gboolean carries_files;
   /* Starts a worker for `slot` (1-based) running `program` in worker mode. */
   TrLink *(*spawn) (guint slot, const char *program, GError **error);
   /* Writes what it can without blocking; returns the bytes written, or -1 with errno set
    * (EAGAIN: try again when writable). */
   gssize (*send) (TrLink *link, const guint8 *data, gsize len);
-  /* Reads what is there without blocking; 0 at end of stream, -1 with errno set. */
+  /* Reads what is there without blocking; 0 at end of stream, -1 with errno set.  With
+   * carries_files, descriptors that came with the bytes are appended, in order, to
+   * link->received_files. */
   gssize (*receive) (TrLink *link, guint8 *buf, gsize len);
   /* Asks the worker to stop now (SIGKILL for a local process). */
   void (*kill) (TrLink *link);
@@ -58,6 +63,10 @@ struct TrLink {
    * that are the worker's stdout and stderr; -1 when there is none (closed).  Whoever
    * reads them may close them and set -1 before `close`, which closes what is left. */
   int out_fd, err_fd;
+  /* Only for a class with `carries_files`: descriptors received and not yet taken (the
+   * pool's I/O thread takes them as it reads the records that attached them); `close`
+   * closes what is left.  NULL: none yet. */
+  GArray *received_files; /* of int */
 };
 
 extern const TrLinkClass tr_link_local;

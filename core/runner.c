@@ -106,6 +106,18 @@ tr_job_write (TrJob *job, int fd, const void *data, gsize len)
   return fwrite (data, 1, len, stderr) == len && fflush (stderr) == 0;
 }
 
+gboolean
+tr_job_write_file (TrJob *job, int fd, int file, const char *what)
+{
+  tr_progress_clear (job->progress);
+  int read_errno = 0;
+  if (tr_std_write_file (fd, file, &read_errno))
+    return TRUE;
+  if (read_errno)
+    tr_job_message (job, "cannot read %s: %s", what, g_strerror (read_errno));
+  return FALSE;
+}
+
 void
 tr_job_set_total_units (TrJob *job, guint64 total, gboolean final)
 {

@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 /* Everything taskrun writes on stdout (results, --dry-run, --list-plugins, --describe,
@@ -84,6 +86,87 @@ tr_stdout_flush (void)
     return FALSE;
   }
   return TRUE;
+}
+
+/* One chunk of `file` at *pos to fd: sendfile (the kernel copies, for a pipe, a file or
+ * a terminal alike), else pread and write.  Returns the bytes written, 0 at the file's
+ * end, -1 with errno set and *reading saying which side failed.  A non-blocking fd
+ * (inherited so) is waited for. */
+static gssize
+copy_chunk (int fd, int file, off_t *pos, gboolean *use_sendfile, gboolean *reading)
+{
+  enum { CHUNK = 1 << 20 };
+  for (;;) {
+    gssize n;
+    *reading = FALSE;
+    if (*use_sendfile) {
+      n = sendfile (fd, file, pos, CHUNK);
+      if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        *use_sendfile = FALSE;
+        continue;
+      }
+      /* sendfile does not say which side failed: EIO and the like come from the file */
+      *reading = n < 0 && errno != EAGAIN && errno != EPIPE && errno != ENOSPC &&
+                 errno != EDQUOT && errno != EFBIG && errno != EBADF;
+    } else {
+      static guint8 buf[CHUNK]; /* main thread only, as every writer of stdout */
+      n = pread (file, buf, CHUNK, *pos);
+      if (n <= 0) {
+        *reading = n < 0;
+        if (n < 0 && errno == EINTR)
+          continue;
+        return n;
+      }
+      gssize off = 0;
+      while (off < n) {
+        gssize w = write (fd, buf + off, (gsize) (n - off));
+        if (w < 0 && errno == EINTR)
+          continue;
+        if (w < 0 && errno == EAGAIN) {
+          struct pollfd p = { .fd = fd, .events = POLLOUT };
+          poll (&p, 1, -1);
+          continue;
+        }
+        if (w <= 0)
+          return -1;
+        off += w;
+      }
+      *pos += n;
+      return n;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN) {
+      struct pollfd p = { .fd = fd, .events = POLLOUT };
+      poll (&p, 1, -1);
+      continue;
+    }
+    return n;
+  }
+}
+
+gboolean
+tr_std_write_file (int fd, int file, int *read_errno)
+{
+  *read_errno = 0;
+  if (fd == 1 ? !tr_stdout_flush () : fflush (stderr) != 0)
+    return FALSE;
+  if (fd == 1 && stdout_missing) {
+    stdout_fail (EBADF);
+    return FALSE;
+  }
+  off_t pos = 0;
+  gboolean use_sendfile = TRUE, reading = FALSE;
+  gssize n;
+  while ((n = copy_chunk (fd, file, &pos, &use_sendfile, &reading)) > 0)
+    ;
+  if (n == 0)
+    return TRUE;
+  if (reading)
+    *read_errno = errno ? errno : EIO;
+  else if (fd == 1)
+    stdout_fail (errno);
+  return FALSE;
 }
 
 /* Run at exit from main, and as an atexit handler for the paths that call exit() (GOption

@@ -10,6 +10,11 @@
 gboolean tr_stdout_write (const char *text, gsize len);
 /* Writes what is buffered (a last line without its newline); FALSE as tr_stdout_write. */
 gboolean tr_stdout_flush (void);
+/* Writes the whole content of `file` (from offset 0, its offset untouched) on fd 1 or 2,
+ * after what stdio holds for it.  FALSE when not all of it was written, with *read_errno
+ * set when reading `file` failed (0 when writing did: on fd 1, reported as
+ * tr_stdout_write's failures are). */
+gboolean tr_std_write_file (int fd, int file, int *read_errno);
 /* Puts /dev/null in the place of a standard descriptor closed at start; first thing. */
 void tr_std_fds_open (void);
 int tr_stdout_close (int status);

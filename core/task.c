@@ -78,6 +78,15 @@ tr_output_append (TrOutput *output, const void *data, gsize len)
   tr_wire_buf_append (output->buf, data, len);
 }
 
+gboolean
+tr_output_attach_file (TrOutput *output, int fd)
+{
+  if (fd < 0 || !output->files_allowed || output->n_files == TR_WIRE_TASK_FILES)
+    return FALSE;
+  output->files[output->n_files++] = fd;
+  return TRUE;
+}
+
 /* A plugin's text (a file name, an error message) may hold any bytes.  Shown as is, a
  * newline would split a message or a job log row in two and a tab would shift its
  * columns, so control bytes and bytes that are not UTF-8 are written as C escapes, the

@@ -214,15 +214,16 @@ tr_wire_begin_result (TrWireBuf *buf, guint64 id, guint64 start_us)
 
 void
 tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
-                    const char *message)
+                    guint n_files, const char *message)
 {
   gsize out_len = buf->len - at - TR_WIRE_RESULT_HEAD;
-  g_assert (out_len <= TR_WIRE_MAX_BODY && status <= 2);
+  g_assert (out_len <= TR_WIRE_MAX_BODY && status <= 2 && n_files <= TR_WIRE_TASK_FILES);
   guint8 *p = buf->data + at;
   p[8] = status;
   set_le (p + 9, code, 4);
   set_le (p + 21, run_ns, 8);
   set_le (p + 29, out_len, 4);
+  p[33] = (guint8) n_files;
   gsize mlen = message ? strlen (message) : 0;
   guint8 *m = tr_wire_buf_extend (buf, 4 + mlen);
   set_le (m, mlen, 4);
@@ -233,7 +234,7 @@ tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint
 void
 tr_wire_put_returned (TrWireBuf *buf, guint64 id)
 {
-  tr_wire_end_result (buf, tr_wire_begin_result (buf, id, 0), 2, 0, 0, NULL);
+  tr_wire_end_result (buf, tr_wire_begin_result (buf, id, 0), 2, 0, 0, 0, NULL);
 }
 
 void
@@ -248,11 +249,13 @@ tr_wire_put_task (TrWireBuf *buf, guint64 id, const guint8 *payload, gsize len)
 }
 
 void
-tr_wire_put_config (TrWireBuf *out, const char *plugin_path, guint32 slot, const GPtrArray *pairs)
+tr_wire_put_config (TrWireBuf *out, const char *plugin_path, guint32 slot,
+                    gboolean carries_files, const GPtrArray *pairs)
 {
   gsize at = tr_wire_begin (out, TR_MSG_CONFIG);
   tr_wire_put_str (out, plugin_path);
   tr_wire_put_u32 (out, slot);
+  tr_wire_put_u8 (out, carries_files ? 1 : 0);
   tr_wire_put_u32 (out, pairs->len / 2);
   for (guint i = 0; i + 1 < pairs->len; i += 2) {
     tr_wire_put_str (out, g_ptr_array_index (pairs, i));
@@ -269,6 +272,10 @@ tr_wire_read_config (const guint8 *body, gsize len, TrWireConfig *out)
   tr_wire_reader_init (&r, body, len);
   out->plugin_path = tr_wire_get_str (&r);
   out->slot = tr_wire_get_u32 (&r);
+  guint8 files = tr_wire_get_u8 (&r);
+  out->carries_files = files == 1;
+  if (files > 1)
+    r.bad = TRUE;
   guint32 n = tr_wire_get_u32 (&r);
   for (guint32 i = 0; i < n && !r.bad; i++) {
     char *key = tr_wire_get_str (&r);

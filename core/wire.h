@@ -9,12 +9,15 @@
 #define TR_WIRE_MAX_BODY (64u << 20)      /* no frame body is larger: 64 MiB */
 
 typedef enum {
-  TR_MSG_CONFIG = 1,  /* P->W  str plugin path, u32 slot, u32 n, n x (str key, str value) */
+  TR_MSG_CONFIG = 1,  /* P->W  str plugin path, u32 slot, u8 files (1: the link carries
+                       *       descriptors), u32 n, n x (str key, str value) */
   TR_MSG_HELLO,       /* W->P  (empty): worker_init succeeded */
   TR_MSG_INIT_FAILED, /* W->P  str message */
   TR_MSG_TASKS,       /* P->W  u32 n, n x (u64 seq, bytes payload) */
   TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 status, u32 code, u64 start (Unix
-                       *       microseconds), u64 run nanoseconds, bytes output, str message);
+                       *       microseconds), u64 run nanoseconds, u32 output length, u8 files,
+                       *       the output, str message); `files` descriptors attached
+                       *       (SCM_RIGHTS) to the frame's first byte, in record order;
                        *       status 0 done, 1 failed, 2 not run: sent back because the
                        *       answer had no room (never the first, then all the rest), or
                        *       because a CANCEL came (from any task on, then all the rest) */
@@ -103,6 +106,7 @@ typedef struct {
   gsize len;
   const guint8 *message; /* the error message when failed, else empty */
   gsize message_len;
+  guint n_files;       /* descriptors this task attached (tr_output_attach_file) */
 } TrWireResult;
 
 /* One result record is written in two steps around the task's run: begin writes its
@@ -110,10 +114,14 @@ typedef struct {
  * fills in the status (0 done, 1 failed, 2 not run), code, run time and output length
  * and appends the message.  begin returns where the record starts; the output begins
  * TR_WIRE_RESULT_HEAD bytes after it. */
-#define TR_WIRE_RESULT_HEAD (8 + 1 + 4 + 8 + 8 + 4) /* id, status, code, start, run time, output length */
+#define TR_WIRE_RESULT_HEAD (8 + 1 + 4 + 8 + 8 + 4 + 1) /* id, status, code, start, run time,
+                                                     * output length, files */
+/* The most descriptors one task may attach; a frame carries at most TR_WIRE_FRAME_FILES. */
+#define TR_WIRE_TASK_FILES 4
+#define TR_WIRE_FRAME_FILES 64
 gsize tr_wire_begin_result (TrWireBuf *buf, guint64 id, guint64 start_us);
 void tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
-                         const char *message);
+                         guint n_files, const char *message);
 
 /* Appends the result record of a task sent back unrun (status 2), TR_WIRE_RETURNED_RECORD
  * bytes: id, status, code, start and run time, empty output and message. */
@@ -195,10 +203,11 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
   out->start_us = tr_wire_load_le (h + 13, 8);
   out->run_ns = tr_wire_load_le (h + 21, 8);
   gsize n = (gsize) tr_wire_load_le (h + 29, 4);
+  out->n_files = h[33];
   out->data = tr_wire_take (r, n);
   out->len = out->data ? n : 0;
   out->message = tr_wire_take_bytes (r, &out->message_len);
-  if (status > 2)
+  if (status > 2 || out->n_files > TR_WIRE_TASK_FILES || (status == 2 && out->n_files))
     r->bad = TRUE;
   out->failed = status == 1;
   out->returned = status == 2;
@@ -230,13 +239,15 @@ typedef enum {
   TR_WORKER_EXIT_PARENT_DIED = 74, /* the parent died: its process group was killed */
 } TrWorkerExit;
 
-/* CONFIG, the first frame a worker reads: its plugin, its slot, and the plugin's
- * options as key and value strings (pairs: key, value, key, value ...). */
+/* CONFIG, the first frame a worker reads: its plugin, its slot, whether its link carries
+ * descriptors (TrLinkClass.carries_files), and the plugin's options as key and value
+ * strings (pairs: key, value, key, value ...). */
 void tr_wire_put_config (TrWireBuf *out, const char *plugin_path, guint32 slot,
-                         const GPtrArray *pairs);
+                         gboolean carries_files, const GPtrArray *pairs);
 typedef struct {
   char *plugin_path;
   guint32 slot;
+  gboolean carries_files;
   GPtrArray *pairs; /* of char*, owned: key, value, key, value ... */
 } TrWireConfig;
 /* FALSE for a body that is not a CONFIG's; out is cleared either way first. */

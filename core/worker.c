@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -47,19 +48,53 @@ typedef struct {
   gboolean cancelled; /* a CANCEL came: no task starts any more */
   gint64 look_due;    /* task clock (ns): when to look for a CANCEL next */
   TrWireBuf out;
+  gboolean files_allowed;
+  GArray *out_files;  /* of int: descriptors the tasks of `out` attached, in record order */
 } WorkerIo;
 
-/* Blocks until the whole output buffer is written. */
+static void
+close_out_files (WorkerIo *io)
+{
+  for (guint i = 0; i < io->out_files->len; i++)
+    close (g_array_index (io->out_files, int, i));
+  g_array_set_size (io->out_files, 0);
+}
+
+/* Blocks until the whole output buffer is written.  The descriptors its records attached
+ * go with its first byte (SCM_RIGHTS), so that they have all arrived by the time the
+ * parent holds the whole frame, and are then closed here: the parent has its own. */
 static gboolean
 flush_out (WorkerIo *io)
 {
   gsize off = 0;
   while (off < io->out.len) {
-    ssize_t n = write (io->fd, io->out.data + off, io->out.len - off);
+    ssize_t n;
+    if (io->out_files->len && off == 0) {
+      union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE (TR_WIRE_FRAME_FILES * sizeof (int))];
+      } control;
+      gsize fds_len = io->out_files->len * sizeof (int);
+      struct iovec iov = { .iov_base = io->out.data, .iov_len = io->out.len };
+      struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                            .msg_controllen = CMSG_SPACE (fds_len) };
+      struct cmsghdr *c = CMSG_FIRSTHDR (&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN (fds_len);
+      memcpy (CMSG_DATA (c), io->out_files->data, fds_len);
+      n = sendmsg (io->fd, &msg, MSG_NOSIGNAL);
+      if (n > 0)
+        close_out_files (io);
+    } else {
+      n = write (io->fd, io->out.data + off, io->out.len - off);
+    }
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0)
+    if (n <= 0) {
+      close_out_files (io);
       return FALSE;
+    }
     off += (gsize) n;
   }
   io->out.len = 0;
@@ -163,7 +198,7 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
   guint32 n = tr_wire_get_u32 (&r);
   gsize frame = tr_wire_begin (&io->out, TR_MSG_RESULTS);
   tr_wire_put_u32 (&io->out, n);
-  TrOutput output = { .buf = &io->out };
+  TrOutput output = { .buf = &io->out, .files_allowed = io->files_allowed };
   /* One clock read per task (task-clock.c): a task starts when the one before it ended,
    * and its wall start is derived from the frame's. */
   gint64 mono_base = tr_task_clock_frame_begin (clock); /* ns */
@@ -179,6 +214,7 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
      * CANCEL they go back too, and are not sent again. */
     if ((i > 0 && io->out.len - frame + (gsize) (n - i) * TR_WIRE_RETURNED_RECORD +
                       TR_WIRE_MAX_BODY / 2 + 4096 > TR_WIRE_MAX_BODY) ||
+        (i > 0 && io->out_files->len + TR_WIRE_TASK_FILES > TR_WIRE_FRAME_FILES) ||
         (G_UNLIKELY (t0 >= io->look_due) && cancel_arrived (io, t0))) {
       for (;;) {
         tr_wire_put_returned (&io->out, task.id);
@@ -192,6 +228,7 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
     gsize at = tr_wire_begin_result (&io->out, task.id,
                                      (guint64) (real_base + (t0 - mono_base) / 1000));
     GError *error = NULL;
+    output.n_files = 0;
     gboolean ok = desc->run (wstate, task.payload, task.len, &output, &error);
     gint64 t1 = MAX (tr_task_clock_now (clock), t0);
     guint64 ns = (guint64) (t1 - t0);
@@ -202,6 +239,9 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
     if (rlen > TR_WIRE_MAX_BODY / 2 || io->out.len - frame > TR_WIRE_MAX_BODY - 4096) {
       /* too big for one message (alone, or with the results before it in this frame) */
       io->out.len = at + TR_WIRE_RESULT_HEAD;
+      for (guint k = 0; k < output.n_files; k++)
+        close (output.files[k]);
+      output.n_files = 0;
       G_STATIC_ASSERT (TR_WIRE_MAX_BODY / 2 == 32u << 20);
       msg = "the task's output is too large to send back (a task's output may be at most "
             "32 MiB)";
@@ -210,7 +250,8 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
       msg = error ? error->message : "the task failed (the plugin gave no reason)";
       code = error ? (guint32) error->code : 0;
     }
-    tr_wire_end_result (&io->out, at, ok ? 0 : 1, code, ns, msg);
+    g_array_append_vals (io->out_files, output.files, output.n_files);
+    tr_wire_end_result (&io->out, at, ok ? 0 : 1, code, ns, output.n_files, msg);
     g_clear_error (&error); /* a plugin that returns TRUE and sets an error keeps the success */
   }
   if (!tr_wire_reader_done (&r))
@@ -253,7 +294,8 @@ tr_worker_main (int fd, pid_t parent)
    * when it crashes.  Line by line, as on the terminal it stands for. */
   setvbuf (stdout, NULL, _IOLBF, 0);
 
-  WorkerIo io = { .fd = fd, .in = g_byte_array_new (), .ahead = g_byte_array_new () };
+  WorkerIo io = { .fd = fd, .in = g_byte_array_new (), .ahead = g_byte_array_new (),
+                  .out_files = g_array_new (FALSE, FALSE, sizeof (int)) };
   tr_wire_buf_init (&io.out);
   TrMsgType type;
   const guint8 *body;
@@ -278,6 +320,7 @@ tr_worker_main (int fd, pid_t parent)
      * PARALLEL_JOBSLOT): set before the plugin is loaded, so that it sees it too */
     g_autofree char *slot = g_strdup_printf ("%" G_GUINT32_FORMAT, cfg.slot);
     g_setenv ("TASKRUN_SLOT", slot, TRUE);
+    io.files_allowed = cfg.carries_files;
     g_autoptr (GError) error = NULL;
     plugin = tr_plugin_load (cfg.plugin_path, NULL, &error);
     if (!plugin) {
@@ -341,6 +384,8 @@ out:
     tr_plugin_get_desc (plugin)->worker_fini (wstate);
   g_byte_array_unref (io.in);
   g_byte_array_unref (io.ahead);
+  close_out_files (&io);
+  g_array_unref (io.out_files);
   tr_wire_buf_clear (&io.out);
   return status;
 }

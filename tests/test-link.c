@@ -350,15 +350,12 @@ static void
 put_config (TrWireBuf *b, const char *const *pairs)
 {
   g_autofree char *plugin = tt_test_plugin ("testkit");
-  gsize at = tr_wire_begin (b, TR_MSG_CONFIG);
-  tr_wire_put_str (b, plugin);
-  tr_wire_put_u32 (b, 1); /* slot */
   guint n = pairs ? g_strv_length ((char **) pairs) : 0;
   g_assert_cmpuint (n % 2, ==, 0);
-  tr_wire_put_u32 (b, n / 2);
+  g_autoptr (GPtrArray) list = g_ptr_array_new ();
   for (guint i = 0; i < n; i++)
-    tr_wire_put_str (b, pairs[i]);
-  tr_wire_end (b, at);
+    g_ptr_array_add (list, (gpointer) pairs[i]);
+  tr_wire_put_config (b, plugin, 1 /* slot */, FALSE, list);
 }
 
 /* A TASKS frame of tasks first_id, first_id + 1, ... with these (text) payloads. */

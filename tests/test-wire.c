@@ -96,11 +96,13 @@ test_truncated_fields (void)
   g_assert_false (tr_wire_reader_done (&r));
 }
 
-/* A result record's status: 0 done, 1 failed, 2 sent back unrun; anything else is bad. */
+/* A result record's status: 0 done, 1 failed, 2 sent back unrun; anything else is bad.
+ * Its count of attached files: at most TR_WIRE_TASK_FILES, and none for a task sent back. */
 static void
 test_result_status (void)
 {
-  for (guint status = 0; status <= 3; status++) {
+  for (guint status = 0; status <= 3; status++)
+    for (guint files = 0; files <= TR_WIRE_TASK_FILES + 1; files++) {
     g_auto (TrWireBuf) buf = { 0 };
     tr_wire_buf_init (&buf);
     tr_wire_put_u64 (&buf, 7);
@@ -108,15 +110,19 @@ test_result_status (void)
     tr_wire_put_u32 (&buf, 0);
     tr_wire_put_u64 (&buf, 0);
     tr_wire_put_u64 (&buf, 0);
-    tr_wire_put_bytes (&buf, "out", 3);
+    tr_wire_put_u32 (&buf, 3);
+    tr_wire_put_u8 (&buf, (guint8) files);
+    tr_wire_buf_append (&buf, "out", 3);
     tr_wire_put_str (&buf, "");
     TrWireReader r;
     tr_wire_reader_init (&r, buf.data, buf.len);
     TrWireResult res;
     gboolean ok = tr_wire_read_result (&r, &res);
-    g_assert_cmpint (ok, ==, status <= 2);
+    g_assert_cmpint (ok, ==, status <= 2 && files <= TR_WIRE_TASK_FILES &&
+                                 !(status == 2 && files));
     if (!ok)
       continue;
+    g_assert_cmpuint (res.n_files, ==, files);
     g_assert_cmpuint (res.id, ==, 7);
     g_assert_cmpint (res.failed, ==, status == 1);
     g_assert_cmpint (res.returned, ==, status == 2);
@@ -137,7 +143,9 @@ test_result_writer (void)
   tr_wire_put_u32 (&expect, 7);
   tr_wire_put_u64 (&expect, 1700000000000000);
   tr_wire_put_u64 (&expect, 123456);
-  tr_wire_put_bytes (&expect, "output", 6);
+  tr_wire_put_u32 (&expect, 6);
+  tr_wire_put_u8 (&expect, 2); /* files */
+  tr_wire_buf_append (&expect, "output", 6);
   tr_wire_put_str (&expect, "it broke");
 
   g_auto (TrWireBuf) buf = { 0 };
@@ -146,7 +154,7 @@ test_result_writer (void)
   gsize at = tr_wire_begin_result (&buf, 42, 1700000000000000);
   g_assert_cmpuint (at, ==, 3);
   tr_wire_buf_append (&buf, "output", 6);
-  tr_wire_end_result (&buf, at, 1, 7, 123456, "it broke");
+  tr_wire_end_result (&buf, at, 1, 7, 123456, 2, "it broke");
   g_assert_cmpmem (buf.data + 3, buf.len - 3, expect.data, expect.len);
 
   TrWireReader r;
@@ -165,6 +173,7 @@ test_result_writer (void)
   g_assert_cmpuint (res.run_ns, ==, 123456);
   g_assert_cmpmem (res.data, res.len, "output", 6);
   g_assert_cmpmem (res.message, res.message_len, "it broke", 8);
+  g_assert_cmpuint (res.n_files, ==, 2);
 
   /* a task sent back unrun: status 2, nothing else */
   buf.len = 0;

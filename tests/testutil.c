@@ -160,14 +160,24 @@ die_with_test (gpointer data)
 GPid
 tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *env)
 {
-  g_auto (GStrv) envp = NULL;
-  g_autoptr (GPtrArray) argv = taskrun_argv (args, env, &envp);
   g_autofree char *out = g_build_filename (dir, "out.txt", NULL);
   g_autofree char *err = g_build_filename (dir, "err.txt", NULL);
   int out_fd = open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   int err_fd = open (err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   g_assert_cmpint (out_fd, >=, 0);
   g_assert_cmpint (err_fd, >=, 0);
+  GPid pid = tt_spawn_taskrun_fds (args, dir, env, out_fd, err_fd);
+  close (out_fd);
+  close (err_fd);
+  return pid;
+}
+
+GPid
+tt_spawn_taskrun_fds (const char *const *args, const char *dir, const char *const *env,
+                      int out_fd, int err_fd)
+{
+  g_auto (GStrv) envp = NULL;
+  g_autoptr (GPtrArray) argv = taskrun_argv (args, env, &envp);
   GPid pid = 0;
   g_autoptr (GError) error = NULL;
   gboolean ok = g_spawn_async_with_fds (dir, (char **) argv->pdata, envp,
@@ -176,8 +186,6 @@ tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *e
                                         die_with_test, NULL, &pid, -1, out_fd, err_fd, &error);
   g_assert_no_error (error);
   g_assert_true (ok);
-  close (out_fd);
-  close (err_fd);
   return pid;
 }
 

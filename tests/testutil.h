@@ -19,6 +19,9 @@ int tt_run_taskrun (const char *const *args, const char *cwd, const char *const 
 /* Starts taskrun in the background, its stdout and stderr going to files in `dir`
  * (out.txt, err.txt).  Returns its pid. */
 GPid tt_spawn_taskrun (const char *const *args, const char *dir, const char *const *env);
+/* The same with its stdout and stderr on these descriptors (the caller's to close). */
+GPid tt_spawn_taskrun_fds (const char *const *args, const char *dir, const char *const *env,
+                           int out_fd, int err_fd);
 struct rusage;
 /* Waits for `pid` up to `seconds`; kills it and fails the test if it does not end.
  * Returns its wait status, and its resource use in *ru unless ru is NULL. */

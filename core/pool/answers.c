@@ -59,6 +59,28 @@ take_bundle_answer (TrPool *pool, Worker *w, const guint8 *body, gsize len)
   return TRUE;
 }
 
+/* The descriptors a record attached: the next ones the link received (they came with
+ * the frame's first byte).  Too few (the parent ran out of descriptors, or a worker that
+ * lies): the task fails, saying so; the worker is not to blame for this process's limit. */
+static void
+take_files (TrTaskRecord *a, TrLink *link, guint wanted)
+{
+  GArray *got = link->received_files;
+  guint n = got ? MIN (wanted, got->len) : 0;
+  for (guint i = 0; i < n; i++)
+    a->outcome.files[i] = g_array_index (got, int, i);
+  a->outcome.n_files = n;
+  if (n)
+    g_array_remove_range (got, 0, n);
+  if (n < wanted && !a->outcome.error) {
+    a->outcome.error = g_error_new (TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
+                                    "%u of the %u files holding the task's output did not "
+                                    "arrive (taskrun may be out of file descriptors)",
+                                    wanted - n, wanted);
+    a->outcome.exit_value = 1;
+  }
+}
+
 static void
 keep_result (TrTaskRecord *a, const TrWireResult *res)
 {
@@ -127,6 +149,8 @@ handle_results (TrPool *pool, Worker *w, const guint8 *body, gsize len)
     a->outcome.start_time = res.start_us / 1e6;
     measured (pool, w, (double) res.run_ns, SINGLE_TASK_WEIGHT, 1);
     keep_result (a, &res);
+    if (res.n_files)
+      take_files (a, w->link, res.n_files);
     if (a == w->clocks.timed_out)
       w->clocks.timed_out = NULL; /* it finished after all, as the signal went out */
     handoff_complete (pool, a);

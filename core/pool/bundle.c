@@ -124,7 +124,9 @@ bundle_check_answer (const TrTaskRecord *b, const guint8 *body, gsize len, Bundl
   double sum_ns = 0, max_ns = 0;
   for (guint i = 0; i < b->count; i++) {
     TrWireResult res;
-    if (!tr_wire_read_result (&r, &res) || res.returned || res.id != b->task.id + i)
+    /* a task that attached files is answered alone: the files are a single record's */
+    if (!tr_wire_read_result (&r, &res) || res.returned || res.n_files ||
+        res.id != b->task.id + i)
       return FALSE;
     sum_ns += (double) res.run_ns;
     max_ns = MAX (max_ns, (double) res.run_ns);

@@ -290,6 +290,8 @@ deliver (TrPool *pool, TrTaskRecord *a)
   v->sent = a->task.payload_len;
   v->exit_value = error ? a->outcome.exit_value : 0;
   v->signal = error ? a->outcome.signal : 0;
+  v->files = a->outcome.files;
+  v->n_files = a->outcome.n_files;
 
   gboolean again = runs_again (pool, error, a->task.attempt, a->task.payload_len);
   a->caller.done = !again; /* before its callback, which may ask */

@@ -82,6 +82,8 @@ struct TrTaskRecord {
     double start_time;
     int exit_value;
     int signal;
+    guint n_files;                 /* descriptors the task attached, this process's own */
+    int files[TR_WIRE_TASK_FILES];
   } outcome;
   RecordCaller caller;
   guint8 payload_inline[INLINE_PAYLOAD];

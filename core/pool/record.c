@@ -11,6 +11,7 @@
 #include "private.h"
 
 #include <string.h>
+#include <unistd.h>
 
 void
 record_clear_outcome (TrTaskRecord *a)
@@ -22,6 +23,9 @@ record_clear_outcome (TrTaskRecord *a)
   a->outcome.error_code = 0;
   a->outcome.exit_value = 0;
   a->outcome.signal = 0;
+  for (guint i = 0; i < a->outcome.n_files; i++)
+    close (a->outcome.files[i]);
+  a->outcome.n_files = 0;
   g_clear_error (&a->outcome.error);
 }
 

@@ -33,8 +33,9 @@ G_BEGIN_DECLS
  * refuses any other with a message naming both versions.
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
-#define TR_ABI_MINOR 2 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
-                        * 2: tr_job_write, TR_PLUGIN_FLAG_STATUS_IN_CODE */
+#define TR_ABI_MINOR 3 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
+                        * 2: tr_job_write, TR_PLUGIN_FLAG_STATUS_IN_CODE;
+                        * 3: tr_output_attach_file, TrResult.files, tr_job_write_file */
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -125,6 +126,12 @@ typedef struct {
   int exit_value;           /* as in a GNU parallel job log: 0 success, 1 task failed,
                              * N the worker exited with N, -1 timed out or killed by taskrun */
   int signal;               /* the signal that ended the worker holding the task, or 0 */
+  /* Since ABI 1.3: the files run attached (tr_output_attach_file), in the order it
+   * attached them, as descriptors open for reading in this process.  The core closes
+   * them after the result hook returns (dup one to keep it).  Read them with pread or
+   * tr_job_write_file: their offsets are not set. */
+  const int *files;
+  guint n_files;
 } TrResult;
 
 /* The running job, as a plugin's parent-side hooks see it. */
@@ -152,6 +159,10 @@ gboolean tr_job_print (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3)
  * when they were not written (stdout's first failure is reported as tr_job_print's).
  * Since ABI 1.2. */
 gboolean tr_job_write (TrJob *job, int fd, const void *data, gsize len);
+/* The same for the whole content of `file` (a TrResult's file, say), copied in the
+ * kernel where it can be.  FALSE when it was not all written or could not be read; a
+ * failure to read is reported on stderr naming `what`.  Since ABI 1.3. */
+gboolean tr_job_write_file (TrJob *job, int fd, int file, const char *what);
 /* The same for a message on stderr (a warning, a note), prefixed "taskrun: NAME: ". */
 void tr_job_message (TrJob *job, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
@@ -179,6 +190,14 @@ typedef struct {
  * batched with them). */
 typedef struct TrOutput TrOutput;
 void tr_output_append (TrOutput *output, const void *data, gsize len);
+/* Hands the result a file besides its bytes, for output too large to hold in memory:
+ * the parent's result hook gets it as TrResult.files[i], the whole file whatever the
+ * offset.  On TRUE the core owns `fd` (it closes it once it has been sent); make it an
+ * unlinked file (O_TMPFILE) so that nothing is left behind whatever happens.  FALSE,
+ * the descriptor still the caller's, when the worker's link cannot carry descriptors
+ * (the MPI backend: the parent is on another host) or the task attached 4 already.
+ * Since ABI 1.3. */
+gboolean tr_output_attach_file (TrOutput *output, int fd);
 
 /* The error domain for task failures reported by the core. */
 #define TR_TASK_ERROR (tr_task_error_quark ())

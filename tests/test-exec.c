@@ -1,11 +1,18 @@
 /* test-exec.c — the exec plugin through the built taskrun: inputs that try to become
  * words or commands, how a command's end is reported, grouped output, the environment
- * a command sees, --dry-run, and the bundled job file. */
+ * a command sees, --dry-run, the bundled job file, output too large for memory (exact,
+ * bounded, a full disk), and --resume after an interrupt. */
 #include "testutil.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* Writes job.ini for exec in `dir` with `exec_keys` and runs it with `extra` args. */
 static int
@@ -362,16 +369,256 @@ test_mpi (void)
   g_autofree char *dir = tt_tmpdir ();
   g_autofree char *out = NULL, *err = NULL;
   tt_use_mpirun (3);
+  /* f prints 3 MB, more than a stream keeps in memory: a worker on another host cannot
+   * attach its spill file, and sends it in the result; g prints more than a result can
+   * carry, and fails saying so */
   int status = run_exec (dir, NULL,
-                         "shell = yes\ncommand = echo {} slot=$TASKRUN_SLOT; exit 0\n"
-                         "args = a b c d e f\n", NULL, &out, &err);
+                         "shell = yes\ncommand = echo {} slot=$TASKRUN_SLOT; "
+                         "if [ {} = f ]; then head -c 3000000 /dev/zero | tr '\\0' x; fi; "
+                         "if [ {} = g ]; then head -c 40000000 /dev/zero; fi; exit 0\n"
+                         "args = a b c d e f g\n", NULL, &out, &err);
   tt_use_mpirun (0);
-  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpint (status, ==, 1);
   for (const char *c = "abcdef"; *c; c++) {
     g_autofree char *line = g_strdup_printf ("%c slot=", *c);
     g_assert_nonnull (strstr (out, line));
   }
-  g_assert_nonnull (strstr (err, "6 tasks: 6 succeeded"));
+  g_assert_cmpuint (strlen (out), ==, 6 * strlen ("a slot=1\n") + 3000000);
+  g_assert_nonnull (strstr (err, "the most a task on another host can send back"));
+  g_assert_nonnull (strstr (err, "7 tasks: 6 succeeded, 1 failed"));
+  tt_rmtree (dir);
+}
+
+/* Bytes no text tool would keep: NULs, bytes that are not UTF-8, lines of any length,
+ * no newline at the end; `n` of them from `seed`. */
+static GBytes *
+odd_bytes (gsize n, guint32 seed)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (seed);
+  guint8 *b = g_malloc (n);
+  for (gsize i = 0; i < n; i++) {
+    guint32 r = g_rand_int (rand);
+    b[i] = r % 7 == 0 ? '\n' : r % 11 == 0 ? 0 : (guint8) (r >> 8);
+  }
+  if (n)
+    b[n - 1] = 0xff;
+  return g_bytes_new_take (b, n);
+}
+
+/* How many entries a folder holds. */
+static guint
+entries_in (const char *path)
+{
+  g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
+  g_assert_nonnull (d);
+  guint n = 0;
+  while (g_dir_read_name (d))
+    n++;
+  return n;
+}
+
+/* Output past what a task keeps in memory (a MiB a stream) comes out byte for byte on
+ * both streams, in input order, tagged, and in results = DIR, and the temporary files
+ * that held it leave nothing in $TMPDIR. */
+static void
+test_large_output (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *tmp = g_build_filename (dir, "tmp", NULL);
+  g_assert_cmpint (g_mkdir (tmp, 0700), ==, 0);
+  static const gsize sizes[] = { 3u << 20, 100, (1u << 20) + 1, 5u << 20 };
+  GBytes *outs[G_N_ELEMENTS (sizes)], *errs[G_N_ELEMENTS (sizes)];
+  g_autoptr (GString) args = g_string_new ("args =");
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++) {
+    outs[i] = odd_bytes (sizes[i], (guint32) i);
+    errs[i] = odd_bytes (sizes[G_N_ELEMENTS (sizes) - 1 - i], (guint32) (100 + i));
+    g_autofree char *o = g_strdup_printf ("%s/o%zu", dir, i), *e = g_strdup_printf ("%s/e%zu", dir, i);
+    g_assert_true (g_file_set_contents (o, g_bytes_get_data (outs[i], NULL),
+                                        (gssize) g_bytes_get_size (outs[i]), NULL));
+    g_assert_true (g_file_set_contents (e, g_bytes_get_data (errs[i], NULL),
+                                        (gssize) g_bytes_get_size (errs[i]), NULL));
+    g_string_append_printf (args, " %zu", i);
+  }
+  g_autofree char *env_tmp = g_strdup_printf ("TMPDIR=%s", tmp);
+  const char *const env[] = { env_tmp, NULL };
+  for (int tagged = 0; tagged < 2; tagged++) {
+    g_autofree char *keys = g_strdup_printf ("shell = yes\nworkdir = .\ncommand = cat o{}; cat e{} >&2\n"
+                                             "results = res%d\ntag = %s\n%s\n",
+                                             tagged, tagged ? "yes" : "no", args->str);
+    g_autofree char *text = g_strdup_printf ("[taskrun]\nplugin = exec\nworkers = 2\nordered = yes\n"
+                                             "[exec]\n%s", keys);
+    g_autofree char *job = tt_write (dir, "job.ini", text);
+    const char *const argv[] = { "-q", "-c", job, NULL };
+    g_autofree char *out = NULL, *err = NULL;
+    gsize out_len = 0, err_len = 0;
+    GPid pid = tt_spawn_taskrun (argv, dir, env);
+    g_assert_cmpint (tt_wait_pid (pid, 60, NULL), ==, 0);
+    g_autofree char *out_path = g_build_filename (dir, "out.txt", NULL);
+    g_autofree char *err_path = g_build_filename (dir, "err.txt", NULL);
+    g_assert_true (g_file_get_contents (out_path, &out, &out_len, NULL));
+    g_assert_true (g_file_get_contents (err_path, &err, &err_len, NULL));
+    g_autoptr (GByteArray) want_out = g_byte_array_new (), want_err = g_byte_array_new ();
+    for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++) {
+      for (int s = 0; s < 2; s++) {
+        GByteArray *want = s ? want_err : want_out;
+        gsize len;
+        const guint8 *b = g_bytes_get_data (s ? errs[i] : outs[i], &len);
+        for (gsize at = 0; at < len;) {
+          const guint8 *nl = memchr (b + at, '\n', len - at);
+          gsize end = nl ? (gsize) (nl - b) + 1 : len;
+          if (tagged) {
+            char tag[32];
+            int n = g_snprintf (tag, sizeof tag, "%zu\t", i);
+            g_byte_array_append (want, (const guint8 *) tag, (guint) n);
+          }
+          g_byte_array_append (want, b + at, (guint) (end - at));
+          at = end;
+        }
+        /* results = DIR keeps the bytes as the command wrote them, untagged */
+        g_autofree char *kept_path = g_strdup_printf ("%s/res%d/%zu/%s", dir, tagged, i + 1,
+                                                      s ? "stderr" : "stdout");
+        g_autofree char *kept = NULL;
+        gsize kept_len = 0;
+        g_assert_true (g_file_get_contents (kept_path, &kept, &kept_len, NULL));
+        g_assert_cmpmem (kept, kept_len, b, len);
+      }
+    }
+    g_assert_cmpmem (out, out_len, want_out->data, want_out->len);
+    g_assert_cmpuint (err_len, ==, want_err->len);
+    g_assert_true (memcmp (err, want_err->data, err_len) == 0);
+  }
+  g_assert_cmpuint (entries_in (tmp), ==, 0);
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++) {
+    g_bytes_unref (outs[i]);
+    g_bytes_unref (errs[i]);
+  }
+  tt_rmtree (dir);
+}
+
+/* A task printing 2 GiB: all of it arrives, and no process of the run (taskrun, its
+ * workers, the command) grows by more than a generous bound: the output is never in
+ * memory (it was limited to 32 MiB when it was). */
+static void
+test_2gb_output (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  int pipe_fds[2];
+  g_assert_cmpint (pipe (pipe_fds), ==, 0);
+  int err_fd = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+  const char *const argv[] = { "-q", "-e", "head -c 2147483648", ":::", "/dev/zero", NULL };
+  GPid pid = tt_spawn_taskrun_fds (argv, dir, NULL, pipe_fds[1], err_fd);
+  close (pipe_fds[1]);
+  close (err_fd);
+  guint64 total = 0;
+  gboolean all_zero = TRUE;
+  g_autofree guint8 *buf = g_malloc (1 << 20);
+  for (;;) {
+    ssize_t n = read (pipe_fds[0], buf, 1 << 20);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    for (ssize_t i = 0; i < n && all_zero; i += 4093)
+      all_zero = buf[i] == 0;
+    total += (guint64) n;
+  }
+  close (pipe_fds[0]);
+  struct rusage ru;
+  g_assert_cmpint (tt_wait_pid (pid, 300, &ru), ==, 0);
+  g_assert_cmpuint (total, ==, G_GUINT64_CONSTANT (2147483648));
+  g_assert_true (all_zero);
+  g_test_message ("largest process of the run: %ld KiB", ru.ru_maxrss);
+#if !defined(__SANITIZE_ADDRESS__) /* its shadow memory and quarantine are no measure */
+  g_assert_cmpint (ru.ru_maxrss, <, 64 * 1024); /* KiB */
+#endif
+  tt_rmtree (dir);
+}
+
+/* A full $TMPDIR while a task's output is spilled fails that task, naming the stream and
+ * ENOSPC, and shows none of that stream: never a cut output reported as success.  The
+ * other tasks run and print as usual.  Needs a small tmpfs mounted for the test (root). */
+static void
+test_enospc_while_spilling (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *tmp = g_build_filename (dir, "small", NULL);
+  g_assert_cmpint (g_mkdir (tmp, 0700), ==, 0);
+  if (mount ("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m") != 0) {
+    g_autofree char *why = g_strdup_printf ("cannot mount a small tmpfs for $TMPDIR: %s",
+                                            g_strerror (errno));
+    g_test_skip (why);
+    tt_rmtree (dir);
+    return;
+  }
+  g_autofree char *env_tmp = g_strdup_printf ("TMPDIR=%s", tmp);
+  const char *const env[] = { env_tmp, NULL };
+  g_autofree char *job = tt_write (dir, "job.ini",
+                                   "[taskrun]\nplugin = exec\nworkers = 2\n[exec]\nshell = yes\n"
+                                   "command = if [ {} = big ]; then head -c 8000000 /dev/zero; "
+                                   "fi; echo done {}\nargs = big small\n");
+  const char *const argv[] = { "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (argv, dir, env);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_wait_taskrun (pid, 60, dir, &out, &err);
+  umount2 (tmp, MNT_DETACH);
+  g_test_message ("stderr: %s", err);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "task 1 (if [ big = big ]"));
+  g_assert_nonnull (strstr (err, "its stdout was lost"));
+  g_assert_nonnull (strstr (err, "No space left on device"));
+  g_assert_cmpstr (out, ==, "done small\n");
+  g_assert_nonnull (strstr (err, "2 tasks: 1 succeeded, 1 failed"));
+  tt_rmtree (dir);
+}
+
+/* Interrupted (SIGINT) with a job log, then run again with --resume: the second run runs
+ * exactly the tasks the first did not finish, so that every input has run once. */
+static void
+test_resume_after_interrupt (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *log = g_build_filename (dir, "log", NULL);
+  g_autofree char *inputs = g_build_filename (dir, "inputs", NULL);
+  g_autoptr (GString) list = g_string_new (NULL);
+  for (int i = 1; i <= 40; i++)
+    g_string_append_printf (list, "in%d\n", i);
+  g_assert_true (g_file_set_contents (inputs, list->str, -1, NULL));
+  g_autofree char *ran = g_build_filename (dir, "ran", NULL);
+  g_autofree char *job = tt_write (dir, "job.ini",
+                                   "[taskrun]\nplugin = exec\nworkers = 2\n[exec]\nshell = yes\n"
+                                   "workdir = .\ninput = inputs\n"
+                                   "command = sleep 0.1; echo {} >> ran; echo {}\n");
+  g_autofree char *opt = g_strdup_printf ("--joblog=%s", log);
+  const char *const first[] = { "-c", job, opt, NULL };
+  GPid pid = tt_spawn_taskrun (first, dir, NULL);
+  g_assert_true (tt_wait_lines (log, 6, 30));
+  kill (pid, SIGINT);
+  g_autofree char *out1 = NULL, *err1 = NULL;
+  int status = tt_wait_taskrun (pid, 30, dir, &out1, &err1);
+  g_assert_cmpint (status, ==, 130);
+  const char *const again[] = { "-c", job, opt, "--resume", NULL };
+  pid = tt_spawn_taskrun (again, dir, NULL);
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_wait_taskrun (pid, 60, dir, &out2, &err2), ==, 0);
+  /* every input ran exactly once in all (the commands' own record), and the two runs'
+   * outputs are the two halves */
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (ran, &text, NULL, NULL));
+  g_autofree char *both = g_strconcat (out1, out2, NULL);
+  g_auto (GStrv) ran_lines = g_strsplit (text, "\n", -1);
+  g_auto (GStrv) out_lines = g_strsplit (both, "\n", -1);
+  for (int i = 1; i <= 40; i++) {
+    g_autofree char *line = g_strdup_printf ("in%d", i);
+    guint in_ran = 0, in_out = 0;
+    for (guint k = 0; ran_lines[k]; k++)
+      in_ran += strcmp (ran_lines[k], line) == 0;
+    for (guint k = 0; out_lines[k]; k++)
+      in_out += strcmp (out_lines[k], line) == 0;
+    g_assert_cmpuint (in_ran, ==, 1);
+    g_assert_cmpuint (in_out, ==, 1);
+  }
+  g_assert_cmpuint (tt_count_lines (out1, "in"), >=, 6);
+  g_assert_cmpuint (tt_count_lines (out2, "in"), >=, 1);
   tt_rmtree (dir);
 }
 
@@ -405,5 +652,9 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/one-line", test_one_line);
   g_test_add_func ("/exec/mpi", test_mpi);
   g_test_add_func ("/exec/bundled-job", test_bundled_job);
+  g_test_add_func ("/exec/large-output", test_large_output);
+  g_test_add_func ("/exec/2gb-output", test_2gb_output);
+  g_test_add_func ("/exec/enospc-while-spilling", test_enospc_while_spilling);
+  g_test_add_func ("/exec/resume-after-interrupt", test_resume_after_interrupt);
   return g_test_run ();
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK (taskrun-exec-error-quark, exec_error)
 
@@ -224,27 +225,68 @@ exec_describe (gpointer state, const guint8 *payload, gsize len, GString *out)
   g_string_append (out, line);
 }
 
-/* Writes one stream of a task's output on fd, each line after `tag` and a tab when
- * tag = yes (a last line without its newline too). */
+/* Appends `len` bytes of a stream to e->tagged, each line after `tag` and a tab, and
+ * writes what it holds whenever that passes a MiB (a long tag on many short lines must
+ * not make it huge).  *line_start: the next byte starts a line. */
 static void
-write_stream (Exec *e, int fd, const guint8 *data, gsize len, const guint8 *tag, gsize tag_len)
+tag_bytes (Exec *e, int fd, const guint8 *data, gsize len, const guint8 *tag, gsize tag_len,
+           gboolean *line_start)
 {
-  if (!len)
-    return;
-  if (!e->tag) {
-    tr_job_write (e->job, fd, data, len);
-    return;
-  }
-  g_string_truncate (e->tagged, 0);
   for (gsize at = 0; at < len;) {
     const guint8 *nl = memchr (data + at, '\n', len - at);
     gsize end = nl ? (gsize) (nl - data) + 1 : len;
-    g_string_append_len (e->tagged, (const char *) tag, (gssize) tag_len);
-    g_string_append_c (e->tagged, '\t');
+    if (*line_start) {
+      g_string_append_len (e->tagged, (const char *) tag, (gssize) tag_len);
+      g_string_append_c (e->tagged, '\t');
+    }
     g_string_append_len (e->tagged, (const char *) data + at, (gssize) (end - at));
+    *line_start = nl != NULL;
     at = end;
+    if (e->tagged->len >= EXEC_SPILL_AT) {
+      tr_job_write (e->job, fd, e->tagged->str, e->tagged->len);
+      g_string_truncate (e->tagged, 0);
+    }
   }
-  tr_job_write (e->job, fd, e->tagged->str, e->tagged->len);
+}
+
+/* Writes one stream of a task's output on fd, each line after `tag` and a tab when
+ * tag = yes (a last line without its newline too).  A stream in a file is copied in the
+ * kernel, or read a MiB at a time to be tagged. */
+static void
+write_stream (Exec *e, int fd, const ExecStream *st, const guint8 *tag, gsize tag_len)
+{
+  if (st->file >= 0 && !e->tag) {
+    tr_job_write_file (e->job, fd, st->file, "a task's output in its temporary file");
+    return;
+  }
+  g_string_truncate (e->tagged, 0);
+  gboolean line_start = TRUE;
+  if (st->file < 0) {
+    if (!st->len)
+      return;
+    if (!e->tag) {
+      tr_job_write (e->job, fd, st->data, st->len);
+      return;
+    }
+    tag_bytes (e, fd, st->data, st->len, tag, tag_len, &line_start);
+  } else {
+    g_autofree guint8 *buf = g_malloc (EXEC_SPILL_AT);
+    for (off_t pos = 0;;) {
+      ssize_t n = pread (st->file, buf, EXEC_SPILL_AT, pos);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        tr_job_message (e->job, "cannot read a task's output in its temporary file: %s",
+                        g_strerror (errno));
+      if (n <= 0)
+        break;
+      tag_bytes (e, fd, buf, (gsize) n, tag, tag_len, &line_start);
+      pos += n;
+    }
+  }
+  if (e->tagged->len)
+    tr_job_write (e->job, fd, e->tagged->str, e->tagged->len);
+  g_string_truncate (e->tagged, 0);
 }
 
 /* A task's output, whole, as it ends: its stdout, then its stderr. */
@@ -255,11 +297,18 @@ exec_result (gpointer state, const TrResult *r)
   if (r->len < EXEC_RESULT_HEAD || r->sent < 8)
     return;
   guint64 out_len = exec_get_u64 (r->data + 5);
+  guint8 in_files = r->data[13];
   gsize body = r->len - EXEC_RESULT_HEAD;
   out_len = MIN (out_len, body);
-  const guint8 *out = r->data + EXEC_RESULT_HEAD;
-  write_stream (e, 1, out, out_len, r->payload + 8, r->sent - 8);
-  write_stream (e, 2, out + out_len, body - out_len, r->payload + 8, r->sent - 8);
+  const guint8 *mem = r->data + EXEC_RESULT_HEAD;
+  ExecStream out = { mem, out_len, -1 }, err = { mem + out_len, body - out_len, -1 };
+  guint next_file = 0;
+  if ((in_files & EXEC_STDOUT_FILE) && next_file < r->n_files)
+    out = (ExecStream) { NULL, 0, r->files[next_file++] };
+  if ((in_files & EXEC_STDERR_FILE) && next_file < r->n_files)
+    err = (ExecStream) { NULL, 0, r->files[next_file++] };
+  write_stream (e, 1, &out, r->payload + 8, r->sent - 8);
+  write_stream (e, 2, &err, r->payload + 8, r->sent - 8);
   if (!e->results)
     return;
   gint32 value = (gint32) (r->data[1] | r->data[2] << 8 | r->data[3] << 16 | (guint32) r->data[4] << 24);
@@ -268,8 +317,8 @@ exec_result (gpointer state, const TrResult *r)
                 : value == ENOENT || value == ENOTDIR ? 127 : 126;
   int signal = r->data[0] == EXEC_SIGNALED ? value : 0;
   g_autoptr (GError) error = NULL;
-  if (!exec_results_write (e->results, exec_get_u64 (r->payload), out, out_len, out + out_len,
-                           body - out_len, exitval, signal, &error))
+  if (!exec_results_write (e->results, exec_get_u64 (r->payload), &out, &err, exitval, signal,
+                           &error))
     tr_job_stop (e->job, error->message); /* a result not kept is a failed job */
 }
 

@@ -3,8 +3,10 @@
  *
  * A task's payload: u64 sequence number (little-endian), then the input's bytes.
  * A result: u8 how (EXEC_EXITED, EXEC_SIGNALED, EXEC_NOT_STARTED), i32 its value (the
- * exit status, the signal, the errno), u64 the length of the command's stdout, then its
- * stdout and its stderr.
+ * exit status, the signal, the errno), u64 the length of the command's stdout, u8 which
+ * streams are in attached files (EXEC_STDOUT_FILE, EXEC_STDERR_FILE: the result's
+ * files, stdout's first), then the stdout and the stderr held in memory (none of a
+ * stream that is in a file).
  */
 #ifndef TASKRUN_EXEC_H
 #define TASKRUN_EXEC_H
@@ -19,9 +21,22 @@ typedef enum {
   EXEC_NOT_STARTED = 2,
 } ExecHow;
 
-#define EXEC_RESULT_HEAD (1 + 4 + 8)
-/* What a task's output may take in its result (TrOutput's limit, less the head). */
+enum { EXEC_STDOUT_FILE = 1, EXEC_STDERR_FILE = 2 };
+
+#define EXEC_RESULT_HEAD (1 + 4 + 8 + 1)
+/* What a task's output may take in its result's bytes (TrOutput's limit, less the head):
+ * all of it where files cannot be attached (the MPI backend). */
 #define EXEC_OUTPUT_MAX ((32u << 20) - EXEC_RESULT_HEAD)
+/* A stream is held in memory up to this size, then in an unlinked temporary file: so a
+ * command's output costs the worker and taskrun a few MiB, whatever its size. */
+#define EXEC_SPILL_AT (1u << 20)
+
+/* One stream of a task's output: bytes in memory, or a file (data NULL, file >= 0). */
+typedef struct {
+  const guint8 *data;
+  gsize len;
+  int file;
+} ExecStream;
 
 #define EXEC_ERROR (exec_error_quark ())
 GQuark exec_error_quark (void);
@@ -31,9 +46,8 @@ extern const TrOption exec_options[];
 /* results = DIR (results.c). */
 typedef struct ExecResults ExecResults;
 ExecResults *exec_results_open (const char *path, GError **error);
-gboolean exec_results_write (ExecResults *res, guint64 seq, const guint8 *out, gsize out_len,
-                             const guint8 *err, gsize err_len, int exitval, int signal,
-                             GError **error);
+gboolean exec_results_write (ExecResults *res, guint64 seq, const ExecStream *out,
+                             const ExecStream *err, int exitval, int signal, GError **error);
 void exec_results_close (ExecResults *res);
 
 /* The worker hooks (run.c). */

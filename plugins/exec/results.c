@@ -66,15 +66,47 @@ write_all (int fd, const guint8 *data, gsize len)
   return TRUE;
 }
 
+/* All of `file` (from offset 0) into fd: copy_file_range, in the kernel, else pread and
+ * write. */
+static gboolean
+copy_all (int fd, int file)
+{
+  loff_t pos = 0;
+  for (;;) {
+    ssize_t n = copy_file_range (file, &pos, fd, NULL, 1 << 30, 0);
+    if (n == 0)
+      return TRUE;
+    if (n > 0)
+      continue;
+    if (errno == EINTR)
+      continue;
+    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+      return FALSE;
+    break;
+  }
+  static guint8 buf[1 << 16];
+  for (;;) {
+    ssize_t n = pread (file, buf, sizeof buf, pos);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n == 0;
+    if (!write_all (fd, buf, (gsize) n))
+      return FALSE;
+    pos += n;
+  }
+}
+
 /* One file of the task's folder, whole or not at all. */
 static gboolean
-put_file (int dir, const char *name, const guint8 *data, gsize len)
+put_file (int dir, const char *name, const ExecStream *stream)
 {
   g_autofree char *tmp = g_strdup_printf (".%s.%08x.tmp", name, g_random_int ());
   int fd = openat (dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
     return FALSE;
-  gboolean ok = write_all (fd, data, len);
+  gboolean ok = stream->file >= 0 ? copy_all (fd, stream->file)
+                                  : write_all (fd, stream->data, stream->len);
   int errsv = errno;
   if (close (fd) != 0 && ok) {
     ok = FALSE;
@@ -89,8 +121,8 @@ put_file (int dir, const char *name, const guint8 *data, gsize len)
 }
 
 gboolean
-exec_results_write (ExecResults *res, guint64 seq, const guint8 *out, gsize out_len,
-                    const guint8 *err, gsize err_len, int exitval, int signal, GError **error)
+exec_results_write (ExecResults *res, guint64 seq, const ExecStream *out,
+                    const ExecStream *err, int exitval, int signal, GError **error)
 {
   char name[32];
   g_snprintf (name, sizeof name, "%" G_GUINT64_FORMAT, seq);
@@ -102,9 +134,10 @@ exec_results_write (ExecResults *res, guint64 seq, const guint8 *out, gsize out_
   char ev[16], sg[16];
   int ev_len = g_snprintf (ev, sizeof ev, "%d\n", exitval);
   int sg_len = g_snprintf (sg, sizeof sg, "%d\n", signal);
-  gboolean ok = put_file (dir, "stdout", out, out_len) && put_file (dir, "stderr", err, err_len) &&
-                put_file (dir, "exitval", (const guint8 *) ev, (gsize) ev_len) &&
-                put_file (dir, "signal", (const guint8 *) sg, (gsize) sg_len);
+  ExecStream exitval_text = { (const guint8 *) ev, (gsize) ev_len, -1 };
+  ExecStream signal_text = { (const guint8 *) sg, (gsize) sg_len, -1 };
+  gboolean ok = put_file (dir, "stdout", out) && put_file (dir, "stderr", err) &&
+                put_file (dir, "exitval", &exitval_text) && put_file (dir, "signal", &signal_text);
   int errsv = errno;
   close (dir);
   if (ok)

@@ -3,7 +3,8 @@
  * The command starts with posix_spawnp in the worker's process group (so that the
  * core's task_timeout stops it and everything it started), with stdin /dev/null, the
  * environment plus TASKRUN_SEQ and TASKRUN_SLOT, and the job's working directory.  Its
- * stdout and stderr are read as it runs, each whole into the task's result.
+ * stdout and stderr are read as it runs, each whole into the task's result: in memory
+ * while small, in an unlinked temporary file attached to the result when large.
  * Owns: starting, reading and reaping the command, and the words for how it ended.
  * Does not own: the argv (template.c), printing the output (exec.c).
  */
@@ -15,6 +16,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,21 +79,151 @@ command_env (guint64 seq)
   return g_environ_setenv (g_get_environ (), "TASKRUN_SEQ", text, TRUE);
 }
 
-/* Reads the command's stdout and stderr to their ends into `out` and `err`; what passes
- * EXEC_OUTPUT_MAX in all is read and dropped (the command must not block on a full pipe),
- * and *overflow says so. */
+/* One of the command's output streams as it is read: in memory up to EXEC_SPILL_AT,
+ * then in an unlinked temporary file under $TMPDIR (whole: the memory part is moved
+ * there first), which the kernel removes with its last descriptor, whatever ends taskrun.
+ * A stream whose file could not be made or written (a full disk) is read to its end and
+ * dropped, its errno kept: the task then fails naming it, and none of that stream is shown. */
+typedef struct {
+  int pipe;         /* the read end; -1 once it ended */
+  GByteArray *mem;
+  int file;         /* -1: not spilled */
+  int lost_errno;   /* not 0: the stream could not be kept */
+  gboolean splice_works;
+  gboolean trickle; /* spilled, and the last read found little: let the pipe fill */
+} Stream;
+
+/* A spilled stream is large: it is read when its pipe holds a good part of a MiB, not at
+ * every write of the command (4 KiB for many), which would cost the worker two system
+ * calls per write.  So after a read that found less than TRICKLE_BYTES the worker waits
+ * TRICKLE_NS; with the pipe made SPILL_PIPE_SIZE, a command writes a MiB a millisecond
+ * without blocking. */
+#define SPILL_PIPE_SIZE (1 << 20)
+#define TRICKLE_BYTES (256 << 10)
+#define TRICKLE_NS 1000000
+
 static void
-read_both (int fds[2], GByteArray *out, GByteArray *err, gboolean *overflow)
+stream_init (Stream *st, int pipe)
+{
+  *st = (Stream) { .pipe = pipe, .mem = g_byte_array_new (), .file = -1, .splice_works = TRUE };
+}
+
+static void
+stream_clear (Stream *st)
+{
+  if (st->pipe >= 0)
+    close (st->pipe);
+  if (st->file >= 0)
+    close (st->file);
+  g_byte_array_unref (st->mem);
+}
+
+/* An unlinked file for output in $TMPDIR: O_TMPFILE, or where the file system has none a
+ * named one removed at once. */
+static int
+spill_file (void)
+{
+  const char *dir = g_get_tmp_dir ();
+  int fd = open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+    return fd;
+  g_autofree char *name = g_build_filename (dir, "taskrun-output-XXXXXX", NULL);
+  fd = g_mkstemp_full (name, O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    unlink (name);
+  return fd;
+}
+
+static gboolean
+write_all (int fd, const guint8 *data, gsize len)
+{
+  while (len) {
+    ssize_t n = write (fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return FALSE;
+    if (n == 0) {
+      errno = EIO;
+      return FALSE;
+    }
+    data += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
+static void
+stream_lose (Stream *st, int errsv)
+{
+  st->lost_errno = errsv ? errsv : EIO;
+  if (st->file >= 0)
+    close (st->file);
+  st->file = -1;
+  g_byte_array_set_size (st->mem, 0);
+}
+
+/* Reads what the pipe has.  FALSE at its end. */
+static gboolean
+stream_read (Stream *st, guint8 *buf, gsize room)
+{
+  if (st->file >= 0 && st->splice_works) {
+    ssize_t n = splice (st->pipe, NULL, st->file, NULL, SPILL_PIPE_SIZE, SPLICE_F_MOVE);
+    st->trickle = n > 0 && n < TRICKLE_BYTES;
+    if (n >= 0)
+      return n > 0;
+    if (errno == EINTR || errno == EAGAIN)
+      return TRUE;
+    if (errno != EINVAL) {
+      stream_lose (st, errno);
+      return TRUE;
+    }
+    st->splice_works = FALSE;
+  }
+  ssize_t got = read (st->pipe, buf, room);
+  if (got < 0)
+    return errno == EINTR || errno == EAGAIN;
+  if (got == 0)
+    return FALSE;
+  if (st->lost_errno)
+    return TRUE; /* read on, so that the command is not stopped by a full pipe */
+  if (st->file >= 0) {
+    if (!write_all (st->file, buf, (gsize) got))
+      stream_lose (st, errno);
+    st->trickle = (gsize) got < room;
+    return TRUE;
+  }
+  if (st->mem->len + (gsize) got <= EXEC_SPILL_AT) {
+    g_byte_array_append (st->mem, buf, (guint) got);
+    return TRUE;
+  }
+  st->file = spill_file ();
+  if (st->file < 0 || !write_all (st->file, st->mem->data, st->mem->len) ||
+      !write_all (st->file, buf, (gsize) got)) {
+    stream_lose (st, errno);
+    return TRUE;
+  }
+  g_byte_array_set_size (st->mem, 0);
+  fcntl (st->pipe, F_SETPIPE_SZ, SPILL_PIPE_SIZE); /* best effort: pipe-max-size may be less */
+  return TRUE;
+}
+
+/* Reads the command's stdout and stderr to their ends. */
+static void
+read_both (Stream st[2])
 {
   guint8 buf[65536];
-  GByteArray *to[2] = { out, err };
-  while (fds[0] >= 0 || fds[1] >= 0) {
+  while (st[0].pipe >= 0 || st[1].pipe >= 0) {
+    if ((st[0].pipe >= 0 && st[0].trickle) || (st[1].pipe >= 0 && st[1].trickle)) {
+      struct timespec nap = { 0, TRICKLE_NS };
+      nanosleep (&nap, NULL);
+    }
     struct pollfd p[2];
     nfds_t n = 0;
     int which[2];
     for (int s = 0; s < 2; s++)
-      if (fds[s] >= 0) {
-        p[n] = (struct pollfd) { .fd = fds[s], .events = POLLIN };
+      if (st[s].pipe >= 0) {
+        p[n] = (struct pollfd) { .fd = st[s].pipe, .events = POLLIN };
         which[n++] = s;
       }
     if (poll (p, n, -1) < 0) {
@@ -101,36 +234,75 @@ read_both (int fds[2], GByteArray *out, GByteArray *err, gboolean *overflow)
     for (nfds_t i = 0; i < n; i++) {
       if (!p[i].revents)
         continue;
-      int s = which[i];
-      ssize_t got = read (fds[s], buf, sizeof buf);
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0) {
-        close (fds[s]);
-        fds[s] = -1;
-        continue;
+      Stream *s = &st[which[i]];
+      if (!stream_read (s, buf, sizeof buf)) {
+        close (s->pipe);
+        s->pipe = -1;
       }
-      if (out->len + err->len + (gsize) got > EXEC_OUTPUT_MAX)
-        *overflow = TRUE;
-      else
-        g_byte_array_append (to[s], buf, (guint) got);
     }
   }
 }
 
+/* Where the bytes of a spilled stream cannot travel as a file (the MPI backend), they
+ * are read back into memory, as long as the whole output fits a result. */
 static void
-put_result (TrOutput *output, ExecHow how, gint32 value, GByteArray *out, GByteArray *err)
+stream_unspill (Stream *st, gsize other_len, gboolean *overflow)
 {
+  struct stat sb;
+  if (fstat (st->file, &sb) != 0) {
+    stream_lose (st, errno);
+    return;
+  }
+  if ((gsize) sb.st_size + other_len > EXEC_OUTPUT_MAX) {
+    *overflow = TRUE;
+    close (st->file);
+    st->file = -1;
+    return;
+  }
+  g_byte_array_set_size (st->mem, (guint) sb.st_size);
+  gsize at = 0;
+  while (at < (gsize) sb.st_size) {
+    ssize_t n = pread (st->file, st->mem->data + at, (gsize) sb.st_size - at, (off_t) at);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      stream_lose (st, n < 0 ? errno : EIO);
+      return;
+    }
+    at += (gsize) n;
+  }
+  close (st->file);
+  st->file = -1;
+}
+
+/* The result: the head, the streams held in memory; the spilled ones attached as files,
+ * stdout's first.  *overflow: a stream had to come back into memory and did not fit. */
+static void
+put_result (TrOutput *output, ExecHow how, gint32 value, Stream *st, gboolean *overflow)
+{
+  guint8 files = 0;
+  if (st) {
+    for (int s = 0; s < 2; s++) {
+      if (st[s].file < 0)
+        continue;
+      if (tr_output_attach_file (output, st[s].file)) {
+        files |= s == 0 ? EXEC_STDOUT_FILE : EXEC_STDERR_FILE;
+        st[s].file = -1; /* the core's now */
+      } else {
+        stream_unspill (&st[s], st[!s].mem->len, overflow);
+      }
+    }
+  }
   guint8 head[EXEC_RESULT_HEAD];
   head[0] = (guint8) how;
   for (int i = 0; i < 4; i++)
     head[1 + i] = (guint8) ((guint32) value >> (8 * i));
-  exec_put_u64 (head + 5, out ? out->len : 0);
+  exec_put_u64 (head + 5, st ? st[0].mem->len : 0);
+  head[13] = files;
   tr_output_append (output, head, sizeof head);
-  if (out && out->len)
-    tr_output_append (output, out->data, out->len);
-  if (err && err->len)
-    tr_output_append (output, err->data, err->len);
+  for (int s = 0; st && s < 2; s++)
+    if (st[s].mem->len)
+      tr_output_append (output, st[s].mem->data, st[s].mem->len);
 }
 
 gboolean
@@ -200,26 +372,38 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
     g_set_error (error, EXEC_ERROR, status, "cannot run '%s': %s", argv[0], g_strerror (rc));
     return FALSE;
   }
-  g_autoptr (GByteArray) out = g_byte_array_new ();
-  g_autoptr (GByteArray) err = g_byte_array_new ();
-  gboolean overflow = FALSE;
-  read_both (fds, out, err, &overflow);
+  Stream st[2];
+  stream_init (&st[0], fds[0]);
+  stream_init (&st[1], fds[1]);
+  read_both (st);
   int status;
   while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
     ;
-  if (WIFSIGNALED (status)) {
-    int sig = WTERMSIG (status);
-    put_result (output, EXEC_SIGNALED, sig, out, err);
+  gboolean overflow = FALSE;
+  gboolean signaled = WIFSIGNALED (status);
+  int sig = signaled ? WTERMSIG (status) : 0;
+  int code = signaled ? 0 : WEXITSTATUS (status);
+  put_result (output, signaled ? EXEC_SIGNALED : EXEC_EXITED, signaled ? sig : code, st,
+              &overflow);
+  int lost = st[0].lost_errno ? st[0].lost_errno : st[1].lost_errno;
+  const char *lost_name = st[0].lost_errno ? "stdout" : "stderr";
+  stream_clear (&st[0]);
+  stream_clear (&st[1]);
+  if (signaled) {
     g_set_error (error, EXEC_ERROR, 256 + sig, "killed by signal %d (SIG%s)", sig,
                  sigabbrev_np (sig) ? sigabbrev_np (sig) : "?");
     return FALSE;
   }
-  int code = WEXITSTATUS (status);
-  put_result (output, EXEC_EXITED, code, out, err);
+  if (lost) {
+    g_set_error (error, EXEC_ERROR, code ? code : 1,
+                 "its %s was lost: cannot keep it in a temporary file in %s: %s "
+                 "(exit status %d)", lost_name, g_get_tmp_dir (), g_strerror (lost), code);
+    return FALSE;
+  }
   if (overflow) {
     g_set_error (error, EXEC_ERROR, code ? code : 1,
-                 "its output passed %u MiB and was cut there (exit status %d)",
-                 EXEC_OUTPUT_MAX >> 20, code);
+                 "its output passed %u MiB, the most a task on another host can send back, "
+                 "and was dropped (exit status %d)", EXEC_OUTPUT_MAX >> 20, code);
     return FALSE;
   }
   if (code != 0) {

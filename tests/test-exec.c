@@ -571,6 +571,37 @@ test_enospc_while_spilling (void)
   tt_rmtree (dir);
 }
 
+/* taskrun killed (SIGKILL) while a task's output is spilled: its workers and the command
+ * go (no orphan), and $TMPDIR holds nothing, as the spill files never had a name. */
+static void
+test_killed_while_spilling (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *tmp = g_build_filename (dir, "tmp", NULL);
+  g_assert_cmpint (g_mkdir (tmp, 0700), ==, 0);
+  g_autofree char *env_tmp = g_strdup_printf ("TMPDIR=%s", tmp);
+  const char *const env[] = { env_tmp, NULL };
+  g_autofree char *started = g_build_filename (dir, "started", NULL);
+  g_autofree char *command = g_strdup_printf ("head -c 5000000 /dev/zero; echo {} >> %s; sleep 60",
+                                              started);
+  const char *const argv[] = { "-q", "-j", "2", "-s", "exec.shell=yes", "-e", command,
+                               ":::", "a", "b", NULL };
+  GPid pid = tt_spawn_taskrun (argv, dir, env);
+  g_assert_true (tt_wait_lines (started, 2, 30));
+  g_autoptr (GArray) workers = tt_children (pid);
+  g_assert_cmpuint (workers->len, >=, 2);
+  for (guint i = 0, n = workers->len; i < n; i++) {
+    g_autoptr (GArray) commands = tt_children (g_array_index (workers, GPid, i));
+    g_array_append_vals (workers, commands->data, commands->len);
+  }
+  g_assert_cmpuint (workers->len, >=, 4); /* and the commands they run */
+  kill (pid, SIGKILL);
+  tt_wait_pid (pid, 30, NULL);
+  g_assert_cmpuint (tt_wait_gone (workers, 30), ==, 0);
+  g_assert_cmpuint (entries_in (tmp), ==, 0);
+  tt_rmtree (dir);
+}
+
 /* Interrupted (SIGINT) with a job log, then run again with --resume: the second run runs
  * exactly the tasks the first did not finish, so that every input has run once. */
 static void
@@ -655,6 +686,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/large-output", test_large_output);
   g_test_add_func ("/exec/2gb-output", test_2gb_output);
   g_test_add_func ("/exec/enospc-while-spilling", test_enospc_while_spilling);
+  g_test_add_func ("/exec/killed-while-spilling", test_killed_while_spilling);
   g_test_add_func ("/exec/resume-after-interrupt", test_resume_after_interrupt);
   return g_test_run ();
 }

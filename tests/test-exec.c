@@ -263,6 +263,91 @@ test_dry_run (void)
   tt_rmtree (dir);
 }
 
+/* `taskrun -e T --dry-run` shows the commands GNU parallel's --dry-run shows for the same
+ * template and inputs, for a table of templates with every replacement string, colsep
+ * among them (the oracle is run here; skipped when it is not installed).  Quotes in the
+ * template are left to test-exec-template.c: there taskrun keeps a quoted word one word,
+ * where parallel pastes the value into the text, a documented difference. */
+static void
+test_dry_run_matches_parallel (void)
+{
+  g_autofree char *parallel = g_find_program_in_path ("parallel");
+  if (!parallel) {
+    g_test_skip ("GNU parallel is not in PATH: the oracle for this case is missing");
+    return;
+  }
+  static const char *const plain[] = { "a.txt", "dir/sub/b.tar.gz", "with space.c",
+                                       "it's \"q\"", "$(x);*", NULL };
+  static const char *const commas[] = { "a.b,c/d.e", "p q,r s", "1,2,3", ",", "x/y.z,w", NULL };
+  static const char *const colons[] = { "x::y", "a b::c", "1::2::3", "::", "p.q::r/s", NULL };
+  /* every input has the columns its template names: a column past the last is '' in
+   * taskrun, where parallel drops the word (template.c) */
+  static const struct {
+    const char *template, *colsep;
+    const char *const *inputs;
+  } table[] = {
+    { "echo {}", NULL, plain },
+    { "echo {.} {/} {//} {/.}", NULL, plain },
+    { "echo {#} {%} {} {}", NULL, plain },
+    { "cp -- {} {.}.bak", NULL, plain },
+    { "printf %s {}", NULL, plain },
+    { "echo pre{}post x{.}y{#}", NULL, plain },
+    { "wc -l", NULL, plain },
+    { "echo {1} {2} {1.} {2/} {2//} {1/.}", ",", commas },
+    { "echo {2} {1} {#} {-1}", "::", colons },
+  };
+  g_autofree char *dir = tt_tmpdir ();
+  for (gsize i = 0; i < G_N_ELEMENTS (table); i++) {
+    const char *const *inputs = table[i].inputs;
+    g_autoptr (GPtrArray) ours = g_ptr_array_new_with_free_func (g_free);
+    g_ptr_array_add (ours, g_strdup ("--dry-run"));
+    if (table[i].colsep) {
+      g_ptr_array_add (ours, g_strdup ("-s"));
+      g_ptr_array_add (ours, g_strdup_printf ("exec.colsep=%s", table[i].colsep));
+    }
+    g_ptr_array_add (ours, g_strdup ("-e"));
+    g_ptr_array_add (ours, g_strdup (table[i].template));
+    g_ptr_array_add (ours, g_strdup (":::"));
+    g_autoptr (GPtrArray) theirs = g_ptr_array_new ();
+    g_ptr_array_add (theirs, parallel);
+    g_ptr_array_add (theirs, (gpointer) "--dry-run");
+    g_ptr_array_add (theirs, (gpointer) "-k");
+    g_ptr_array_add (theirs, (gpointer) "-j1");
+    if (table[i].colsep) {
+      g_ptr_array_add (theirs, (gpointer) "--colsep");
+      g_ptr_array_add (theirs, (gpointer) table[i].colsep);
+    }
+    g_ptr_array_add (theirs, (gpointer) table[i].template);
+    g_ptr_array_add (theirs, (gpointer) ":::");
+    for (guint k = 0; inputs[k]; k++) {
+      g_ptr_array_add (ours, g_strdup (inputs[k]));
+      g_ptr_array_add (theirs, (gpointer) inputs[k]);
+    }
+    g_ptr_array_add (ours, NULL);
+    g_ptr_array_add (theirs, NULL);
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint (tt_run_taskrun ((const char *const *) ours->pdata, dir, NULL, &out, &err), ==, 0);
+    g_autoptr (GString) shown = g_string_new (NULL);
+    const char *at = strstr (out, "; first tasks:\n");
+    g_assert_nonnull (at);
+    g_auto (GStrv) lines = g_strsplit (at + strlen ("; first tasks:\n"), "\n", -1);
+    for (guint k = 0; lines[k]; k++) {
+      const char *colon = strstr (lines[k], ": ");
+      if (g_str_has_prefix (lines[k], ";   ") && colon)
+        g_string_append_printf (shown, "%s\n", colon + 2);
+    }
+    g_autofree char *want = NULL, *want_err = NULL;
+    int wait_status = 0;
+    g_autoptr (GError) error = NULL;
+    g_assert_true (g_spawn_sync (dir, (char **) theirs->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                                 &want, &want_err, &wait_status, &error));
+    g_assert_no_error (error);
+    g_test_message ("template %s: parallel says\n%s", table[i].template, want);
+    g_assert_cmpstr (shown->str, ==, want);
+  }
+  tt_rmtree (dir);
+}
+
 /* Bad templates and inputs are job file errors: exit 2, nothing runs. */
 static void
 test_bad_job (void)
@@ -678,6 +763,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/results-dir", test_results_dir);
   g_test_add_func ("/exec/environment", test_environment);
   g_test_add_func ("/exec/dry-run", test_dry_run);
+  g_test_add_func ("/exec/dry-run-matches-parallel", test_dry_run_matches_parallel);
   g_test_add_func ("/exec/bad-job", test_bad_job);
   g_test_add_func ("/exec/stdin-and-long-input", test_stdin_and_long_input);
   g_test_add_func ("/exec/one-line", test_one_line);

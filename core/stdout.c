@@ -88,6 +88,13 @@ tr_stdout_flush (void)
   return TRUE;
 }
 
+static void
+wait_writable (int fd)
+{
+  struct pollfd p = { .fd = fd, .events = POLLOUT };
+  poll (&p, 1, -1);
+}
+
 /* One chunk of `file` at *pos to fd: sendfile (the kernel copies, for a pipe, a file or
  * a terminal alike), else pread and write.  Returns the bytes written, 0 at the file's
  * end, -1 with errno set and *reading saying which side failed.  A non-blocking fd
@@ -123,8 +130,7 @@ copy_chunk (int fd, int file, off_t *pos, gboolean *use_sendfile, gboolean *read
         if (w < 0 && errno == EINTR)
           continue;
         if (w < 0 && errno == EAGAIN) {
-          struct pollfd p = { .fd = fd, .events = POLLOUT };
-          poll (&p, 1, -1);
+          wait_writable (fd);
           continue;
         }
         if (w <= 0)
@@ -137,8 +143,7 @@ copy_chunk (int fd, int file, off_t *pos, gboolean *use_sendfile, gboolean *read
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0 && errno == EAGAIN) {
-      struct pollfd p = { .fd = fd, .events = POLLOUT };
-      poll (&p, 1, -1);
+      wait_writable (fd);
       continue;
     }
     return n;

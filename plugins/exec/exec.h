@@ -49,6 +49,8 @@ ExecResults *exec_results_open (const char *path, GError **error);
 gboolean exec_results_write (ExecResults *res, guint64 seq, const ExecStream *out,
                              const ExecStream *err, int exitval, int signal, GError **error);
 void exec_results_close (ExecResults *res);
+/* Writes all of data to fd (EINTR retried); FALSE with errno set. */
+gboolean exec_write_all (int fd, const guint8 *data, gsize len);
 
 /* The worker hooks (run.c). */
 gboolean exec_worker_init (const TrConfig *config, gpointer *state, GError **error);

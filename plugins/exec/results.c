@@ -51,15 +51,19 @@ exec_results_close (ExecResults *res)
   g_free (res);
 }
 
-static gboolean
-write_all (int fd, const guint8 *data, gsize len)
+gboolean
+exec_write_all (int fd, const guint8 *data, gsize len)
 {
   while (len) {
     ssize_t n = write (fd, data, len);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0)
+    if (n < 0)
       return FALSE;
+    if (n == 0) {
+      errno = EIO;
+      return FALSE;
+    }
     data += n;
     len -= (gsize) n;
   }
@@ -91,7 +95,7 @@ copy_all (int fd, int file)
       continue;
     if (n <= 0)
       return n == 0;
-    if (!write_all (fd, buf, (gsize) n))
+    if (!exec_write_all (fd, buf, (gsize) n))
       return FALSE;
     pos += n;
   }
@@ -106,7 +110,7 @@ put_file (int dir, const char *name, const ExecStream *stream)
   if (fd < 0)
     return FALSE;
   gboolean ok = stream->file >= 0 ? copy_all (fd, stream->file)
-                                  : write_all (fd, stream->data, stream->len);
+                                  : exec_write_all (fd, stream->data, stream->len);
   int errsv = errno;
   if (close (fd) != 0 && ok) {
     ok = FALSE;

@@ -134,25 +134,6 @@ spill_file (void)
   return fd;
 }
 
-static gboolean
-write_all (int fd, const guint8 *data, gsize len)
-{
-  while (len) {
-    ssize_t n = write (fd, data, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return FALSE;
-    if (n == 0) {
-      errno = EIO;
-      return FALSE;
-    }
-    data += n;
-    len -= (gsize) n;
-  }
-  return TRUE;
-}
-
 static void
 stream_lose (Stream *st, int errsv)
 {
@@ -188,7 +169,7 @@ stream_read (Stream *st, guint8 *buf, gsize room)
   if (st->lost_errno)
     return TRUE; /* read on, so that the command is not stopped by a full pipe */
   if (st->file >= 0) {
-    if (!write_all (st->file, buf, (gsize) got))
+    if (!exec_write_all (st->file, buf, (gsize) got))
       stream_lose (st, errno);
     st->trickle = (gsize) got < room;
     return TRUE;
@@ -198,8 +179,8 @@ stream_read (Stream *st, guint8 *buf, gsize room)
     return TRUE;
   }
   st->file = spill_file ();
-  if (st->file < 0 || !write_all (st->file, st->mem->data, st->mem->len) ||
-      !write_all (st->file, buf, (gsize) got)) {
+  if (st->file < 0 || !exec_write_all (st->file, st->mem->data, st->mem->len) ||
+      !exec_write_all (st->file, buf, (gsize) got)) {
     stream_lose (st, errno);
     return TRUE;
   }

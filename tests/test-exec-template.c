@@ -668,6 +668,18 @@ static const ErrorCase error_cases[] = {
   { "cat <<EOF\n{}\nEOF", FALSE, TRUE, "{} after the here-document at character 5",
     "at character 11:" },
   { "echo ${}", FALSE, TRUE, "{} right after a $", "at character 7:" },
+  /* a case pattern's ) would end "$(" for the scanner, and a quote inside "${" would open a
+   * quote for it; so a value after them would be quoted for the wrong context */
+  { "n=\"$(case {} in *.gz) zcat {};; esac)\"", FALSE, TRUE, "a case inside the \"$(\" at character 4",
+    "at character 6:" },
+  { "echo \"$(true; case x in x) echo {};; esac)\"", FALSE, TRUE, "a case inside", "at character 15:" },
+  { "echo $(case {} in *) echo {};; esac)", FALSE, TRUE, NULL, NULL }, /* unquoted: fine */
+  { "echo \"${x:-'}\" \"{}\" \"'}\"", FALSE, TRUE, "a single quote inside the \"${\"",
+    "at character 12:" },
+  { "echo ${x:-'a b'} {}", FALSE, TRUE, NULL, NULL }, /* unquoted, the quote is a quote */
+  /* a backslash-newline disappears: the # after it starts a comment */
+  { "echo \\\n#{}", FALSE, TRUE, "{} in a shell comment", "at character 9:" },
+  { "echo a\\\nb {}", FALSE, TRUE, NULL, NULL },
   { "echo $\"{}\"", FALSE, TRUE, NULL, NULL }, /* {} is inside the quotes: fine */
   { "echo {foo} { } {..} {+/} {1x} {=", FALSE, FALSE, NULL, NULL }, /* literal, as parallel */
   { "echo \\{}", FALSE, FALSE, NULL, NULL },

@@ -44,8 +44,10 @@
  * that no input can ever run a command, the parser follows the shell's quoting through
  * '...', "...", $(...), and refuses a replacement string where quoting cannot protect
  * it: inside `...`, ${...}, $((...)), a comment, after a here-document (<<), right after a
- * $.  (A "case x in a)" inside $(...) ends it early for this scan: harmless, both sides
- * of it quote alike.)
+ * $.  A "case x in a)" inside $(...) ends it early for this scan: harmless where both
+ * sides of it quote alike, so a case inside a $( ) that a "..." encloses is refused, as
+ * is a quote inside a ${ } there (shells differ on it).  A backslash-newline is removed
+ * before anything else, as the shell removes it (a # after it may start a comment).
  *
  * argv refuses a value with a NUL byte, and an argument longer than Linux takes (32 pages
  * with its NUL, 131071 bytes with 4 KiB pages): a clear error before execve's E2BIG.
@@ -393,6 +395,17 @@ sh_ctx_name (ShCtx c)
   }
 }
 
+/* Whether a double quote encloses the innermost frame: there a $( ) or ${ } is read by
+ * rules the scanner does not follow far enough to quote a value after some constructs. */
+static gboolean
+inside_dquote (GArray *stack)
+{
+  for (guint k = stack->len - 1; k-- > 0;)
+    if (g_array_index (stack, ShFrame, k).ctx == SH_DQUOTE)
+      return TRUE;
+  return FALSE;
+}
+
 static gboolean
 scan_script (ExecTemplate *t, gboolean columns, GError **error)
 {
@@ -471,6 +484,12 @@ scan_script (ExecTemplate *t, gboolean columns, GError **error)
       break;
     }
     /* SH_TOP, SH_CMDSUB, SH_DQUOTE, SH_PARAM: backslash, quotes and expansions */
+    if (c == '\\' && i + 1 < len && s[i + 1] == '\n') {
+      /* a line continuation: the shell removes both, so what follows continues the word
+       * (or starts one, and a # there is a comment) as if they were not there */
+      i += 2;
+      continue;
+    }
     if (c == '\\') {
       if (i + 1 == len)
         return !!fail (error, s, i, "a trailing backslash escapes nothing");
@@ -500,6 +519,10 @@ scan_script (ExecTemplate *t, gboolean columns, GError **error)
       g_array_append_val (stack, nf);
       continue;
     }
+    if (f->ctx == SH_PARAM && (c == '\'' || c == '"') && inside_dquote (stack))
+      return !!fail (error, s, i, "a %s quote inside the \"${\" at character %" G_GSIZE_FORMAT
+                     ": shells differ on whether it quotes there, so what follows cannot be "
+                     "quoted safely", c == '\'' ? "single" : "double", char_pos (s, f->at));
     if (c == '`' || (f->ctx != SH_DQUOTE && (c == '\'' || c == '"'))) {
       ShFrame nf = { .ctx = c == '`' ? SH_BACKTICK : c == '\'' ? SH_SQUOTE : SH_DQUOTE, .at = i };
       g_array_append_val (stack, nf);
@@ -520,6 +543,12 @@ scan_script (ExecTemplate *t, gboolean columns, GError **error)
       continue;
     }
     /* SH_TOP and SH_CMDSUB: words and operators */
+    if (f->ctx == SH_CMDSUB && word_start && starts_with (s, len, i, "case") &&
+        (i + 4 == len || perl_space (s[i + 4])) && inside_dquote (stack))
+      return !!fail (error, s, i, "a case inside the \"$(\" at character %" G_GSIZE_FORMAT
+                     ": its patterns' ) cannot be told from the end of $( ), so a value after "
+                     "it cannot be quoted safely; set a variable with the case outside the "
+                     "quotes", char_pos (s, f->at));
     if (c == '#' && word_start) {
       comment = TRUE;
       i++;

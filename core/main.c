@@ -173,6 +173,16 @@ run_command_line (int argc, char **argv)
     return usage_error (ctx, "after -e COMMAND: ::: and the inputs, or :::: and a file of them");
   if (inputs->len) {
     const char *mark = g_ptr_array_index (inputs, 0);
+    for (guint i = 1; i < inputs->len; i++) {
+      const char *word = g_ptr_array_index (inputs, i);
+      if (strcmp (word, ":::") == 0 || strcmp (word, "::::") == 0) {
+        g_autofree char *msg = g_strdup_printf (
+            "a second '%s' after -e COMMAND: it takes one list of inputs (GNU parallel's combinations of several "
+            "are not supported; put \"%s\" in a file given with :::: to run it as an input)",
+            word, word);
+        return usage_error (ctx, msg);
+      }
+    }
     if (strcmp (mark, ":::") == 0) {
       g_autoptr (GString) words = g_string_new ("exec.args=");
       for (guint i = 1; i < inputs->len; i++) {

@@ -93,6 +93,21 @@ test_exit_statuses (void)
   tt_rmtree (dir);
 }
 
+/* An executable script without #! runs with /bin/sh, as execvp and GNU parallel run it. */
+static void
+test_script_without_shebang (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *script = tt_write (dir, "plain-script", "echo ran \"$1\"\n");
+  g_assert_cmpint (g_chmod (script, 0755), ==, 0);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_exec (dir, NULL, "workdir = .\ncommand = ./plain-script {}\nargs = 'a b'\n",
+                         NULL, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (out, ==, "ran a b\n");
+  tt_rmtree (dir);
+}
+
 /* The job log's Exitval and Signal are the command's, and its Command the command line
  * as run, quoted. */
 static void
@@ -361,6 +376,9 @@ test_bad_job (void)
     { "command = echo {3}\nargs = a\n", "command" },
     { "command = echo\ninput = no-such-file\n", "no-such-file" },
     { "command = echo\ninput = x\nargs = a\n", "input and args" },
+    { "command = pwd\nargs = a\nworkdir = no-such-folder\n",
+      "no-such-folder: No such file or directory" },
+    { "command = pwd\nargs = a\nworkdir = job.ini\n", "job.ini: Not a directory" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (table); i++) {
     g_autofree char *out = NULL, *err = NULL;
@@ -440,6 +458,15 @@ test_one_line (void)
   const char *const both[] = { "-c", "job.ini", "-e", "echo", NULL };
   g_assert_cmpint (tt_run_taskrun (both, dir, NULL, &out, &err), ==, 2);
   g_assert_nonnull (strstr (err, "-c and -e"));
+  /* a second list is GNU parallel's cross product: refused, never run as inputs */
+  for (int k = 0; k < 2; k++) {
+    g_clear_pointer (&out, g_free);
+    g_clear_pointer (&err, g_free);
+    const char *const two[] = { "-e", "echo", ":::", "a", k ? "::::" : ":::", "b", NULL };
+    g_assert_cmpint (tt_run_taskrun (two, dir, NULL, &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, k ? "a second '::::'" : "a second ':::'"));
+    g_assert_cmpstr (out, ==, "");
+  }
   tt_rmtree (dir);
 }
 
@@ -758,6 +785,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/inputs-stay-one-word", test_inputs_stay_one_word);
   g_test_add_func ("/exec/exit-statuses", test_exit_statuses);
   g_test_add_func ("/exec/joblog-statuses", test_joblog_statuses);
+  g_test_add_func ("/exec/script-without-shebang", test_script_without_shebang);
   g_test_add_func ("/exec/output-grouped", test_output_grouped);
   g_test_add_func ("/exec/ordered-and-tagged", test_ordered_and_tagged);
   g_test_add_func ("/exec/results-dir", test_results_dir);

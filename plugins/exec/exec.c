@@ -10,6 +10,7 @@
 #include "exec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -121,6 +122,17 @@ exec_configure (TrJob *job, const TrConfig *config, gpointer *state, GError **er
     exec_destroy (e);
     return FALSE;
   }
+  /* a workdir that is not a folder would fail every task as "cannot run" the command */
+  const char *workdir = tr_config_get_string (config, "workdir");
+  int wd = workdir ? open (workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -2;
+  if (wd == -1) {
+    int errsv = errno;
+    g_set_error (error, EXEC_ERROR, errsv, "workdir %s: %s", workdir, g_strerror (errsv));
+    exec_destroy (e);
+    return FALSE;
+  }
+  if (wd >= 0)
+    close (wd);
   const char *results = tr_config_get_string (config, "results");
   if (results && !tr_job_is_dry_run (job) && !(e->results = exec_results_open (results, error))) {
     exec_destroy (e);

@@ -339,6 +339,21 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
   posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   pid_t pid;
   int rc = posix_spawnp (&pid, argv[0], &actions, &attr, argv, envp);
+  if (rc == ENOEXEC) {
+    /* an executable file that is not a program (a script without #!): execvp runs it
+     * with /bin/sh, as shells and GNU parallel do; glibc's posix_spawnp does not */
+    g_autofree char *found = strchr (argv[0], '/') ? g_strdup (argv[0])
+                                                  : g_find_program_in_path (argv[0]);
+    if (found) {
+      guint n = g_strv_length (argv);
+      g_autofree char **sh_argv = g_new0 (char *, n + 2);
+      sh_argv[0] = (char *) "/bin/sh";
+      sh_argv[1] = found;
+      for (guint k = 1; k < n; k++)
+        sh_argv[k + 1] = argv[k];
+      rc = posix_spawn (&pid, "/bin/sh", &actions, &attr, sh_argv, envp);
+    }
+  }
   posix_spawn_file_actions_destroy (&actions);
   posix_spawnattr_destroy (&attr);
   close (pipes[0][1]);

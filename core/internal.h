@@ -101,6 +101,9 @@ void tr_task_clear (TrTask *task);
 /* `text` as one readable, unambiguous line: control bytes and invalid UTF-8 escaped as
  * \n, \t, \r, \xNN, a backslash as \\ (as ls -b shows names). */
 char *tr_text_escape (const char *text);
+/* A task description as shown: with `quoted` (TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS) as it
+ * is when it is UTF-8 without control bytes, else tr_text_escape's form. */
+char *tr_description_shown (const char *text, gboolean quoted);
 
 struct TrOutput {
   TrWireBuf *buf; /* the frame being built; run appends the result payload to it */

@@ -123,11 +123,11 @@ tr_joblog_open (const char *path, gboolean append, const char *identity, GError 
 }
 
 gboolean
-tr_joblog_write (TrJoblog *log, const TrResult *r, const char *command)
+tr_joblog_write (TrJoblog *log, const TrResult *r, const char *command, gboolean quoted)
 {
   /* a tab or line break in a description would split the row (--resume could not read
    * it), and turning them into blanks would make two descriptions look the same */
-  g_autofree char *escaped = tr_text_escape (command);
+  g_autofree char *escaped = tr_description_shown (command, quoted);
   command = escaped;
   int n = fprintf (log->file,
                    "%" G_GUINT64_FORMAT "\t:\t%.3f\t%10.3f\t%" G_GSIZE_FORMAT "\t%" G_GSIZE_FORMAT

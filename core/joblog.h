@@ -11,7 +11,8 @@ typedef struct TrJoblog TrJoblog;
  * A new log starts with the header and the job's `identity` (tr_joblog_identity). */
 TrJoblog *tr_joblog_open (const char *path, gboolean append, const char *identity, GError **error);
 /* Writes one row for an attempt (Command: `command`) and flushes it. */
-gboolean tr_joblog_write (TrJoblog *log, const TrResult *result, const char *command);
+gboolean tr_joblog_write (TrJoblog *log, const TrResult *result, const char *command,
+                          gboolean quoted);
 void tr_joblog_close (TrJoblog *log);
 /* What opening `path` would refuse, found without writing (--dry-run): a file that is not
  * regular, or a folder where it cannot be made. */

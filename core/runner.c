@@ -220,14 +220,26 @@ describe (RunCtx *ctx, const TrResult *r, const char **made)
   return *made = ctx->described->str;
 }
 
+#define MESSAGE_DESCRIPTION_MAX 1024
+
 /* "task N (DESCRIPTION) WHAT[: MESSAGE]" on stderr.  The description and the message are
  * the plugin's text, escaped (tr_text_escape) so that each task stays one line. */
 static void
 say_task (RunCtx *ctx, const TrResult *r, const char **desc, const char *what,
           const char *message)
 {
-  g_autofree char *d = tr_text_escape (describe (ctx, r, desc));
+  g_autofree char *d = tr_description_shown (
+      describe (ctx, r, desc), ctx->job->desc->flags & TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS);
   g_autofree char *m = message ? tr_text_escape (message) : NULL;
+  /* a message is read by a person: a description of a MiB (a command with a long input)
+   * is cut, saying how long it was; the job log keeps it whole */
+  gsize d_len = strlen (d);
+  if (d_len > MESSAGE_DESCRIPTION_MAX) {
+    const char *cut = g_utf8_find_prev_char (d, d + MESSAGE_DESCRIPTION_MAX);
+    g_autofree char *whole = g_steal_pointer (&d);
+    d = g_strdup_printf ("%.*s... (%" G_GSIZE_FORMAT " bytes)",
+                         (int) ((cut ? cut : whole + MESSAGE_DESCRIPTION_MAX) - whole), whole, d_len);
+  }
   say (ctx->job, "task %" G_GUINT64_FORMAT " (%s) %s%s%s", r->seq, d, what, m ? ": " : "",
        m ? m : "");
 }
@@ -274,7 +286,9 @@ run_on_result (const TrResult *r_in, gpointer data)
    * send, no worker left to run it) has no start time or runtime to give, and no row;
    * --resume runs it, as it runs every task without a successful row. */
   gboolean attempted = r->worker != 0 && !cancelled;
-  if (ctx->joblog && attempted && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc)) &&
+  if (ctx->joblog && attempted && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc),
+                                               ctx->job->desc->flags &
+                                                   TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS) &&
       !ctx->joblog_failed) {
     ctx->joblog_failed = TRUE;
     say (ctx->job, "cannot write the job log %s: %s", ctx->joblog_path, g_strerror (errno));
@@ -362,7 +376,8 @@ print_dry_run (TrJob *job, const TrJobSpec *spec)
       break;
     if (!task.description->len && job->desc->describe)
       job->desc->describe (job->state, task.payload.data, task.payload.len, task.description);
-    g_autofree char *shown_desc = tr_text_escape (task.description->str);
+    g_autofree char *shown_desc = tr_description_shown (
+        task.description->str, job->desc->flags & TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS);
     g_string_append_printf (out, ";   %u: %s\n", shown + 1, shown_desc);
   }
   if (shown == 0)

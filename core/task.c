@@ -87,6 +87,19 @@ tr_output_attach_file (TrOutput *output, int fd)
   return TRUE;
 }
 
+char *
+tr_description_shown (const char *text, gboolean quoted)
+{
+  if (quoted && g_utf8_validate (text, -1, NULL)) {
+    const char *p = text;
+    while (*p && !g_ascii_iscntrl (*p))
+      p++;
+    if (!*p)
+      return g_strdup (text);
+  }
+  return tr_text_escape (text);
+}
+
 /* A plugin's text (a file name, an error message) may hold any bytes.  Shown as is, a
  * newline would split a message or a job log row in two and a tab would shift its
  * columns, so control bytes and bytes that are not UTF-8 are written as C escapes, the

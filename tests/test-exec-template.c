@@ -102,7 +102,7 @@ line_of (const char *template, gboolean shell, const char *colsep, const char *i
   g_assert_no_error (error);
   Values x;
   values_init (&x, input, strlen (input), colsep, seq);
-  char *line = exec_template_command_line (t, &x.v);
+  char *line = exec_template_command_line (t, &x.v, FALSE);
   values_clear (&x);
   return line;
 }
@@ -343,6 +343,41 @@ test_dry_run (gconstpointer data)
     }
     assert_same_lines (c->template, *m == 's' ? "shell" : "words", inputs, theirs, ours);
   }
+}
+
+/* The line taskrun shows is one line whatever the input holds, and bash reads it back as
+ * the same command: printf %s of the shown word prints the input's bytes. */
+static void
+test_shown_one_line (void)
+{
+  static const char *const inputs[] = { "plain", "a\nb", "tab\there", "cr\r\n", "\xff\xfe bad",
+                                        "it's\n\"q\"", "caf\xc3\xa9\x01", "\x7f", NULL };
+  g_autofree char *bash = g_find_program_in_path ("bash");
+  for (guint i = 0; inputs[i]; i++) {
+    for (int shell = 0; shell < 2; shell++) {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (ExecTemplate) t = exec_template_parse ("printf %s {}", FALSE, shell, &error);
+      g_assert_no_error (error);
+      Values x;
+      values_init (&x, inputs[i], strlen (inputs[i]), NULL, 1);
+      g_autofree char *line = exec_template_command_line (t, &x.v, TRUE);
+      values_clear (&x);
+      for (const char *p = line; *p; p++)
+        g_assert_false (g_ascii_iscntrl (*p));
+      g_assert_true (g_utf8_validate (line, -1, NULL));
+      if (!bash)
+        continue;
+      const char *argv[] = { bash, "-c", line, NULL };
+      g_autofree char *out = NULL;
+      int status = 0;
+      g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                                   NULL, &status, &error));
+      g_assert_no_error (error);
+      g_assert_cmpstr (out, ==, inputs[i]);
+    }
+  }
+  if (!bash)
+    g_test_skip ("no bash to read the lines back");
 }
 
 /* A long input (parallel refuses a command line longer than about 63 KiB, so 60 KiB). */
@@ -770,6 +805,7 @@ main (int argc, char **argv)
     g_test_add_data_func (path, &dry_cases[i], test_dry_run);
   }
   g_test_add_func ("/exec-template/dry-run/long", test_dry_run_long);
+  g_test_add_func ("/exec-template/shown-one-line", test_shown_one_line);
   g_test_add_func ("/exec-template/dry-run/seq", test_dry_run_seq);
   g_test_add_func ("/exec-template/input-128k", test_input_128k);
   for (gsize i = 0; i < G_N_ELEMENTS (argv_cases); i++) {

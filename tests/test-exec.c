@@ -144,6 +144,33 @@ test_joblog_statuses (void)
   tt_rmtree (dir);
 }
 
+/* A failed task's message names its command, cut past 1 KiB with its length said (an
+ * input of a MiB must not make a line of a MiB); the job log keeps it whole, pasteable. */
+static void
+test_long_command_in_message (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *log = g_build_filename (dir, "log", NULL);
+  g_autofree char *opt = g_strdup_printf ("--joblog=%s", log);
+  g_autofree char *long_input = g_strnfill (5000, 'y');
+  g_autofree char *keys = g_strdup_printf ("command = sh -c 'exit 4' x\\\\y %s\nargs = %s\n",
+                                           "{}", long_input);
+  const char *const extra[] = { opt, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_exec (dir, NULL, keys, extra, &out, &err), ==, 1);
+  g_autofree char *want = g_strdup_printf ("... (%zu bytes)) failed: exit status 4",
+                                           strlen ("sh -c 'exit 4' x\\\\y ") + 5000);
+  g_assert_nonnull (strstr (err, want));
+  g_auto (GStrv) lines = g_strsplit (err, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    g_assert_cmpuint (strlen (lines[i]), <, 1200);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_autofree char *row_end = g_strdup_printf ("\tsh -c 'exit 4' x\\\\y %s\n", long_input);
+  g_assert_true (g_str_has_suffix (text, row_end));
+  tt_rmtree (dir);
+}
+
 /* Each task's stdout comes out whole, never cut into by another's. */
 static void
 test_output_grouped (void)
@@ -785,6 +812,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/inputs-stay-one-word", test_inputs_stay_one_word);
   g_test_add_func ("/exec/exit-statuses", test_exit_statuses);
   g_test_add_func ("/exec/joblog-statuses", test_joblog_statuses);
+  g_test_add_func ("/exec/long-command-in-message", test_long_command_in_message);
   g_test_add_func ("/exec/script-without-shebang", test_script_without_shebang);
   g_test_add_func ("/exec/output-grouped", test_output_grouped);
   g_test_add_func ("/exec/ordered-and-tagged", test_ordered_and_tagged);

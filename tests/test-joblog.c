@@ -211,8 +211,12 @@ test_row_stays_one_line (void)
   g_autoptr (GError) error = NULL;
   TrJoblog *log = tr_joblog_open (path, FALSE, "unit /jobs/a.ini", &error);
   g_assert_no_error (error);
-  TrResult ok = { .seq = 1 }, ok2 = { .seq = 2 };
-  g_assert_true (tr_joblog_write (log, &ok, "copy a\nb\tc\r"));
+  TrResult ok = { .seq = 1 }, ok2 = { .seq = 2 }, ok3 = { .seq = 3 }, ok4 = { .seq = 4 };
+  g_assert_true (tr_joblog_write (log, &ok, "copy a\nb\tc\r", FALSE));
+  /* a plugin whose descriptions are quoted command lines: kept as they are, pasteable,
+   * unless a control byte forces the escaped form */
+  g_assert_true (tr_joblog_write (log, &ok3, "printf '%s\\n' 'C:\\dir'", TRUE));
+  g_assert_true (tr_joblog_write (log, &ok4, "echo 'a\nb\\'", TRUE));
   tr_joblog_close (log);
   /* a crash cut the next row short */
   g_autofree char *text = NULL;
@@ -221,12 +225,14 @@ test_row_stays_one_line (void)
   g_assert_true (g_file_set_contents (path, cut, -1, NULL));
   log = tr_joblog_open (path, TRUE, "unit /jobs/a.ini", &error);
   g_assert_no_error (error);
-  g_assert_true (tr_joblog_write (log, &ok2, "second"));
+  g_assert_true (tr_joblog_write (log, &ok2, "second", FALSE));
   tr_joblog_close (log);
   g_autofree char *after = NULL;
   g_assert_true (g_file_get_contents (path, &after, NULL, NULL));
   g_assert_cmpuint (tt_count_lines (after, "Seq\t"), ==, 1);
   g_assert_nonnull (strstr (after, "\tcopy a\\nb\\tc\\r\n"));
+  g_assert_nonnull (strstr (after, "\tprintf '%s\\n' 'C:\\dir'\n"));
+  g_assert_nonnull (strstr (after, "\techo 'a\\nb\\\\'\n"));
   g_assert_nonnull (strstr (after, "\t17\n2\t:\t"));
   g_autoptr (TrSeqSet) done = tr_seq_set_new ();
   g_assert_true (tr_joblog_read_succeeded (path, "unit /jobs/a.ini", done, &error));

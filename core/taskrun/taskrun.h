@@ -35,7 +35,8 @@ G_BEGIN_DECLS
 #define TR_ABI_MAJOR 1
 #define TR_ABI_MINOR 3 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
                         * 2: tr_job_write, TR_PLUGIN_FLAG_STATUS_IN_CODE;
-                        * 3: tr_output_attach_file, TrResult.files, tr_job_write_file */
+                        * 3: tr_output_attach_file, TrResult.files, tr_job_write_file,
+                        *    TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS */
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -227,6 +228,11 @@ typedef enum {
    * signal S (Exitval 0, Signal S).  Without it a failed task's Exitval is 1.  Since
    * ABI 1.2. */
   TR_PLUGIN_FLAG_STATUS_IN_CODE = 1 << 1,
+  /* Task descriptions are already one line that reads back unambiguously (a command line
+   * quoted for a shell), so they are shown as they are, in messages, --dry-run and the job
+   * log, unless one holds a control byte or bytes that are not UTF-8.  Without it they
+   * are escaped as `ls -b` escapes names (a backslash shown as \\).  Since ABI 1.3. */
+  TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS = 1 << 2,
 } TrPluginFlags;
 
 typedef struct TrPluginDesc {

@@ -233,7 +233,7 @@ exec_describe (gpointer state, const guint8 *payload, gsize len, GString *out)
   ExecValues v;
   exec_values_init (&v, e->config, (const char *) payload + 8, len - 8, exec_get_u64 (payload), 1,
                     cols, col_lens);
-  g_autofree char *line = exec_template_command_line (e->template, &v);
+  g_autofree char *line = exec_template_command_line (e->template, &v, TRUE);
   g_string_append (out, line);
 }
 
@@ -340,7 +340,8 @@ TR_PLUGIN_DEFINE (
   .description = "runs a command once per input, N at a time (GNU parallel's everyday job)",
   .license = "MIT",
   .options = exec_options,
-  .flags = TR_PLUGIN_FLAG_DETERMINISTIC | TR_PLUGIN_FLAG_STATUS_IN_CODE,
+  .flags = TR_PLUGIN_FLAG_DETERMINISTIC | TR_PLUGIN_FLAG_STATUS_IN_CODE |
+           TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS,
   .configure = exec_configure,
   .next_task = exec_next,
   .result = exec_result,

@@ -800,25 +800,77 @@ append_quoted (GString *out, const char *s, gsize n)
   g_string_append_len (out, q->str + from, (gssize) (to - from));
 }
 
-/* A value where the template text has ctx around it: bare, it is quoted; inside '...' or
- * "..." a value that needs quoting closes the quote first and reopens it after. */
-static void
-append_in_ctx (GString *out, Ctx ctx, const char *s, gsize n)
+/* Where a value holds a control byte or bytes that are not UTF-8, the line shown (never
+ * the script run) spells them $'\n', $'\t', $'\r', $'\xNN' between '...' runs of the
+ * rest: one line that bash, ksh and zsh read back as the same bytes (dash 0.5.12 has no
+ * $'...'), so the job log and messages can show it as it is. */
+static gsize
+plain_run (const char *s, gsize n)
 {
-  if (ctx == CTX_BARE) {
+  gsize i = 0;
+  while (i < n) {
+    guchar c = (guchar) s[i];
+    if (c < 0x20 || c == 0x7f)
+      break;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    gunichar u = g_utf8_get_char_validated (s + i, (gssize) (n - i));
+    if (u == (gunichar) -1 || u == (gunichar) -2)
+      break;
+    i += (gsize) g_unichar_to_utf8 (u, NULL);
+  }
+  return i;
+}
+
+static void
+append_quoted_shown (GString *out, const char *s, gsize n)
+{
+  if (plain_run (s, n) == n) {
     append_quoted (out, s, n);
+    return;
+  }
+  for (gsize i = 0; i < n;) {
+    gsize run = plain_run (s + i, n - i);
+    if (run) {
+      append_quoted (out, s + i, run);
+      i += run;
+      continue;
+    }
+    guchar c = (guchar) s[i++];
+    if (c == '\n')
+      g_string_append (out, "$'\\n'");
+    else if (c == '\t')
+      g_string_append (out, "$'\\t'");
+    else if (c == '\r')
+      g_string_append (out, "$'\\r'");
+    else
+      g_string_append_printf (out, "$'\\x%02x'", c);
+  }
+}
+
+/* A value where the template text has ctx around it: bare, it is quoted; inside '...' or
+ * "..." a value that needs quoting closes the quote first and reopens it after.  `shown`:
+ * for the line shown, not the script (append_quoted_shown). */
+static void
+append_in_ctx (GString *out, Ctx ctx, const char *s, gsize n, gboolean shown)
+{
+  void (*quote) (GString *, const char *, gsize) = shown ? append_quoted_shown : append_quoted;
+  if (ctx == CTX_BARE) {
+    quote (out, s, n);
   } else if (shell_safe (s, n)) {
     g_string_append_len (out, s, (gssize) n); /* nothing, for the empty value */
   } else {
     char q = ctx == CTX_SQUOTE ? '\'' : '"';
     g_string_append_c (out, q);
-    append_quoted (out, s, n);
+    quote (out, s, n);
     g_string_append_c (out, q);
   }
 }
 
-char *
-exec_template_command_line (const ExecTemplate *t, const ExecValues *v)
+static char *
+command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown)
 {
   GString *out = g_string_sized_new (t->len + 64);
   g_autoptr (GString) val = g_string_new (NULL);
@@ -830,11 +882,17 @@ exec_template_command_line (const ExecTemplate *t, const ExecValues *v)
       g_string_append_c (out, ' ');
     g_string_truncate (val, 0);
     append_value (val, r, v);
-    append_in_ctx (out, r->ctx, val->str, val->len);
+    append_in_ctx (out, r->ctx, val->str, val->len, shown);
     at = r->end;
   }
   g_string_append_len (out, t->text + at, (gssize) (t->len - at));
   return g_string_free (out, FALSE);
+}
+
+char *
+exec_template_command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown)
+{
+  return command_line (t, v, shown);
 }
 
 /* ---- argv -------------------------------------------------------------------------- */
@@ -885,7 +943,7 @@ exec_template_argv (const ExecTemplate *t, const ExecValues *v, GError **error)
         return NULL;
     }
     g_autoptr (GString) script = g_string_new (NULL);
-    g_autofree char *line = exec_template_command_line (t, v);
+    g_autofree char *line = command_line (t, v, FALSE);
     g_string_append (script, line);
     if (!check_arg (script, 3, error))
       return NULL;

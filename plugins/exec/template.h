@@ -51,9 +51,12 @@ typedef struct {
 GStrv exec_template_argv (const ExecTemplate *t, const ExecValues *v, GError **error);
 
 /* The command line as GNU parallel --dry-run prints it, quoted so that it can be pasted
- * into a shell; with shell it is the script itself.  A NUL byte in a value ends the
- * string there (no argv can hold one: exec_template_argv refuses it). */
-char *exec_template_command_line (const ExecTemplate *t, const ExecValues *v);
+ * into a shell; with shell it is the script itself.  `shown`: the line taskrun shows
+ * (--dry-run, the job log, messages), which unlike parallel's is always one line: a
+ * value's control bytes and bytes that are not UTF-8 are spelled $'\n', $'\xNN' (bash,
+ * ksh and zsh read them back).  A NUL byte in a value ends the string there (no argv can
+ * hold one: exec_template_argv refuses it). */
+char *exec_template_command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown);
 
 /* What the caller must provide: '#' ({#}: seq), '%' ({%}: slot), 'c' (a column). */
 gboolean exec_template_uses (const ExecTemplate *t, char which);

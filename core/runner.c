@@ -550,6 +550,16 @@ tr_run (TrRunOptions *opts)
   g_autofree char *joblog_path = opts->joblog ? g_canonicalize_filename (opts->joblog, NULL)
                                               : g_strdup (tr_config_get_string (spec->core, "joblog"));
   g_autofree char *identity = tr_joblog_identity (desc->name, tr_jobfile_get_path (spec->file));
+  if (opts->job_text) {
+    /* a job given on the command line (-e) is its options: its command and inputs, so
+     * that --resume takes no other command's log for its own */
+    g_autoptr (GString) options = g_string_new (NULL);
+    tr_config_print (spec->plugin_config, options);
+    g_autofree char *sum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, options->str,
+                                                          (gssize) options->len);
+    g_autofree char *path_part = g_steal_pointer (&identity);
+    identity = g_strdup_printf ("%s options:%.16s", path_part, sum);
+  }
   RunCtx ctx = {
     .job = &job, .opts = opts, .described = g_string_new (NULL), .joblog_path = joblog_path,
     .retries = (guint) tr_config_get_int (spec->core, "retries"),

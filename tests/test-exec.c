@@ -741,6 +741,41 @@ test_killed_while_spilling (void)
   tt_rmtree (dir);
 }
 
+/* A job log of one -e command is not another's: --resume with another command (or other
+ * inputs) is refused, naming the log's line; with the same one it skips what ran. */
+static void
+test_resume_knows_the_command (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *log = g_build_filename (dir, "log", NULL);
+  g_autofree char *opt = g_strdup_printf ("--joblog=%s", log);
+  g_autofree char *out = NULL, *err = NULL;
+  const char *const first[] = { opt, "-e", "echo first", ":::", "a", "b", "c", NULL };
+  g_assert_cmpint (tt_run_taskrun (first, dir, NULL, &out, &err), ==, 0);
+  static const char *const other[][8] = {
+    { "--resume", NULL, "-e", "echo other", ":::", "a", "b", "c" },
+    { "--resume", NULL, "-e", "echo first", ":::", "x", "y", "z" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (other); i++) {
+    const char *argv[9];
+    memcpy (argv, other[i], sizeof other[i]);
+    argv[1] = opt;
+    argv[8] = NULL;
+    g_clear_pointer (&out, g_free);
+    g_clear_pointer (&err, g_free);
+    g_assert_cmpint (tt_run_taskrun (argv, dir, NULL, &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, "log:2: this job log was written by another job"));
+    g_assert_cmpstr (out, ==, "");
+  }
+  const char *const same[] = { opt, "--resume", "-e", "echo first", ":::", "a", "b", "c", NULL };
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (tt_run_taskrun (same, dir, NULL, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (err, "3 skipped"));
+  g_assert_cmpstr (out, ==, "");
+  tt_rmtree (dir);
+}
+
 /* Interrupted (SIGINT) with a job log, then run again with --resume: the second run runs
  * exactly the tasks the first did not finish, so that every input has run once. */
 static void
@@ -830,5 +865,6 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/enospc-while-spilling", test_enospc_while_spilling);
   g_test_add_func ("/exec/killed-while-spilling", test_killed_while_spilling);
   g_test_add_func ("/exec/resume-after-interrupt", test_resume_after_interrupt);
+  g_test_add_func ("/exec/resume-knows-the-command", test_resume_knows_the_command);
   return g_test_run ();
 }

@@ -61,17 +61,23 @@ parse_batch (const char *text, guint *batch)
   return TRUE;
 }
 
-/* Where a [taskrun] key was set: "-s taskrun.KEY=..." or "FILE:LINE". */
-static char *
-where (const TrJobFile *jf, GPtrArray *overrides, const char *key)
+char *
+tr_job_spec_where (const TrJobFile *jf, GPtrArray *overrides, const char *section,
+                   const char *key)
 {
-  const char *ov = tr_overrides_find (overrides, "taskrun", key);
+  const char *ov = tr_overrides_find (overrides, section, key);
   if (ov)
     return g_strdup_printf ("-s %s", ov);
   guint line = 0;
-  if (tr_jobfile_lookup (jf, "taskrun", key, &line))
+  if (tr_jobfile_lookup (jf, section, key, &line))
     return g_strdup_printf ("%s:%u", tr_jobfile_get_path (jf), line);
   return g_strdup (tr_jobfile_get_path (jf));
+}
+
+static char *
+where (const TrJobFile *jf, GPtrArray *overrides, const char *key)
+{
+  return tr_job_spec_where (jf, overrides, "taskrun", key);
 }
 
 void

@@ -22,6 +22,9 @@ typedef struct {
  * taskrun prints it after "taskrun: ") when the job cannot start. */
 TrJobSpec *tr_job_spec_resolve (const TrRunOptions *opts, GError **error);
 void tr_job_spec_free (TrJobSpec *spec);
+/* Where SECTION.KEY was set: "-s SECTION.KEY=..." or "FILE:LINE" (FILE when not set). */
+char *tr_job_spec_where (const TrJobFile *jf, GPtrArray *overrides, const char *section,
+                         const char *key);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrJobSpec, tr_job_spec_free)
 
 /* The [taskrun] keys, declared with the table type plugins use. */

@@ -388,15 +388,25 @@ print_dry_run (TrJob *job, const TrJobSpec *spec)
 
 /* The plugin's configure hook: its own checks of its options, before anything runs. */
 static gboolean
-configure_plugin (TrJob *job, const TrJobSpec *spec, GError **error)
+configure_plugin (TrJob *job, const TrJobSpec *spec, const TrRunOptions *opts, GError **error)
 {
   const TrPluginDesc *desc = spec->desc;
   g_autoptr (GError) e = NULL;
   if (!desc->configure || desc->configure (job, spec->plugin_config, &job->state, &e))
     return TRUE;
+  const char *message = e ? e->message : "(no reason given)";
+  /* a message that starts with one of the plugin's keys ("command: ...") is about that
+   * key: it is reported where the key was set, the file's line or the -s; a job given
+   * as -e has no file to point into */
+  g_autofree char *at = NULL;
+  const char *colon = strstr (message, ": ");
+  for (const TrOption *o = desc->options; colon && !opts->job_text && o && o->name; o++)
+    if (strlen (o->name) == (gsize) (colon - message) &&
+        strncmp (message, o->name, (gsize) (colon - message)) == 0)
+      at = tr_job_spec_where (spec->file, opts->overrides, desc->name, o->name);
   g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_PLUGIN,
                "%s: [%s] the plugin rejected the configuration: %s",
-               tr_jobfile_get_path (spec->file), desc->name, e ? e->message : "(no reason given)");
+               at ? at : tr_jobfile_get_path (spec->file), desc->name, message);
   return FALSE;
 }
 
@@ -541,7 +551,7 @@ tr_run (TrRunOptions *opts)
   const TrPluginDesc *desc = spec->desc;
   TrJob job = { .opts = opts, .desc = desc, .workers = spec->workers };
   job.progress = tr_progress_new (opts->dry_run ? TR_PROGRESS_NEVER : opts->progress, desc->unit_name);
-  if (!configure_plugin (&job, spec, &error)) {
+  if (!configure_plugin (&job, spec, opts, &error)) {
     tr_progress_free (job.progress);
     return cannot_start (error);
   }

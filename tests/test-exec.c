@@ -399,8 +399,10 @@ test_bad_job (void)
     const char *keys;
     const char *says;
   } table[] = {
-    { "command = echo 'open\nargs = a\n", "command" },
-    { "command = echo {3}\nargs = a\n", "command" },
+    { "command = echo 'open\nargs = a\n", "job.ini:6: [exec] the plugin rejected the "
+      "configuration: command: command template, at character 6: unterminated single quote" },
+    { "args = a\ncommand = echo {3}\n", "job.ini:7: [exec] the plugin rejected the "
+      "configuration: command: command template, at character 6: {3} needs colsep" },
     { "command = echo\ninput = no-such-file\n", "no-such-file" },
     { "command = echo\ninput = x\nargs = a\n", "input and args" },
     { "command = pwd\nargs = a\nworkdir = no-such-folder\n",

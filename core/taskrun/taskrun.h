@@ -251,8 +251,9 @@ typedef struct TrPluginDesc {
   /* ---- Parent hooks: all run on the main thread, one at a time, never concurrently. */
 
   /* Called once with the validated options.  Store what you need in *state.  Return FALSE
-   * with an error to reject the configuration (the job exits 2, nothing runs).  `job`
-   * stays valid until destroy.  Optional. */
+   * with an error to reject the configuration (the job exits 2, nothing runs); a message
+   * that starts with an option's name and ": " ("command: ...") is reported at the line
+   * of the job file, or the -s, that set it.  `job` stays valid until destroy.  Optional. */
   gboolean (*configure) (TrJob *job, const TrConfig *config, gpointer *state, GError **error);
   /* The generator: fill `task` and return TR_NEXT_TASK, or return TR_NEXT_END.  It is
    * called only as far as the core's bounded in-flight window needs, so it may produce

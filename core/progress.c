@@ -24,6 +24,7 @@ struct TrProgress {
   guint64 made, done, failed, units_done, units_total;
   gboolean all_made, units_final;
   gboolean drawn;
+  gboolean mid_line; /* output left the terminal's cursor after text: draw below it */
 };
 
 TrProgress *
@@ -110,7 +111,9 @@ draw (TrProgress *p)
   double done = by_units ? (double) p->units_done : (double) p->done;
   double total = by_units ? (double) p->units_total : (double) p->made;
   gboolean known = by_units ? p->units_final : p->all_made;
-  g_autoptr (GString) s = g_string_new ("\r");
+  /* the \r of a redraw would put the line over a line of output without its end */
+  g_autoptr (GString) s = g_string_new (p->mid_line ? "\n\r" : "\r");
+  p->mid_line = FALSE;
   if (known && total > 0)
     g_string_append_printf (s, "%5.1f%% ", 100.0 * MIN (done / total, 1.0));
   else
@@ -141,8 +144,9 @@ draw (TrProgress *p)
     g_string_append_printf (s, ", %" G_GUINT64_FORMAT " failed", p->failed);
   struct winsize ws;
   gsize width = ioctl (STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10 ? ws.ws_col - 1 : 79;
-  if (s->len - 1 > width)
-    g_string_truncate (s, width + 1);
+  gsize lead = s->str[0] == '\n' ? 2 : 1;
+  if (s->len - lead > width)
+    g_string_truncate (s, width + lead);
   g_string_append (s, "\033[K"); /* erase what a longer line left */
   fputs (s->str, stderr);
   fflush (stderr);
@@ -161,8 +165,23 @@ tr_progress_tick (TrProgress *p)
 }
 
 void
+tr_progress_wrote (TrProgress *p, int fd, const void *data, gsize len)
+{
+  if (!p || !p->enabled || !len || !isatty (fd))
+    return;
+  p->mid_line = ((const char *) data)[len - 1] != '\n';
+}
+
+void
 tr_progress_clear (TrProgress *p)
 {
+  if (p && p->enabled && p->mid_line && !p->drawn) {
+    /* what comes next (a message, the summary) starts a line of its own */
+    fputs ("\n", stderr);
+    fflush (stderr);
+    p->mid_line = FALSE;
+    return;
+  }
   if (!p || !p->enabled || !p->drawn)
     return;
   fputs ("\r\033[K", stderr);

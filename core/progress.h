@@ -18,6 +18,10 @@ void tr_progress_task_done (TrProgress *p, guint64 units, gboolean failed);
 void tr_progress_set_total_units (TrProgress *p, guint64 total, gboolean final);
 /* Redraws the line if it is due (at most ten times a second). */
 void tr_progress_tick (TrProgress *p);
+/* After `len` bytes of output went to fd (after tr_progress_clear): when fd is a terminal
+ * and they did not end a line, the next draw (or whatever is written after the next
+ * clear) goes below them rather than over them. */
+void tr_progress_wrote (TrProgress *p, int fd, const void *data, gsize len);
 /* Erases the line, e.g. before printing anything else; the next tick draws it again. */
 void tr_progress_clear (TrProgress *p);
 

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -100,6 +101,7 @@ gboolean
 tr_job_write (TrJob *job, int fd, const void *data, gsize len)
 {
   tr_progress_clear (job->progress);
+  tr_progress_wrote (job->progress, fd, data, len);
   /* whole, before whatever comes next on the other stream */
   if (fd == 1)
     return tr_stdout_write (data, len) && tr_stdout_flush ();
@@ -111,8 +113,13 @@ tr_job_write_file (TrJob *job, int fd, int file, const char *what)
 {
   tr_progress_clear (job->progress);
   int read_errno = 0;
-  if (tr_std_write_file (fd, file, &read_errno))
+  if (tr_std_write_file (fd, file, &read_errno)) {
+    struct stat st;
+    char last;
+    if (fstat (file, &st) == 0 && st.st_size > 0 && pread (file, &last, 1, st.st_size - 1) == 1)
+      tr_progress_wrote (job->progress, fd, &last, 1);
     return TRUE;
+  }
   if (read_errno)
     tr_job_message (job, "cannot read %s: %s", what, g_strerror (read_errno));
   return FALSE;

@@ -50,6 +50,24 @@ test_terminal (void)
   g_assert_nonnull (strstr (screen, "taskrun: 6 tasks: 6 succeeded"));
 }
 
+/* A task's output that does not end its line stays on the screen: the bar is drawn below
+ * it, not over it with a carriage return. */
+static void
+test_partial_line_kept (void)
+{
+  g_autofree char *screen = run_on_terminal (
+      "-j 1 --progress=always -s exec.shell=yes -e 'printf partial-{} >&2; sleep 0.3' ::: 1 2 3");
+  g_test_message ("%s", screen);
+  for (int i = 1; i <= 3; i++) {
+    g_autofree char *text = g_strdup_printf ("partial-%d", i);
+    const char *at = strstr (screen, text);
+    g_assert_nonnull (at);
+    at += strlen (text);
+    /* what follows is the end of the output or a new line, never \r over the text */
+    g_assert_true (*at == '\0' || *at == '\n' || g_str_has_prefix (at, "\r\n"));
+  }
+}
+
 static void
 test_pipe (void)
 {
@@ -149,6 +167,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/progress/terminal", test_terminal);
   g_test_add_func ("/progress/pipe", test_pipe);
+  g_test_add_func ("/progress/partial-line-kept", test_partial_line_kept);
   g_test_add_func ("/progress/line", test_line);
   g_test_add_func ("/progress/not-run-is-no-failure", test_not_run_is_no_failure);
   return g_test_run ();

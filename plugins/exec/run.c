@@ -399,7 +399,7 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
   if (overflow) {
     g_set_error (error, EXEC_ERROR, code ? code : 1,
                  "its output passed %u MiB, the most a task on another host can send back, "
-                 "and was dropped (exit status %d)", EXEC_OUTPUT_MAX >> 20, code);
+                 "and was dropped (exit status %d)", (EXEC_OUTPUT_MAX + EXEC_RESULT_HEAD) >> 20, code);
     return FALSE;
   }
   if (code != 0) {

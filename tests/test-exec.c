@@ -108,6 +108,34 @@ test_script_without_shebang (void)
   tt_rmtree (dir);
 }
 
+/* What a command leaves running when it exits, even after setsid (a daemon that left its
+ * process group), ends with its task: no process outlives the run. */
+static void
+test_no_leftover_daemon (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *out = NULL, *err = NULL;
+  int status = run_exec (dir, NULL,
+                         "shell = yes\nworkdir = .\n"
+                         "command = setsid sh -c 'echo $$ > pid-{}; exec sleep 60' "
+                         ">/dev/null 2>&1 </dev/null & sleep 0.3\nargs = a b\n",
+                         NULL, &out, &err);
+  g_assert_cmpint (status, ==, 0);
+  GArray *pids = g_array_new (FALSE, FALSE, sizeof (GPid));
+  for (const char *c = "ab"; *c; c++) {
+    g_autofree char *path = g_strdup_printf ("%s/pid-%c", dir, *c);
+    g_autofree char *text = NULL;
+    g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+    GPid pid = (GPid) g_ascii_strtoll (text, NULL, 10);
+    g_assert_cmpint (pid, >, 0);
+    g_array_append_val (pids, pid);
+  }
+  /* gone once the run has ended, not left running under init */
+  g_assert_cmpuint (tt_wait_gone (pids, 10), ==, 0);
+  g_array_unref (pids);
+  tt_rmtree (dir);
+}
+
 /* The job log's Exitval and Signal are the command's, and its Command the command line
  * as run, quoted. */
 static void
@@ -851,6 +879,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/joblog-statuses", test_joblog_statuses);
   g_test_add_func ("/exec/long-command-in-message", test_long_command_in_message);
   g_test_add_func ("/exec/script-without-shebang", test_script_without_shebang);
+  g_test_add_func ("/exec/no-leftover-daemon", test_no_leftover_daemon);
   g_test_add_func ("/exec/output-grouped", test_output_grouped);
   g_test_add_func ("/exec/ordered-and-tagged", test_ordered_and_tagged);
   g_test_add_func ("/exec/results-dir", test_results_dir);

@@ -5,6 +5,8 @@
  * environment plus TASKRUN_SEQ and TASKRUN_SLOT, and the job's working directory.  Its
  * stdout and stderr are read as it runs, each whole into the task's result: in memory
  * while small, in an unlinked temporary file attached to the result when large.
+ * What a command leaves running when it exits is killed then (the worker is its
+ * subreaper, so setsid does not hide it): a task leaves no process behind.
  * Owns: starting, reading and reaping the command, and the words for how it ended.
  * Does not own: the argv (template.c), printing the output (exec.c).
  */
@@ -16,6 +18,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -45,6 +48,9 @@ exec_worker_init (const TrConfig *config, gpointer *state, GError **error)
   const char *slot = g_getenv ("TASKRUN_SLOT");
   w->slot = slot ? (guint) g_ascii_strtoull (slot, NULL, 10) : 1;
   w->workdir = g_strdup (tr_config_get_string (config, "workdir"));
+  /* what a command leaves running when it ends (a daemon, setsid or not) comes back to
+   * this worker rather than to init, to be stopped with its task (end_leftovers) */
+  prctl (PR_SET_CHILD_SUBREAPER, 1);
   w->devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
   w->cols = g_ptr_array_new_with_free_func (g_free);
   w->col_lens = g_array_new (FALSE, FALSE, sizeof (gsize));
@@ -69,6 +75,43 @@ exec_worker_fini (gpointer state)
   g_ptr_array_unref (w->cols);
   g_array_unref (w->col_lens);
   g_free (w);
+}
+
+/* After a command has been reaped: the processes it left running (reparented to this
+ * worker, its subreaper, even when they left its process group with setsid) are killed
+ * and reaped, and so are theirs as they come back in turn, so that no task leaves an
+ * orphan behind.  One waitid when there are none, as for almost every command. */
+static void
+end_leftovers (void)
+{
+  for (int round = 0; round < 64; round++) {
+    siginfo_t info = { 0 };
+    if (waitid (P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+      return; /* ECHILD: nothing left */
+    g_autoptr (GArray) killed = g_array_new (FALSE, FALSE, sizeof (pid_t));
+    g_autoptr (GDir) tasks = g_dir_open ("/proc/self/task", 0, NULL);
+    const char *tid;
+    while (tasks && (tid = g_dir_read_name (tasks))) {
+      g_autofree char *path = g_strdup_printf ("/proc/self/task/%s/children", tid);
+      g_autofree char *text = NULL;
+      if (!g_file_get_contents (path, &text, NULL, NULL))
+        continue;
+      g_auto (GStrv) pids = g_strsplit (g_strstrip (text), " ", -1);
+      for (guint i = 0; pids[i]; i++) {
+        pid_t child = (pid_t) g_ascii_strtoll (pids[i], NULL, 10);
+        if (child > 0 && kill (child, SIGKILL) == 0)
+          g_array_append_val (killed, child);
+      }
+    }
+    /* SIGKILL cannot be held off: each ends, and is reaped here, not left to init */
+    for (guint i = 0; i < killed->len; i++)
+      while (waitpid (g_array_index (killed, pid_t, i), NULL, 0) < 0 && errno == EINTR)
+        ;
+    while (waitpid (-1, NULL, WNOHANG) > 0)
+      ;
+    if (!killed->len)
+      return; /* children the file does not show (no /proc): nothing more to do here */
+  }
 }
 
 /* The environment of a command: the worker's, with TASKRUN_SEQ for this task. */
@@ -375,6 +418,7 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
   int status;
   while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
     ;
+  end_leftovers ();
   gboolean overflow = FALSE;
   gboolean signaled = WIFSIGNALED (status);
   int sig = signaled ? WTERMSIG (status) : 0;

@@ -103,9 +103,7 @@ tr_job_write (TrJob *job, int fd, const void *data, gsize len)
   tr_progress_clear (job->progress);
   tr_progress_wrote (job->progress, fd, data, len);
   /* whole, before whatever comes next on the other stream */
-  if (fd == 1)
-    return tr_stdout_write (data, len) && tr_stdout_flush ();
-  return fwrite (data, 1, len, stderr) == len && fflush (stderr) == 0;
+  return tr_std_write_bytes (fd, data, len);
 }
 
 gboolean

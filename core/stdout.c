@@ -151,6 +151,35 @@ copy_chunk (int fd, int file, off_t *pos, gboolean *use_sendfile, gboolean *read
 }
 
 gboolean
+tr_std_write_bytes (int fd, const void *data, gsize len)
+{
+  if (fd == 1 ? !tr_stdout_flush () : fflush (stderr) != 0)
+    return FALSE;
+  if (fd == 1 && stdout_missing && len) {
+    stdout_fail (EBADF);
+    return FALSE;
+  }
+  const guint8 *p = data;
+  while (len) {
+    gssize n = write (fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN) {
+      wait_writable (fd);
+      continue;
+    }
+    if (n <= 0) {
+      if (fd == 1)
+        stdout_fail (n < 0 ? errno : EIO);
+      return FALSE;
+    }
+    p += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
+gboolean
 tr_std_write_file (int fd, int file, int *read_errno)
 {
   *read_errno = 0;

@@ -10,6 +10,10 @@
 gboolean tr_stdout_write (const char *text, gsize len);
 /* Writes what is buffered (a last line without its newline); FALSE as tr_stdout_write. */
 gboolean tr_stdout_flush (void);
+/* Writes `len` bytes on fd 1 or 2 after what stdio holds for it, with write(2): a
+ * descriptor someone left non-blocking (O_NONBLOCK on a shared pipe or terminal) is
+ * waited for, where stdio would drop what did not fit.  FALSE as tr_std_write_file. */
+gboolean tr_std_write_bytes (int fd, const void *data, gsize len);
 /* Writes the whole content of `file` (from offset 0, its offset untouched) on fd 1 or 2,
  * after what stdio holds for it.  FALSE when not all of it was written, with *read_errno
  * set when reading `file` failed (0 when writing did: on fd 1, reported as

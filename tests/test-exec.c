@@ -664,6 +664,46 @@ test_large_output (void)
   tt_rmtree (dir);
 }
 
+/* A stdout and stderr left non-blocking (O_NONBLOCK on a shared pipe) by whoever started
+ * taskrun get every byte, read slowly: a full pipe is waited for, never dropped. */
+static void
+test_nonblocking_output (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autoptr (GBytes) data = odd_bytes (500000, 7);
+  g_autofree char *path = g_build_filename (dir, "data", NULL);
+  g_assert_true (g_file_set_contents (path, g_bytes_get_data (data, NULL), 500000, NULL));
+  for (int s = 0; s < 2; s++) {
+    int fds[2];
+    g_assert_cmpint (pipe (fds), ==, 0);
+    fcntl (fds[1], F_SETFL, fcntl (fds[1], F_GETFL) | O_NONBLOCK);
+    int null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+    const char *const argv[] = { "-q", "-j", "2", "-s", "exec.shell=yes", "-s", "exec.workdir=.",
+                                 "-e", s ? "cat {} >&2" : "cat {}", ":::", "data", "data", "data",
+                                 NULL };
+    GPid pid = tt_spawn_taskrun_fds (argv, dir, NULL, s ? null : fds[1], s ? fds[1] : null);
+    close (fds[1]);
+    close (null);
+    gsize total = 0;
+    gboolean same = TRUE;
+    guint8 buf[65536];
+    for (;;) {
+      g_usleep (2000);
+      ssize_t n = read (fds[0], buf, sizeof buf);
+      if (n <= 0)
+        break;
+      for (ssize_t i = 0; i < n; i++)
+        same &= buf[i] == ((const guint8 *) g_bytes_get_data (data, NULL))[(total + (gsize) i) % 500000];
+      total += (gsize) n;
+    }
+    close (fds[0]);
+    g_assert_cmpint (tt_wait_pid (pid, 60, NULL), ==, 0);
+    g_assert_cmpuint (total, ==, 3 * 500000);
+    g_assert_true (same);
+  }
+  tt_rmtree (dir);
+}
+
 /* A task printing 2 GiB: all of it arrives, and no process of the run (taskrun, its
  * workers, the command) grows by more than a generous bound: the output is never in
  * memory (it was limited to 32 MiB when it was). */
@@ -893,6 +933,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/bundled-job", test_bundled_job);
   g_test_add_func ("/exec/large-output", test_large_output);
   g_test_add_func ("/exec/2gb-output", test_2gb_output);
+  g_test_add_func ("/exec/nonblocking-output", test_nonblocking_output);
   g_test_add_func ("/exec/enospc-while-spilling", test_enospc_while_spilling);
   g_test_add_func ("/exec/killed-while-spilling", test_killed_while_spilling);
   g_test_add_func ("/exec/resume-after-interrupt", test_resume_after_interrupt);

@@ -121,6 +121,9 @@ gboolean tr_reap_worker (pid_t pid, gboolean block, int *status, gboolean *reape
 
 /* ---- worker.c ---------------------------------------------------------------------- */
 #define TR_WORKER_ARG "--tr-worker"
+/* The descriptor limit taskrun was started with, for its workers to put back (the
+ * parent raises its own: it may hold a file for each early result of an ordered job). */
+#define TR_NOFILE_ENV "TASKRUN_STARTED_NOFILE"
 int tr_worker_main (int fd, pid_t parent);
 
 G_END_DECLS

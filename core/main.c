@@ -11,6 +11,7 @@
 #include "wire.h"
 
 #include <locale.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -83,12 +84,29 @@ print_out (const char *text)
   tr_stdout_write (text, strlen (text));
 }
 
+/* The parent holds a descriptor for each result whose output is in a file, and an
+ * ordered job may hold many at once: its soft limit goes up to the hard one (as systemd
+ * advises a program that needs more).  Its workers put the old one back, so that the
+ * commands they run see the limit the user set (some use select()). */
+static void
+raise_nofile (void)
+{
+  struct rlimit lim;
+  if (getrlimit (RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max)
+    return;
+  g_autofree char *started = g_strdup_printf ("%llu", (unsigned long long) lim.rlim_cur);
+  lim.rlim_cur = lim.rlim_max;
+  if (setrlimit (RLIMIT_NOFILE, &lim) == 0)
+    g_setenv (TR_NOFILE_ENV, started, TRUE);
+}
+
 int
 main (int argc, char **argv)
 {
   if (argc == 3 && strcmp (argv[1], TR_WORKER_ARG) == 0)
     return tr_worker_main (TR_WORKER_LINK_FD, (pid_t) atol (argv[2]));
   tr_std_fds_open ();
+  raise_nofile ();
   if (argc == 3 && strcmp (argv[1], TR_INSPECT_ARG) == 0)
     return tr_plugin_inspect_main (argv[2]);
   setlocale (LC_ALL, "");

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -320,6 +321,17 @@ tr_worker_main (int fd, pid_t parent)
      * PARALLEL_JOBSLOT): set before the plugin is loaded, so that it sees it too */
     g_autofree char *slot = g_strdup_printf ("%" G_GUINT32_FORMAT, cfg.slot);
     g_setenv ("TASKRUN_SLOT", slot, TRUE);
+    /* the limit taskrun was started with, for the plugin and what it runs */
+    const char *started = g_getenv (TR_NOFILE_ENV);
+    struct rlimit lim;
+    if (started && getrlimit (RLIMIT_NOFILE, &lim) == 0) {
+      rlim_t soft = (rlim_t) g_ascii_strtoull (started, NULL, 10);
+      if (soft > 0 && soft < lim.rlim_cur) {
+        lim.rlim_cur = soft;
+        setrlimit (RLIMIT_NOFILE, &lim);
+      }
+    }
+    g_unsetenv (TR_NOFILE_ENV);
     io.files_allowed = cfg.carries_files;
     g_autoptr (GError) error = NULL;
     plugin = tr_plugin_load (cfg.plugin_path, NULL, &error);

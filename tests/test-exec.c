@@ -586,7 +586,7 @@ entries_in (const char *path)
   return n;
 }
 
-/* Output past what a task keeps in memory (a MiB a stream) comes out byte for byte on
+/* Output past what a task keeps in memory (64 KiB a stream) comes out byte for byte on
  * both streams, in input order, tagged, and in results = DIR, and the temporary files
  * that held it leave nothing in $TMPDIR. */
 static void
@@ -595,7 +595,7 @@ test_large_output (void)
   g_autofree char *dir = tt_tmpdir ();
   g_autofree char *tmp = g_build_filename (dir, "tmp", NULL);
   g_assert_cmpint (g_mkdir (tmp, 0700), ==, 0);
-  static const gsize sizes[] = { 3u << 20, 100, (1u << 20) + 1, 5u << 20 };
+  static const gsize sizes[] = { 3u << 20, 100, (64u << 10) + 1, 5u << 20, 64u << 10 };
   GBytes *outs[G_N_ELEMENTS (sizes)], *errs[G_N_ELEMENTS (sizes)];
   g_autoptr (GString) args = g_string_new ("args =");
   for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++) {
@@ -701,6 +701,62 @@ test_nonblocking_output (void)
     g_assert_cmpuint (total, ==, 3 * 500000);
     g_assert_true (same);
   }
+  tt_rmtree (dir);
+}
+
+/* ordered = yes with a slow first task: the results that come early are held in files,
+ * not memory, and taskrun holds their descriptors past a low soft limit (it raises its
+ * own; the commands still see the one it was started with). */
+static void
+test_ordered_holds_output_in_files (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autoptr (GString) args = g_string_new ("args =");
+  for (int i = 1; i <= 300; i++)
+    g_string_append_printf (args, " %d", i);
+  g_autofree char *job_text = g_strdup_printf (
+      "[taskrun]\nplugin = exec\nworkers = 2\nordered = yes\n[exec]\nshell = yes\n"
+      "command = if [ {} = 1 ]; then sleep 1.5; ulimit -n >&2; fi; echo {}; "
+      "head -c 200000 /dev/zero\n%s\n", args->str);
+  g_autofree char *job = tt_write (dir, "job.ini", job_text);
+  struct rlimit saved, low;
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &saved), ==, 0);
+  if (saved.rlim_max < 1024) {
+    g_test_skip ("the hard limit on descriptors is too low to raise past the held files");
+    tt_rmtree (dir);
+    return;
+  }
+  low = saved;
+  low.rlim_cur = 128; /* fewer than the results held */
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &low), ==, 0);
+  const char *const argv[] = { "-q", "-c", job, NULL };
+  GPid pid = tt_spawn_taskrun (argv, dir, NULL);
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &saved), ==, 0);
+  struct rusage ru;
+  g_assert_cmpint (tt_wait_pid (pid, 120, &ru), ==, 0);
+  g_autofree char *out_path = g_build_filename (dir, "out.txt", NULL);
+  g_autofree char *err_path = g_build_filename (dir, "err.txt", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  gsize out_len = 0;
+  g_assert_true (g_file_get_contents (out_path, &out, &out_len, NULL));
+  g_assert_true (g_file_get_contents (err_path, &err, NULL, NULL));
+  g_assert_cmpstr (err, ==, "128\n");
+  /* in input order, each task whole */
+  gsize at = 0;
+  for (int i = 1; i <= 300; i++) {
+    g_autofree char *head = g_strdup_printf ("%d\n", i);
+    g_assert_true (at + strlen (head) + 200000 <= out_len);
+    g_assert_cmpmem (out + at, strlen (head), head, strlen (head));
+    at += strlen (head);
+    for (gsize k = 0; k < 200000; k += 4093)
+      g_assert_cmpint (out[at + k], ==, 0);
+    at += 200000;
+  }
+  g_assert_cmpuint (at, ==, out_len);
+  g_test_message ("largest process: %ld KiB", ru.ru_maxrss);
+#if !defined(__SANITIZE_ADDRESS__)
+  g_assert_cmpint (ru.ru_maxrss, <, 32 * 1024); /* 300 x 200 kB held would be 60 MB */
+#endif
   tt_rmtree (dir);
 }
 
@@ -933,6 +989,7 @@ main (int argc, char **argv)
   g_test_add_func ("/exec/bundled-job", test_bundled_job);
   g_test_add_func ("/exec/large-output", test_large_output);
   g_test_add_func ("/exec/2gb-output", test_2gb_output);
+  g_test_add_func ("/exec/ordered-holds-output-in-files", test_ordered_holds_output_in_files);
   g_test_add_func ("/exec/nonblocking-output", test_nonblocking_output);
   g_test_add_func ("/exec/enospc-while-spilling", test_enospc_while_spilling);
   g_test_add_func ("/exec/killed-while-spilling", test_killed_while_spilling);

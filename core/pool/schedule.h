@@ -75,6 +75,13 @@
  * payloads (a folder's path of 150 KB in each of copy's tasks) would otherwise hold the
  * window's count of them, 600 MB, however few the workers can take. */
 #define STREAM_WINDOW_BYTES (16u << 20)
+/* What an ordered stream may hold of results that came early, in bytes and in attached
+ * files: past either it makes no new task until the results it waits for come, so a
+ * slow first task among a thousand of a MiB of output each costs 64 MiB, not a GiB, and
+ * holds no more descriptors than a default limit of 1024 allows.  (Tasks already made
+ * still finish and are held beyond it: a window's worth.) */
+#define STREAM_HELD_BYTES (64u << 20)
+#define STREAM_HELD_FILES 256
 /* Task records made while the workers start, so that a job's first tasks do not wait
  * for fresh memory (a page fault is dear on some machines). */
 #define PREALLOCATED_TASKS 512

@@ -18,6 +18,8 @@ typedef struct {
   gboolean ordered;
   guint64 next_order;   /* ordered: the next task to hand to on_result */
   GHashTable *held;     /* ordered: order -> record that finished early */
+  guint64 held_bytes;   /* ordered: their results' bytes (see STREAM_HELD_BYTES) */
+  guint held_files;     /* ordered: their attached files (STREAM_HELD_FILES) */
   guint64 in_window;    /* made and not yet handed to on_result */
   guint64 window_bytes; /* their payloads' bytes (see STREAM_WINDOW_BYTES) */
   TrStats *stats;
@@ -73,6 +75,8 @@ tr_stream_on_result (const TrResult *r, gpointer data)
     TrTaskRecord *a = (TrTaskRecord *) ((char *) r - offsetof (TrTaskRecord, caller.view));
     if (a->task.order != s->next_order) {
       g_hash_table_insert (s->held, &a->task.order, record_ref (a));
+      s->held_bytes += r->len;
+      s->held_files += r->n_files;
       return;
     }
   }
@@ -86,6 +90,8 @@ tr_stream_on_result (const TrResult *r, gpointer data)
   TrTaskRecord *h;
   while ((h = g_hash_table_lookup (s->held, &s->next_order))) {
     g_hash_table_steal (s->held, &s->next_order);
+    s->held_bytes -= MIN (s->held_bytes, (guint64) h->caller.view.len);
+    s->held_files -= MIN (s->held_files, h->caller.view.n_files);
     s->in_window--;
     s->window_bytes -= MIN (s->window_bytes, (guint64) h->caller.view.sent);
     s->next_order++;
@@ -190,7 +196,8 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
     guint64 window = tr_sched_stream_window ((guint) g_atomic_int_get (&pool->shared.depth_tasks),
                                              pool->settings.batch, n_workers);
     while (!gen_done && !stopping && s.in_window < window &&
-           (s.window_bytes < STREAM_WINDOW_BYTES || s.in_window == 0)) {
+           (s.window_bytes < STREAM_WINDOW_BYTES || s.in_window == 0) &&
+           s.held_bytes < STREAM_HELD_BYTES && s.held_files < STREAM_HELD_FILES) {
       if (feeding_stopped (pool)) {
         stopping = TRUE;
         break;

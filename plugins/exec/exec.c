@@ -237,6 +237,9 @@ exec_describe (gpointer state, const guint8 *payload, gsize len, GString *out)
   g_string_append (out, line);
 }
 
+/* How much of a stream is tagged and written at a time. */
+#define TAG_CHUNK (1u << 20)
+
 /* Appends `len` bytes of a stream to e->tagged, each line after `tag` and a tab, and
  * writes what it holds whenever that passes a MiB (a long tag on many short lines must
  * not make it huge).  *line_start: the next byte starts a line. */
@@ -254,7 +257,7 @@ tag_bytes (Exec *e, int fd, const guint8 *data, gsize len, const guint8 *tag, gs
     g_string_append_len (e->tagged, (const char *) data + at, (gssize) (end - at));
     *line_start = nl != NULL;
     at = end;
-    if (e->tagged->len >= EXEC_SPILL_AT) {
+    if (e->tagged->len >= TAG_CHUNK) {
       tr_job_write (e->job, fd, e->tagged->str, e->tagged->len);
       g_string_truncate (e->tagged, 0);
     }
@@ -282,9 +285,9 @@ write_stream (Exec *e, int fd, const ExecStream *st, const guint8 *tag, gsize ta
     }
     tag_bytes (e, fd, st->data, st->len, tag, tag_len, &line_start);
   } else {
-    g_autofree guint8 *buf = g_malloc (EXEC_SPILL_AT);
+    g_autofree guint8 *buf = g_malloc (TAG_CHUNK);
     for (off_t pos = 0;;) {
-      ssize_t n = pread (st->file, buf, EXEC_SPILL_AT, pos);
+      ssize_t n = pread (st->file, buf, TAG_CHUNK, pos);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)

@@ -28,8 +28,10 @@ enum { EXEC_STDOUT_FILE = 1, EXEC_STDERR_FILE = 2 };
  * all of it where files cannot be attached (the MPI backend). */
 #define EXEC_OUTPUT_MAX ((32u << 20) - EXEC_RESULT_HEAD)
 /* A stream is held in memory up to this size, then in an unlinked temporary file: so a
- * command's output costs the worker and taskrun a few MiB, whatever its size. */
-#define EXEC_SPILL_AT (1u << 20)
+ * command's output costs the worker and taskrun a few MiB, whatever its size, and the
+ * early results an ordered job holds cost 128 KiB each at most.  A file costs some 15 us
+ * to make, nothing beside a command that writes this much. */
+#define EXEC_SPILL_AT (64u << 10)
 
 /* One stream of a task's output: bytes in memory, or a file (data NULL, file >= 0). */
 typedef struct {

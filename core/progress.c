@@ -25,6 +25,7 @@ struct TrProgress {
   gboolean all_made, units_final;
   gboolean drawn;
   gboolean mid_line; /* output left the terminal's cursor after text: draw below it */
+  gboolean ever_drawn;
 };
 
 TrProgress *
@@ -151,6 +152,7 @@ draw (TrProgress *p)
   fputs (s->str, stderr);
   fflush (stderr);
   p->drawn = TRUE;
+  p->ever_drawn = TRUE;
   p->last_draw = g_get_monotonic_time ();
 }
 
@@ -175,8 +177,9 @@ tr_progress_wrote (TrProgress *p, int fd, const void *data, gsize len)
 void
 tr_progress_clear (TrProgress *p)
 {
-  if (p && p->enabled && p->mid_line && !p->drawn) {
-    /* what comes next (a message, the summary) starts a line of its own */
+  if (p && p->enabled && p->mid_line && !p->drawn && p->ever_drawn) {
+    /* what comes next (a message, the summary) starts a line of its own, once a bar has
+     * been on the screen: without one, output is left as the commands wrote it */
     fputs ("\n", stderr);
     fflush (stderr);
     p->mid_line = FALSE;

@@ -376,6 +376,16 @@ test_shown_one_line (void)
       g_assert_cmpstr (out, ==, inputs[i]);
     }
   }
+  /* a template with a newline of its own is escaped whole by the core: its values are
+   * left as they are, not spelled $'...' to be escaped a second time */
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ExecTemplate) t = exec_template_parse ("echo {}\nfalse {}", FALSE, TRUE, &error);
+  g_assert_no_error (error);
+  Values x;
+  values_init (&x, "x\ny", 3, NULL, 1);
+  g_autofree char *line = exec_template_command_line (t, &x.v, TRUE);
+  values_clear (&x);
+  g_assert_cmpstr (line, ==, "echo 'x\ny'\nfalse 'x\ny'");
   if (!bash)
     g_test_skip ("no bash to read the lines back");
 }

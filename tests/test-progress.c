@@ -68,6 +68,24 @@ test_partial_line_kept (void)
   }
 }
 
+/* Without a bar on the screen, output is left as the commands wrote it: nothing put
+ * between outputs that do not end their lines. */
+static void
+test_no_bar_no_newline (void)
+{
+  g_autofree char *screen = run_on_terminal ("-q -j1 -e 'printf %s {}' ::: a b c");
+  g_test_message ("%s", screen);
+  /* between a and b, c: nothing, unless a bar was drawn there first (a slow machine) */
+  const char *a = strchr (screen, 'a'), *b = a ? strchr (a, 'b') : NULL;
+  const char *c = b ? strchr (b, 'c') : NULL;
+  g_assert_nonnull (c);
+  for (const char *from = a; from && from < c; from = from == a ? b : NULL) {
+    const char *to = from == a ? b : c;
+    g_autofree char *between = g_strndup (from + 1, (gsize) (to - from - 1));
+    g_assert_true (!*between || strstr (between, "tasks"));
+  }
+}
+
 static void
 test_pipe (void)
 {
@@ -168,6 +186,7 @@ main (int argc, char **argv)
   g_test_add_func ("/progress/terminal", test_terminal);
   g_test_add_func ("/progress/pipe", test_pipe);
   g_test_add_func ("/progress/partial-line-kept", test_partial_line_kept);
+  g_test_add_func ("/progress/no-bar-no-newline", test_no_bar_no_newline);
   g_test_add_func ("/progress/line", test_line);
   g_test_add_func ("/progress/not-run-is-no-failure", test_not_run_is_no_failure);
   return g_test_run ();

@@ -300,9 +300,10 @@ stream_unspill (Stream *st, gsize other_len, gboolean *overflow)
 }
 
 /* The result: the head, the streams held in memory; the spilled ones attached as files,
- * stdout's first.  *overflow: a stream had to come back into memory and did not fit. */
+ * stdout's first.  *overflow: a stream had to come back into memory and did not fit (1
+ * stdout, 2 stderr); it is dropped, the other kept. */
 static void
-put_result (TrOutput *output, ExecHow how, gint32 value, Stream *st, gboolean *overflow)
+put_result (TrOutput *output, ExecHow how, gint32 value, Stream *st, int *overflow)
 {
   guint8 files = 0;
   if (st) {
@@ -313,7 +314,10 @@ put_result (TrOutput *output, ExecHow how, gint32 value, Stream *st, gboolean *o
         files |= s == 0 ? EXEC_STDOUT_FILE : EXEC_STDERR_FILE;
         st[s].file = -1; /* the core's now */
       } else {
-        stream_unspill (&st[s], st[!s].mem->len, overflow);
+        gboolean cut = FALSE;
+        stream_unspill (&st[s], st[!s].mem->len, &cut);
+        if (cut && !*overflow)
+          *overflow = s + 1; /* 1 stdout, 2 stderr: the one dropped */
       }
     }
   }
@@ -419,7 +423,7 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
   while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
     ;
   end_leftovers ();
-  gboolean overflow = FALSE;
+  int overflow = 0;
   gboolean signaled = WIFSIGNALED (status);
   int sig = signaled ? WTERMSIG (status) : 0;
   int code = signaled ? 0 : WEXITSTATUS (status);
@@ -443,7 +447,9 @@ exec_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GE
   if (overflow) {
     g_set_error (error, EXEC_ERROR, code ? code : 1,
                  "its output passed %u MiB, the most a task on another host can send back, "
-                 "and was dropped (exit status %d)", (EXEC_OUTPUT_MAX + EXEC_RESULT_HEAD) >> 20, code);
+                 "and its %s was dropped (exit status %d)",
+                 (EXEC_OUTPUT_MAX + EXEC_RESULT_HEAD) >> 20, overflow == 1 ? "stdout" : "stderr",
+                 code);
     return FALSE;
   }
   if (code != 0) {

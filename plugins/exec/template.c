@@ -872,6 +872,11 @@ append_in_ctx (GString *out, Ctx ctx, const char *s, gsize n, gboolean shown)
 static char *
 command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown)
 {
+  /* a template with a control byte of its own (a script's newline) is no one line
+   * anyway: the core escapes all of it, and values spelled $'...' would be escaped twice */
+  for (gsize i = 0; shown && i < t->len; i++)
+    if (g_ascii_iscntrl (t->text[i]))
+      shown = FALSE;
   GString *out = g_string_sized_new (t->len + 64);
   g_autoptr (GString) val = g_string_new (NULL);
   gsize at = 0;

@@ -67,8 +67,9 @@
  *   - {} and the appended input are the whole input, one word, with colsep too (parallel
  *     makes them every column, each its own word).
  * Without shell the command line pastes back into the same argv, except where the
- * template itself holds an unquoted $, `, glob or ~: a shell expands those, taskrun's
- * words do not (parallel prints the template as written; so do we).
+ * template itself holds a $ or ` (unquoted or inside "..."), a glob or ~: a shell expands
+ * those, taskrun's words do not (parallel prints the template as written; so do we).
+ * No input can bring one in: only the template's own text stays unquoted.
  */
 #include "template.h"
 

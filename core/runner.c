@@ -280,7 +280,7 @@ run_on_result (const TrResult *r_in, gpointer data)
   TrResult with_status;
   const TrResult *r = r_in;
   if ((ctx->job->desc->flags & TR_PLUGIN_FLAG_STATUS_IN_CODE) && r->error &&
-      g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED) && r->error_code > 0) {
+      r->error->domain != TR_TASK_ERROR && r->error_code > 0) {
     with_status = *r;
     with_status.exit_value = r->error_code < 256 ? r->error_code : 0;
     with_status.signal = r->error_code >= 256 ? r->error_code - 256 : 0;

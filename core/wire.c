@@ -214,7 +214,7 @@ tr_wire_begin_result (TrWireBuf *buf, guint64 id, guint64 start_us)
 
 void
 tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint64 run_ns,
-                    guint n_files, const char *message)
+                    guint n_files, const char *message, const char *domain)
 {
   gsize out_len = buf->len - at - TR_WIRE_RESULT_HEAD;
   g_assert (out_len <= TR_WIRE_MAX_BODY && status <= 2 && n_files <= TR_WIRE_TASK_FILES);
@@ -229,12 +229,17 @@ tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint
   set_le (m, mlen, 4);
   if (mlen)
     memcpy (m + 4, message, mlen);
+  gsize dlen = domain ? strlen (domain) : 0;
+  guint8 *d = tr_wire_buf_extend (buf, 4 + dlen);
+  set_le (d, dlen, 4);
+  if (dlen)
+    memcpy (d + 4, domain, dlen);
 }
 
 void
 tr_wire_put_returned (TrWireBuf *buf, guint64 id)
 {
-  tr_wire_end_result (buf, tr_wire_begin_result (buf, id, 0), 2, 0, 0, 0, NULL);
+  tr_wire_end_result (buf, tr_wire_begin_result (buf, id, 0), 2, 0, 0, 0, NULL, NULL);
 }
 
 void

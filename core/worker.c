@@ -235,7 +235,7 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
     guint64 ns = (guint64) (t1 - t0);
     t0 = t1;
     gsize rlen = io->out.len - at - TR_WIRE_RESULT_HEAD;
-    const char *msg = NULL;
+    const char *msg = NULL, *domain = NULL;
     guint32 code = 0;
     if (rlen > TR_WIRE_MAX_BODY / 2 || io->out.len - frame > TR_WIRE_MAX_BODY - 4096) {
       /* too big for one message (alone, or with the results before it in this frame) */
@@ -250,9 +250,11 @@ run_tasks (WorkerIo *io, TrTaskClock *clock, const TrPluginDesc *desc, gpointer 
     } else if (!ok) {
       msg = error ? error->message : "the task failed (the plugin gave no reason)";
       code = error ? (guint32) error->code : 0;
+      /* the plugin's own domain and code reach the caller as they were set */
+      domain = error ? g_quark_to_string (error->domain) : NULL;
     }
     g_array_append_vals (io->out_files, output.files, output.n_files);
-    tr_wire_end_result (&io->out, at, ok ? 0 : 1, code, ns, output.n_files, msg);
+    tr_wire_end_result (&io->out, at, ok ? 0 : 1, code, ns, output.n_files, msg, domain);
     g_clear_error (&error); /* a plugin that returns TRUE and sets an error keeps the success */
   }
   if (!tr_wire_reader_done (&r))

@@ -78,7 +78,7 @@ fake_worker (gpointer data)
           memcpy (fake_forged_first, t.payload, MIN (t.len, sizeof fake_forged_first - 1));
         gsize rec = tr_wire_begin_result (&out, forge && i == 1 ? G_MAXUINT64 : t.id, 0);
         tr_wire_buf_append (&out, t.payload, (guint) t.len);
-        tr_wire_end_result (&out, rec, 0, 0, 1000, 0, NULL);
+        tr_wire_end_result (&out, rec, 0, 0, 1000, 0, NULL, NULL);
       }
       tr_wire_end (&out, at);
     }

@@ -166,13 +166,14 @@ test_map_reports_failure (Fixture *f, gconstpointer data)
   g_autoptr (TrPool) pool = new_pool (f, 2, 0);
   g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_ptr_array_add (in, cmd ("echo:a"));
-  g_ptr_array_add (in, cmd ("fail:second"));
+  g_ptr_array_add (in, cmd ("fail-own:second"));
   g_ptr_array_add (in, cmd ("fail:third"));
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) out = tr_pool_map (pool, in, &error);
   g_assert_null (out);
-  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED);
-  g_assert_cmpstr (error->message, ==, "second");
+  /* the first failure in order, its own domain and code, naming its payload */
+  g_assert_error (error, g_quark_from_string ("testkit-own-error-quark"), 42);
+  g_assert_cmpstr (error->message, ==, "payload 1: second");
 }
 
 typedef struct {
@@ -495,6 +496,28 @@ test_recycling (Fixture *f, gconstpointer data)
   g_hash_table_iter_init (&it, per_pid);
   while (g_hash_table_iter_next (&it, &k, &v))
     g_assert_cmpuint (GPOINTER_TO_UINT (v), <=, 3);
+}
+
+/* A failed task's GError is the plugin's: its own domain and code reach the caller, and
+ * the core's own failures carry their TR_TASK_ERROR code in error_code, not 0. */
+static void
+test_error_keeps_domain (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 1, 0);
+  g_autoptr (GBytes) in = cmd ("fail-own:not mine");
+  g_autoptr (TrAsync) a = tr_pool_apply_async (pool, "own", in, NULL, NULL, NULL);
+  g_assert_true (tr_async_wait (a, 30 * G_USEC_PER_SEC));
+  const TrResult *r = tr_async_peek_result (a);
+  g_assert_error (r->error, g_quark_from_string ("testkit-own-error-quark"), 42);
+  g_assert_cmpstr (r->error->message, ==, "not mine");
+  g_assert_cmpint (r->error_code, ==, 42);
+  g_autoptr (GBytes) crash = cmd ("crash");
+  g_autoptr (TrAsync) c = tr_pool_apply_async (pool, "crash", crash, NULL, NULL, NULL);
+  g_assert_true (tr_async_wait (c, 30 * G_USEC_PER_SEC));
+  r = tr_async_peek_result (c);
+  g_assert_error (r->error, TR_TASK_ERROR, TR_TASK_ERROR_WORKER_DIED);
+  g_assert_cmpint (r->error_code, ==, TR_TASK_ERROR_WORKER_DIED);
 }
 
 static void
@@ -974,6 +997,7 @@ main (int argc, char **argv)
   ADD ("workers-reused", test_workers_reused);
   ADD ("recycling", test_recycling);
   ADD ("crash-fails-one-task", test_crash_fails_one_task);
+  ADD ("error-keeps-domain", test_error_keeps_domain);
   ADD ("terminate-from-callback-stops-stream", test_terminate_from_callback_stops_stream);
   g_test_add_func ("/pool/init-failure", test_init_failure);
   g_test_add_func ("/pool/start-timeout", test_start_timeout);

@@ -114,6 +114,7 @@ test_result_status (void)
     tr_wire_put_u8 (&buf, (guint8) files);
     tr_wire_buf_append (&buf, "out", 3);
     tr_wire_put_str (&buf, "");
+    tr_wire_put_str (&buf, "");
     TrWireReader r;
     tr_wire_reader_init (&r, buf.data, buf.len);
     TrWireResult res;
@@ -147,6 +148,7 @@ test_result_writer (void)
   tr_wire_put_u8 (&expect, 2); /* files */
   tr_wire_buf_append (&expect, "output", 6);
   tr_wire_put_str (&expect, "it broke");
+  tr_wire_put_str (&expect, "my-plugin-error-quark");
 
   g_auto (TrWireBuf) buf = { 0 };
   tr_wire_buf_init (&buf);
@@ -154,7 +156,7 @@ test_result_writer (void)
   gsize at = tr_wire_begin_result (&buf, 42, 1700000000000000);
   g_assert_cmpuint (at, ==, 3);
   tr_wire_buf_append (&buf, "output", 6);
-  tr_wire_end_result (&buf, at, 1, 7, 123456, 2, "it broke");
+  tr_wire_end_result (&buf, at, 1, 7, 123456, 2, "it broke", "my-plugin-error-quark");
   g_assert_cmpmem (buf.data + 3, buf.len - 3, expect.data, expect.len);
 
   TrWireReader r;
@@ -173,6 +175,7 @@ test_result_writer (void)
   g_assert_cmpuint (res.run_ns, ==, 123456);
   g_assert_cmpmem (res.data, res.len, "output", 6);
   g_assert_cmpmem (res.message, res.message_len, "it broke", 8);
+  g_assert_cmpmem (res.domain, res.domain_len, "my-plugin-error-quark", 21);
   g_assert_cmpuint (res.n_files, ==, 2);
 
   /* a task sent back unrun: status 2, nothing else */

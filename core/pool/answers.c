@@ -81,12 +81,21 @@ take_files (TrTaskRecord *a, TrLink *link, guint wanted)
   }
 }
 
+GError *
+answers_result_error (const TrWireResult *res)
+{
+  g_autofree char *msg = g_utf8_make_valid ((const char *) res->message, (gssize) res->message_len);
+  if (!res->domain_len)
+    return g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
+  g_autofree char *name = g_strndup ((const char *) res->domain, res->domain_len);
+  return g_error_new_literal (g_quark_from_string (name), (gint) res->code, msg);
+}
+
 static void
 keep_result (TrTaskRecord *a, const TrWireResult *res)
 {
   if (res->failed) {
-    g_autofree char *msg = g_utf8_make_valid ((const char *) res->message, res->message_len);
-    a->outcome.error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
+    a->outcome.error = answers_result_error (res);
     a->outcome.error_code = (int) res->code;
     a->outcome.exit_value = 1;
   }

@@ -242,8 +242,7 @@ deliver_bundle (TrPool *pool, TrTaskRecord *b)
       call_back (pool, &b->caller, &v, FALSE);
       continue;
     }
-    g_autofree char *msg = g_utf8_make_valid ((const char *) it.res.message, it.res.message_len);
-    g_autoptr (GError) error = g_error_new_literal (TR_TASK_ERROR, TR_TASK_ERROR_FAILED, msg);
+    g_autoptr (GError) error = answers_result_error (&it.res);
     v.error = error;
     v.error_code = (int) it.res.code;
     v.exit_value = 1;
@@ -279,7 +278,7 @@ deliver (TrPool *pool, TrTaskRecord *a)
   v->data = a->outcome.result;
   v->len = a->outcome.result_len;
   v->error = error;
-  v->error_code = error ? a->outcome.error_code : 0;
+  v->error_code = error ? error->code : 0;
   v->worker = a->outcome.worker;
   v->worker_pid = a->outcome.pid;
   v->seconds = a->outcome.seconds;

@@ -190,16 +190,20 @@ tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
   handoff_set_input_ended (pool, TRUE);
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   const GError *first = NULL;
+  guint first_at = 0;
   for (guint i = 0; i < asyncs->len; i++) {
     TrTaskRecord *a = g_ptr_array_index (asyncs, i);
     tr_async_wait (a, -1);
-    if (a->outcome.error && !first)
+    if (a->outcome.error && !first) {
       first = a->outcome.error;
+      first_at = i;
+    }
     if (!first)
       g_ptr_array_add (out, g_bytes_new (a->outcome.result, a->outcome.result_len));
   }
   if (first) {
-    g_propagate_error (error, g_error_copy (first));
+    /* the caller learns which payload failed (its index), and keeps domain and code */
+    g_propagate_prefixed_error (error, g_error_copy (first), "payload %u: ", first_at);
     g_ptr_array_unref (out);
     return NULL;
   }

@@ -388,6 +388,9 @@ void answers_write (Worker *w);
 /* Tasks a worker held but did not run, back to the head of the queue (or failed, once
  * the job was stopped). */
 void answers_requeue_unrun (TrPool *pool, TaskQueue *back);
+/* The GError of a failed record (any thread): the plugin's own domain (its name made a
+ * quark in this process) and code, or TR_TASK_ERROR_FAILED when it set none. */
+GError *answers_result_error (const TrWireResult *res);
 
 /* ---- slots.c (I/O thread) ----------------------------------------------------------------- */
 

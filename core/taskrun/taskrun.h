@@ -113,8 +113,10 @@ typedef struct {
   const char *description;  /* as set by tr_task_set_description ("" if none) */
   const guint8 *data;       /* what run wrote to its output (also when it then failed) */
   gsize len;
-  const GError *error;      /* NULL on success; otherwise why the task failed */
-  int error_code;           /* the code of the GError run set (its domain is not carried) */
+  const GError *error;      /* NULL on success; otherwise why the task failed: the GError
+                             * run set, its domain and code kept (since ABI 1.3; before,
+                             * TR_TASK_ERROR_FAILED), or TR_TASK_ERROR with the core's code */
+  int error_code;           /* error->code (since ABI 1.3 also for the core's errors) */
   guint worker;             /* the worker slot that ran it, 1 .. workers; 0 if none did */
   GPid worker_pid;          /* that worker's process id; 0 if none */
   double seconds;           /* time spent in run, measured in the worker */
@@ -277,7 +279,9 @@ typedef struct TrPluginDesc {
   gboolean (*worker_init) (const TrConfig *config, gpointer *worker_state, GError **error);
   /* Runs one task: read the payload, append the result to `output`, return TRUE; or set
    * `error` and return FALSE to fail this task only (what it appended to `output` still
-   * reaches the result hook, with the error's code).  Required. */
+   * reaches the result hook, and the error arrives with its domain, its code and its
+   * message; the domain is carried by name, so a quark registered in the plugin is the
+   * same quark in the parent).  Required. */
   gboolean (*run) (gpointer worker_state, const guint8 *payload, gsize len, TrOutput *output,
                    GError **error);
   /* Called when the worker is retired or the pool ends.  Optional. */
@@ -383,7 +387,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrAsync, tr_async_unref)
 
 /* Runs every payload (GBytes) and returns their results in the same order, as a
  * GPtrArray of GBytes, once all are done.  If any task fails, returns NULL and the first
- * failure's error (in order), after all tasks have ended. */
+ * failure's error (in order), after all tasks have ended: its domain and code, its
+ * message after "payload I: " (I its index in `payloads`). */
 GPtrArray *tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error);
 
 /* A generator for tr_pool_stream: the same contract as TrPluginDesc.next_task. */

@@ -243,6 +243,11 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
   } else if (g_str_has_prefix (cmd, "fail:")) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED, "%s", cmd + 5);
     return FALSE;
+  } else if (g_str_has_prefix (cmd, "fail-own:")) {
+    /* an error in a domain of the plugin's own, code 42, G_FILE_ERROR_EXIST's neighbour */
+    g_set_error (error, g_quark_from_static_string ("testkit-own-error-quark"), 42, "%s",
+                 cmd + 9);
+    return FALSE;
   } else if (g_str_equal (cmd, "crash")) {
     raise (SIGSEGV);
   } else if (g_str_equal (cmd, "abort")) {

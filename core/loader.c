@@ -21,8 +21,23 @@ G_DEFINE_QUARK (tr-loader-error-quark, tr_loader_error)
 struct TrPlugin {
   char *path;
   void *handle;
-  const TrPluginDesc *desc;
+  /* the plugin's descriptor as far as its minor version had one, the rest zero: nothing
+   * reads past the end of an older plugin's descriptor (see "How the ABI grows") */
+  TrPluginDesc desc;
 };
+
+/* How many bytes of a descriptor a plugin built for `minor` has. */
+static gsize
+desc_size_for_minor (guint32 minor)
+{
+  return minor < 4 ? offsetof (TrPluginDesc, _tr_reserved) : sizeof (TrPluginDesc);
+}
+
+guint
+tr_abi_minor (void)
+{
+  return TR_ABI_MINOR;
+}
 
 static gboolean
 looks_like_path (const char *s)
@@ -143,14 +158,14 @@ tr_plugin_load (const char *name_or_path, const char *base_dir, GError **error)
   TrPlugin *plugin = g_new0 (TrPlugin, 1);
   plugin->path = g_steal_pointer (&path);
   plugin->handle = handle;
-  plugin->desc = desc;
+  memcpy (&plugin->desc, desc, desc_size_for_minor (desc->abi_minor));
   return plugin;
 }
 
 const TrPluginDesc *
 tr_plugin_get_desc (const TrPlugin *plugin)
 {
-  return plugin->desc;
+  return &plugin->desc;
 }
 
 const char *
@@ -187,9 +202,9 @@ tr_plugin_inspect_main (const char *path)
   g_autoptr (TrPlugin) p = tr_plugin_load (path, NULL, &e);
   g_autoptr (GString) out = g_string_new (NULL);
   if (p)
-    g_string_append_printf (out, "ok\n%-14s %-8s %s\n%-14s %-8s %s\n", p->desc->name,
-                            p->desc->version ? p->desc->version : "-",
-                            p->desc->description ? p->desc->description : "", "", "", p->path);
+    g_string_append_printf (out, "ok\n%-14s %-8s %s\n%-14s %-8s %s\n", p->desc.name,
+                            p->desc.version ? p->desc.version : "-",
+                            p->desc.description ? p->desc.description : "", "", "", p->path);
   else
     g_string_append_printf (out, "broken\n%s\n", e->message);
   fputs (out->str, stdout);

@@ -23,6 +23,30 @@ test_wrong_abi (void)
   expect_load_error ("wrong-abi", TR_LOADER_ERROR_ABI, "built for ABI 2.0, this taskrun speaks 1.x");
 }
 
+/* A plugin built for 1.0 loads, and nothing past its 1.0 descriptor is read: the fields
+ * later minors add (the reserved pointers) are NULL whatever bytes follow it.  It runs. */
+static void
+test_old_minor_not_read_past (void)
+{
+  g_autofree char *path = tt_test_plugin ("abi-one-zero");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) p = tr_plugin_load (path, NULL, &error);
+  g_assert_no_error (error);
+  const TrPluginDesc *d = tr_plugin_get_desc (p);
+  g_assert_cmpuint (d->abi_minor, ==, 0);
+  g_assert_nonnull (d->run);
+  for (guint i = 0; i < TR_PLUGIN_PADDING; i++)
+    g_assert_null (d->_tr_reserved[i]);
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job_text = g_strdup_printf ("[taskrun]\nplugin = %s\nworkers = 1\n", path);
+  g_autofree char *job = tt_write (dir, "job.ini", job_text);
+  const char *const args[] = { "-c", job, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (err, "3 tasks: 3 succeeded"));
+  tt_rmtree (dir);
+}
+
 static void
 test_no_descriptor (void)
 {
@@ -163,6 +187,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/loader/wrong-abi", test_wrong_abi);
+  g_test_add_func ("/loader/old-minor-not-read-past", test_old_minor_not_read_past);
   g_test_add_func ("/loader/no-descriptor", test_no_descriptor);
   g_test_add_func ("/loader/not-elf", test_not_elf);
   g_test_add_func ("/loader/no-run-hook", test_no_run_hook);

@@ -31,12 +31,27 @@ G_BEGIN_DECLS
  * A plugin records the version it was compiled against.  The loader accepts a plugin whose
  * major version equals TR_ABI_MAJOR and whose minor version is at most TR_ABI_MINOR, and
  * refuses any other with a message naming both versions.
+ *
+ * How the ABI grows within a major version:
+ *  - functions are only added (a plugin that calls one needs the minor that added it);
+ *  - the descriptor ends in TR_PLUGIN_PADDING reserved pointers (since 1.4): a hook or
+ *    field added in minor N takes the place of one, and the loader reads it only from a
+ *    plugin that says minor N or later; of an older plugin's descriptor it reads no byte
+ *    past what that minor had, and the rest counts as NULL (0);
+ *  - a struct the core hands out by pointer (TrResult, TrStats) only grows at its end,
+ *    and a plugin reads a field added in minor N only when tr_abi_minor () is N or more.
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
-#define TR_ABI_MINOR 3 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
+#define TR_ABI_MINOR 4 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
                         * 2: tr_job_write, TR_PLUGIN_FLAG_STATUS_IN_CODE;
                         * 3: tr_output_attach_file, TrResult.files, tr_job_write_file,
-                        *    TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS */
+                        *    TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS; a failed task's GError
+                        *    keeps its domain;
+                        * 4: the descriptor's reserved pointers (_tr_reserved), tr_abi_minor */
+#define TR_PLUGIN_PADDING 8
+
+/* The minor version of the taskrun that loaded the plugin (the host's, not the plugin's). */
+guint tr_abi_minor (void);
 
 /* The name of the symbol every plugin exports. */
 #define TR_PLUGIN_SYMBOL "tr_plugin_descriptor"
@@ -292,6 +307,9 @@ typedef struct TrPluginDesc {
    * next_task did not set one.  Lets a generator of millions of tiny tasks skip
    * formatting a description per task. */
   void (*describe) (gpointer state, const guint8 *payload, gsize len, GString *out);
+
+  /* ---- Since 1.4: room for what later minors add (see "How the ABI grows").  Zero. */
+  gpointer _tr_reserved[TR_PLUGIN_PADDING];
 } TrPluginDesc;
 
 /* Define the plugin's descriptor:

@@ -9,7 +9,7 @@
  * job with a message, and never prints a wrong number.  The total is printed on stdout
  * in decimal, alone on its line, so that scripts can read it.
  */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 #include <math.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #ifndef TASKRUN_COPY_H
 #define TASKRUN_COPY_H
 
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 #include <sys/stat.h>
 #include <sys/types.h>

@@ -11,7 +11,7 @@
 #ifndef TASKRUN_EXEC_H
 #define TASKRUN_EXEC_H
 
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 #include "template.h"
 

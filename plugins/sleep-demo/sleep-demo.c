@@ -5,7 +5,7 @@
  * The output makes the point of a pool visible: a handful of processes, each reused for
  * many tasks.
  */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 #include <errno.h>
 #include <time.h>

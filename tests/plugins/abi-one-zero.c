@@ -2,7 +2,7 @@
  * what a later header puts after `describe` (the reserved pointers, where new hooks go)
  * holds bytes that are not zero, as whatever followed a 1.0 descriptor in memory might.
  * The loader must read none of them: for it they are NULL. */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 static TrNext
 next (gpointer s, TrTask *t, GError **e)

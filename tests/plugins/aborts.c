@@ -1,6 +1,6 @@
 /* aborts.c — a test plugin whose constructor aborts the process that loads it, before
  * the loader sees its descriptor: --list-plugins must survive it and list it as broken. */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 #include <stdlib.h>
 

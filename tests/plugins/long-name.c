@@ -1,7 +1,7 @@
 /* long-name.c — a test plugin whose name (and so its job file section) is longer than the
  * 49 bytes inih keeps of a section name: its keys must still reach it.  `count` tasks,
  * each doing nothing. */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 static const TrOption options[] = {
   { .name = "count", .type = TR_OPTION_INT, .required = TRUE, .min = 0, .max = 1000,

@@ -1,5 +1,5 @@
 /* no-run.c — a test plugin whose descriptor lacks the required run hook. */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 static TrNext
 next (gpointer s, TrTask *t, GError **e)

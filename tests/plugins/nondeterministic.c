@@ -1,6 +1,6 @@
 /* nondeterministic.c — a test plugin that does not declare a deterministic task order,
  * so --resume must refuse it. */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 static TrNext
 next (gpointer s, TrTask *t, GError **e)

@@ -41,7 +41,7 @@
  * `init = fail-once-if-mark`: the one worker that removes it fails.
  * `fini = hang`: worker_fini never returns.
  */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* wrong-abi.c — a test plugin that claims a future ABI; the loader must refuse it. */
-#include <taskrun/taskrun.h>
+#include <taskrun/plugin.h>
 
 static TrNext
 next (gpointer s, TrTask *t, GError **e)

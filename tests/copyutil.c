@@ -94,8 +94,9 @@ count_temps (const char *root)
 }
 
 
-/* A folder under /dev/shm, readable by every user, holding a copy of the built taskrun
- * and the copy plugin: the build tree may sit under a home that is 0700. */
+/* A folder under /dev/shm, readable by every user, holding a copy of the built taskrun,
+ * the libtaskrun.so.1 it links (found beside it: its RUNPATH starts with $ORIGIN) and the
+ * copy plugin: the build tree may sit under a home that is 0700. */
 static char *public_dir;
 
 static const char *
@@ -107,9 +108,10 @@ public_taskrun_dir (void)
   dir = g_strdup ("/dev/shm/taskrun-public-XXXXXX");
   g_assert_nonnull (g_mkdtemp (dir));
   must (chmod (dir, 0755), dir);
-  const char *from[] = { TT_TASKRUN, TT_BUILD_DIR "/plugins/copy/copy.so" };
-  const char *to[] = { "taskrun", "copy.so" };
-  for (int i = 0; i < 2; i++) {
+  const char *from[] = { TT_TASKRUN, TT_BUILD_DIR "/plugins/copy/copy.so",
+                         TT_BUILD_DIR "/core/libtaskrun.so.1" };
+  const char *to[] = { "taskrun", "copy.so", "libtaskrun.so.1" };
+  for (int i = 0; i < 3; i++) {
     g_autofree char *dest = path_in (dir, to[i]);
     const char *argv[] = { "cp", from[i], dest, NULL };
     int status;

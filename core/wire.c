@@ -224,6 +224,10 @@ tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, guint
   set_le (p + 21, run_ns, 8);
   set_le (p + 29, out_len, 4);
   p[33] = (guint8) n_files;
+  /* only a failure has a message and a domain: a frame of a million tiny successes does
+   * not carry a million empty ones */
+  if (status != 1)
+    return;
   gsize mlen = message ? strlen (message) : 0;
   guint8 *m = tr_wire_buf_extend (buf, 4 + mlen);
   set_le (m, mlen, 4);

@@ -16,8 +16,9 @@ typedef enum {
   TR_MSG_TASKS,       /* P->W  u32 n, n x (u64 seq, bytes payload) */
   TR_MSG_RESULTS,     /* W->P  u32 n, n x (u64 seq, u8 status, u32 code, u64 start (Unix
                        *       microseconds), u64 run nanoseconds, u32 output length, u8 files,
-                       *       the output, str message, str domain: the GError's, "" for
-                       *       the core's own); `files` descriptors attached
+                       *       the output, and for a failure (status 1) only: str message,
+                       *       str domain (the GError's, "" for the core's own)); `files`
+                       *       descriptors attached
                        *       (SCM_RIGHTS) to the frame's first byte, in record order;
                        *       status 0 done, 1 failed, 2 not run: sent back because the
                        *       answer had no room (never the first, then all the rest), or
@@ -105,7 +106,7 @@ typedef struct {
   guint64 run_ns;      /* how long run took */
   const guint8 *data;  /* the task's output (also when it failed) */
   gsize len;
-  const guint8 *message; /* the error message when failed, else empty */
+  const guint8 *message; /* the error message when failed, else NULL */
   gsize message_len;
   const guint8 *domain;  /* the error's domain (g_quark_to_string); empty: the core's */
   gsize domain_len;
@@ -127,8 +128,8 @@ void tr_wire_end_result (TrWireBuf *buf, gsize at, guint8 status, guint32 code, 
                          guint n_files, const char *message, const char *domain);
 
 /* Appends the result record of a task sent back unrun (status 2), TR_WIRE_RETURNED_RECORD
- * bytes: id, status, code, start and run time, empty output and message. */
-#define TR_WIRE_RETURNED_RECORD (TR_WIRE_RESULT_HEAD + 4 + 4)
+ * bytes: id, status, code, start and run time, empty output, no message. */
+#define TR_WIRE_RETURNED_RECORD TR_WIRE_RESULT_HEAD
 void tr_wire_put_returned (TrWireBuf *buf, guint64 id);
 
 /* ---- Reading records, inline ----------------------------------------------------------
@@ -209,8 +210,13 @@ tr_wire_read_result (TrWireReader *r, TrWireResult *out)
   out->n_files = h[33];
   out->data = tr_wire_take (r, n);
   out->len = out->data ? n : 0;
-  out->message = tr_wire_take_bytes (r, &out->message_len);
-  out->domain = tr_wire_take_bytes (r, &out->domain_len);
+  if (status == 1) {
+    out->message = tr_wire_take_bytes (r, &out->message_len);
+    out->domain = tr_wire_take_bytes (r, &out->domain_len);
+  } else {
+    out->message = out->domain = NULL;
+    out->message_len = out->domain_len = 0;
+  }
   if (status > 2 || out->n_files > TR_WIRE_TASK_FILES || (status == 2 && out->n_files))
     r->bad = TRUE;
   out->failed = status == 1;

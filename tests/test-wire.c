@@ -113,8 +113,10 @@ test_result_status (void)
     tr_wire_put_u32 (&buf, 3);
     tr_wire_put_u8 (&buf, (guint8) files);
     tr_wire_buf_append (&buf, "out", 3);
-    tr_wire_put_str (&buf, "");
-    tr_wire_put_str (&buf, "");
+    if (status == 1) { /* only a failure has a message and a domain */
+      tr_wire_put_str (&buf, "");
+      tr_wire_put_str (&buf, "");
+    }
     TrWireReader r;
     tr_wire_reader_init (&r, buf.data, buf.len);
     TrWireResult res;

@@ -95,6 +95,43 @@ wait_writable (int fd)
   poll (&p, 1, -1);
 }
 
+/* All of data to fd with write(2), a non-blocking fd waited for; FALSE with errno set. */
+static gboolean
+write_fully (int fd, const guint8 *data, gsize len)
+{
+  while (len) {
+    gssize n = write (fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN) {
+      wait_writable (fd);
+      continue;
+    }
+    if (n <= 0) {
+      if (n == 0)
+        errno = EIO;
+      return FALSE;
+    }
+    data += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
+/* Before bytes go to fd 1 or 2 with write(2): what stdio holds goes first, and a stdout
+ * closed when taskrun started fails as stdout's writes do.  FALSE: write nothing. */
+static gboolean
+raw_write_begin (int fd, gsize len)
+{
+  if (fd == 1 ? !tr_stdout_flush () : fflush (stderr) != 0)
+    return FALSE;
+  if (fd == 1 && stdout_missing && len) {
+    stdout_fail (EBADF);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* One chunk of `file` at *pos to fd: sendfile (the kernel copies, for a pipe, a file or
  * a terminal alike), else pread and write.  Returns the bytes written, 0 at the file's
  * end, -1 with errno set and *reading saying which side failed.  A non-blocking fd
@@ -124,19 +161,8 @@ copy_chunk (int fd, int file, off_t *pos, gboolean *use_sendfile, gboolean *read
           continue;
         return n;
       }
-      gssize off = 0;
-      while (off < n) {
-        gssize w = write (fd, buf + off, (gsize) (n - off));
-        if (w < 0 && errno == EINTR)
-          continue;
-        if (w < 0 && errno == EAGAIN) {
-          wait_writable (fd);
-          continue;
-        }
-        if (w <= 0)
-          return -1;
-        off += w;
-      }
+      if (!write_fully (fd, buf, (gsize) n))
+        return -1;
       *pos += n;
       return n;
     }
@@ -153,42 +179,21 @@ copy_chunk (int fd, int file, off_t *pos, gboolean *use_sendfile, gboolean *read
 gboolean
 tr_std_write_bytes (int fd, const void *data, gsize len)
 {
-  if (fd == 1 ? !tr_stdout_flush () : fflush (stderr) != 0)
+  if (!raw_write_begin (fd, len))
     return FALSE;
-  if (fd == 1 && stdout_missing && len) {
-    stdout_fail (EBADF);
-    return FALSE;
-  }
-  const guint8 *p = data;
-  while (len) {
-    gssize n = write (fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && errno == EAGAIN) {
-      wait_writable (fd);
-      continue;
-    }
-    if (n <= 0) {
-      if (fd == 1)
-        stdout_fail (n < 0 ? errno : EIO);
-      return FALSE;
-    }
-    p += n;
-    len -= (gsize) n;
-  }
-  return TRUE;
+  if (write_fully (fd, data, len))
+    return TRUE;
+  if (fd == 1)
+    stdout_fail (errno);
+  return FALSE;
 }
 
 gboolean
 tr_std_write_file (int fd, int file, int *read_errno)
 {
   *read_errno = 0;
-  if (fd == 1 ? !tr_stdout_flush () : fflush (stderr) != 0)
+  if (!raw_write_begin (fd, 1)) /* an empty file fails on a missing stdout too */
     return FALSE;
-  if (fd == 1 && stdout_missing) {
-    stdout_fail (EBADF);
-    return FALSE;
-  }
   off_t pos = 0;
   gboolean use_sendfile = TRUE, reading = FALSE;
   gssize n;

@@ -96,7 +96,6 @@ keep_result (TrTaskRecord *a, const TrWireResult *res)
 {
   if (res->failed) {
     a->outcome.error = answers_result_error (res);
-    a->outcome.error_code = (int) res->code;
     a->outcome.exit_value = 1;
   }
   a->outcome.result_len = res->len;

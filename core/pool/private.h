@@ -74,8 +74,7 @@ struct TrTaskRecord {
     guint8 *result; /* result_inline or result_heap; NULL: none */
     gsize result_len;
     guint8 *result_heap;
-    GError *error;
-    int error_code;
+    GError *error; /* TrResult.error_code is its code */
     guint worker;
     GPid pid;
     double seconds;

@@ -20,7 +20,6 @@ record_clear_outcome (TrTaskRecord *a)
   a->outcome.result_heap = NULL;
   a->outcome.result = NULL;
   a->outcome.result_len = 0;
-  a->outcome.error_code = 0;
   a->outcome.exit_value = 0;
   a->outcome.signal = 0;
   for (guint i = 0; i < a->outcome.n_files; i++)

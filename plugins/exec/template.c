@@ -870,8 +870,8 @@ append_in_ctx (GString *out, Ctx ctx, const char *s, gsize n, gboolean shown)
   }
 }
 
-static char *
-command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown)
+char *
+exec_template_command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown)
 {
   /* a template with a control byte of its own (a script's newline) is no one line
    * anyway: the core escapes all of it, and values spelled $'...' would be escaped twice */
@@ -893,12 +893,6 @@ command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown)
   }
   g_string_append_len (out, t->text + at, (gssize) (t->len - at));
   return g_string_free (out, FALSE);
-}
-
-char *
-exec_template_command_line (const ExecTemplate *t, const ExecValues *v, gboolean shown)
-{
-  return command_line (t, v, shown);
 }
 
 /* ---- argv -------------------------------------------------------------------------- */
@@ -940,7 +934,7 @@ exec_template_argv (const ExecTemplate *t, const ExecValues *v, GError **error)
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
   if (t->shell) {
     /* the script is the command line: a NUL in a value is looked for in the values,
-     * where command_line would stop at it */
+     * where the command line would stop at it */
     g_autoptr (GString) val = g_string_new (NULL);
     for (guint k = 0; k < t->rpls->len; k++) {
       g_string_truncate (val, 0);
@@ -949,7 +943,7 @@ exec_template_argv (const ExecTemplate *t, const ExecValues *v, GError **error)
         return NULL;
     }
     g_autoptr (GString) script = g_string_new (NULL);
-    g_autofree char *line = command_line (t, v, FALSE);
+    g_autofree char *line = exec_template_command_line (t, v, FALSE);
     g_string_append (script, line);
     if (!check_arg (script, 3, error))
       return NULL;

@@ -83,6 +83,23 @@ typedef enum {
   TR_LOADER_ERROR_INVALID,
 } TrLoaderErrorCode;
 void tr_plugin_list (GString *out);
+/* How many bytes of a descriptor a plugin built for `minor` has. */
+gsize tr_plugin_desc_size (guint32 minor);
+/* The checks every descriptor passes: a name, a run hook, a sane option table. */
+gboolean tr_plugin_check_desc (const TrPluginDesc *desc, const char *path, GError **error);
+/* A TrPlugin for a descriptor registered in this program (copied whole). */
+TrPlugin *tr_plugin_wrap (const TrPluginDesc *desc, gpointer worker_state);
+gboolean tr_plugin_is_in_program (const TrPlugin *plugin);
+gpointer tr_plugin_get_worker_state (const TrPlugin *plugin);
+/* What a worker is told to load (tr_plugin_load_for_worker): a .so's path, or
+ * TR_IN_PROGRAM_REF and the name of a plugin registered in the program. */
+#define TR_IN_PROGRAM_REF "in-program:"
+char *tr_plugin_worker_ref (const TrPlugin *plugin);
+TrPlugin *tr_plugin_load_for_worker (const char *ref, GError **error);
+
+/* ---- in-program.c ------------------------------------------------------------------ */
+/* The plugin registered in this program as `name`, or NULL. */
+TrPlugin *tr_in_program_find (const char *name);
 /* The hidden mode in which taskrun loads one plugin for --list-plugins (see loader.c). */
 #define TR_INSPECT_ARG "--tr-inspect-plugin"
 int tr_plugin_inspect_main (const char *path);
@@ -125,6 +142,10 @@ gboolean tr_reap_worker (pid_t pid, gboolean block, int *status, gboolean *reape
  * parent raises its own: it may hold a file for each early result of an ordered job). */
 #define TR_NOFILE_ENV "TASKRUN_STARTED_NOFILE"
 int tr_worker_main (int fd, pid_t parent);
+/* TRUE in a process started as a pool's worker that did not become one: a program whose
+ * main did not hand its worker mode to tr_worker_main_if_worker, and went on to start a
+ * pool of its own, which would start workers of its own, and so on. */
+gboolean tr_worker_is_stray (void);
 
 G_END_DECLS
 

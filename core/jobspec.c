@@ -146,6 +146,14 @@ load_plugin (TrJobSpec *spec, const TrRunOptions *opts, GError **error)
   const char *in_file = tr_jobfile_lookup (spec->file, "taskrun", "plugin", &line);
   gboolean from_file = in_file && !tr_overrides_find (opts->overrides, "taskrun", "plugin");
   spec->plugin = tr_plugin_load (name, from_file ? tr_jobfile_get_dir (spec->file) : NULL, error);
+  if (spec->plugin && !tr_plugin_get_desc (spec->plugin)->next_task) {
+    /* a plugin for programs that submit its tasks themselves (<taskrun/pool.h>) */
+    g_set_error (error, TR_LOADER_ERROR, TR_LOADER_ERROR_INVALID,
+                 "plugin %s (%s) has no next_task hook: it makes no tasks of its own, so "
+                 "it runs only in a program that submits them",
+                 tr_plugin_get_desc (spec->plugin)->name, tr_plugin_get_path (spec->plugin));
+    g_clear_pointer (&spec->plugin, tr_plugin_free);
+  }
   if (!spec->plugin) {
     if (from_file)
       g_prefix_error (error, "%s:%u: [taskrun] plugin: ", tr_jobfile_get_path (spec->file), line);

@@ -5,7 +5,8 @@
  * than ours), the sanity checks of the descriptor (name, required hooks, option table),
  * and the text of --list-plugins (each file loaded in a child of its own) and --describe.  Each failure is one line that names
  * the plugin and the file, with the loader's own reason.
- * Does not own: running hooks (runner.c, pool/, worker.c).
+ * Does not own: running hooks (runner.c, pool/, worker.c), plugins registered in the
+ * program itself (in-program.c: tr_plugin_load finds those first, by name).
  */
 #include "internal.h"
 
@@ -19,16 +20,17 @@
 G_DEFINE_QUARK (tr-loader-error-quark, tr_loader_error)
 
 struct TrPlugin {
-  char *path;
-  void *handle;
+  char *path;   /* the .so, or for an in-program plugin the program's file */
+  void *handle; /* NULL: in-program (in-program.c) */
+  gpointer worker_state; /* in-program: what the worker's run gets before worker_init */
   /* the plugin's descriptor as far as its minor version had one, the rest zero: nothing
    * reads past the end of an older plugin's descriptor (see "How the ABI grows") */
   TrPluginDesc desc;
 };
 
 /* How many bytes of a descriptor a plugin built for `minor` has. */
-static gsize
-desc_size_for_minor (guint32 minor)
+gsize
+tr_plugin_desc_size (guint32 minor)
 {
   return minor < 4 ? offsetof (TrPluginDesc, _tr_reserved) : sizeof (TrPluginDesc);
 }
@@ -78,14 +80,14 @@ find_on_path (const char *name)
   return NULL;
 }
 
-static gboolean
-check_desc (const TrPluginDesc *d, const char *path, GError **error)
+/* next_task is not checked here: a plugin that only runs tasks a program submits needs
+ * none; a job file's plugin does (jobspec.c). */
+gboolean
+tr_plugin_check_desc (const TrPluginDesc *d, const char *path, GError **error)
 {
   const char *what = NULL;
   if (!d->name || !*d->name)
     what = "has no name";
-  else if (!d->next_task)
-    what = "has no next_task hook";
   else if (!d->run)
     what = "has no run hook";
   if (what) {
@@ -106,6 +108,11 @@ TrPlugin *
 tr_plugin_load (const char *name_or_path, const char *base_dir, GError **error)
 {
   g_autofree char *path = NULL;
+  if (!looks_like_path (name_or_path)) {
+    TrPlugin *in_program = tr_in_program_find (name_or_path);
+    if (in_program)
+      return in_program;
+  }
   if (looks_like_path (name_or_path)) {
     g_autofree char *cwd = g_get_current_dir ();
     path = g_canonicalize_filename (name_or_path, base_dir ? base_dir : cwd);
@@ -151,14 +158,63 @@ tr_plugin_load (const char *name_or_path, const char *base_dir, GError **error)
     dlclose (handle);
     return NULL;
   }
-  if (!check_desc (desc, path, error)) {
+  if (!tr_plugin_check_desc (desc, path, error)) {
     dlclose (handle);
     return NULL;
   }
   TrPlugin *plugin = g_new0 (TrPlugin, 1);
   plugin->path = g_steal_pointer (&path);
   plugin->handle = handle;
-  memcpy (&plugin->desc, desc, desc_size_for_minor (desc->abi_minor));
+  memcpy (&plugin->desc, desc, tr_plugin_desc_size (desc->abi_minor));
+  return plugin;
+}
+
+TrPlugin *
+tr_plugin_wrap (const TrPluginDesc *desc, gpointer worker_state)
+{
+  TrPlugin *plugin = g_new0 (TrPlugin, 1);
+  plugin->path = g_file_read_link ("/proc/self/exe", NULL);
+  if (!plugin->path)
+    plugin->path = g_strdup ("(this program)");
+  plugin->worker_state = worker_state;
+  plugin->desc = *desc;
+  return plugin;
+}
+
+gboolean
+tr_plugin_is_in_program (const TrPlugin *plugin)
+{
+  return plugin->handle == NULL;
+}
+
+gpointer
+tr_plugin_get_worker_state (const TrPlugin *plugin)
+{
+  return plugin->worker_state;
+}
+
+char *
+tr_plugin_worker_ref (const TrPlugin *plugin)
+{
+  return tr_plugin_is_in_program (plugin) ? g_strconcat (TR_IN_PROGRAM_REF, plugin->desc.name, NULL)
+                                          : g_strdup (plugin->path);
+}
+
+TrPlugin *
+tr_plugin_load_for_worker (const char *ref, GError **error)
+{
+  if (!g_str_has_prefix (ref, TR_IN_PROGRAM_REF))
+    return tr_plugin_load (ref, NULL, error);
+  const char *name = ref + strlen (TR_IN_PROGRAM_REF);
+  TrPlugin *plugin = tr_in_program_find (name);
+  if (!plugin) {
+    g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+    g_set_error (error, TR_LOADER_ERROR, TR_LOADER_ERROR_NOT_FOUND,
+                 "plugin '%s' is registered in the program that runs the pool, but the "
+                 "worker program %s has no plugin of that name (a worker must register the "
+                 "same plugins, before tr_worker_main_if_worker)",
+                 name, exe ? exe : "?");
+  }
   return plugin;
 }
 
@@ -180,7 +236,7 @@ tr_plugin_free (TrPlugin *plugin)
   if (!plugin)
     return;
   /* Sanitizer builds keep the object mapped so that leak reports can name its frames. */
-  if (!g_getenv ("TASKRUN_NO_DLCLOSE"))
+  if (plugin->handle && !g_getenv ("TASKRUN_NO_DLCLOSE"))
     dlclose (plugin->handle);
   g_free (plugin->path);
   g_free (plugin);

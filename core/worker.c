@@ -275,9 +275,26 @@ on_parent_death (int sig)
   _exit (TR_WORKER_EXIT_PARENT_DIED);
 }
 
+/* Set once this process serves as a worker (a task of it may start a pool of its own). */
+static gboolean serving;
+
+gboolean
+tr_worker_is_stray (void)
+{
+  if (serving)
+    return FALSE;
+  g_autofree char *cmdline = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents ("/proc/self/cmdline", &cmdline, &len, NULL))
+    return FALSE;
+  gsize first = strnlen (cmdline, len);
+  return first + 1 < len && strcmp (cmdline + first + 1, TR_WORKER_ARG) == 0;
+}
+
 int
 tr_worker_main (int fd, pid_t parent)
 {
+  serving = TRUE;
   /* Not SIGKILL itself: that would leave the task's programs behind.  SIGHUP is the
    * parent-is-gone signal; a task's programs get none of their own from it. */
   struct sigaction sa = { .sa_handler = on_parent_death };
@@ -336,13 +353,14 @@ tr_worker_main (int fd, pid_t parent)
     g_unsetenv (TR_NOFILE_ENV);
     io.files_allowed = cfg.carries_files;
     g_autoptr (GError) error = NULL;
-    plugin = tr_plugin_load (cfg.plugin_path, NULL, &error);
+    plugin = tr_plugin_load_for_worker (cfg.plugin_path, &error);
     if (!plugin) {
       send_init_failed (&io, error->message);
       status = TR_WORKER_EXIT_INIT_FAILED;
       goto out;
     }
     const TrPluginDesc *desc = tr_plugin_get_desc (plugin);
+    wstate = tr_plugin_get_worker_state (plugin);
     config = tr_config_new (desc->options, desc->name);
     for (guint i = 0; i + 1 < cfg.pairs->len; i += 2) {
       if (!tr_config_set (config, g_ptr_array_index (cfg.pairs, i),

@@ -119,6 +119,21 @@ test_cli_refuses (gconstpointer data)
 static const char *const refuse_wrong_abi[] = { "wrong-abi", "built for ABI 2.0" };
 static const char *const refuse_no_desc[] = { "no-descriptor", "is not a taskrun plugin" };
 static const char *const refuse_not_elf[] = { "not-elf", "not a loadable shared object" };
+static const char *const refuse_pool_only[] = {
+  "power", "has no next_task hook: it makes no tasks of its own, so it runs only in a program"
+};
+
+/* A plugin without next_task is for programs that submit its tasks: it loads. */
+static void
+test_pool_only_loads (void)
+{
+  g_autofree char *path = tt_test_plugin ("power");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (tr_plugin_get_desc (plugin)->next_task);
+  g_assert_nonnull (tr_plugin_get_desc (plugin)->run);
+}
 
 static void
 test_list_plugins_with_broken (void)
@@ -197,6 +212,8 @@ main (int argc, char **argv)
   g_test_add_data_func ("/loader/cli/wrong-abi", refuse_wrong_abi, test_cli_refuses);
   g_test_add_data_func ("/loader/cli/no-descriptor", refuse_no_desc, test_cli_refuses);
   g_test_add_data_func ("/loader/cli/not-elf", refuse_not_elf, test_cli_refuses);
+  g_test_add_func ("/loader/pool-only-loads", test_pool_only_loads);
+  g_test_add_data_func ("/loader/cli/pool-only", refuse_pool_only, test_cli_refuses);
   g_test_add_func ("/loader/list-plugins-with-broken", test_list_plugins_with_broken);
   g_test_add_func ("/loader/describe-unknown", test_describe_unknown);
   g_test_add_func ("/loader/describe-sleep-demo", test_describe_sleep_demo);

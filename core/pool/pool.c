@@ -36,8 +36,14 @@ settings_init (PoolSettings *set, const TrLinkClass *link_class, TrPlugin *plugi
   set->retries = options->retries;
   set->start_timeout_us = (gint64) ((options->start_timeout > 0 ? options->start_timeout : 60) *
                                     G_USEC_PER_SEC);
-  set->program = options->worker_program ? g_strdup (options->worker_program)
-                                         : tr_paths_worker_program ();
+  /* an in-program plugin's workers are this program, run again: /proc/self/exe is its
+   * file as it was started, even once the file on disk was replaced (a rebuild) */
+  if (options->worker_program)
+    set->program = g_strdup (options->worker_program);
+  else if (tr_plugin_is_in_program (plugin))
+    set->program = g_strdup ("/proc/self/exe");
+  else
+    set->program = tr_paths_worker_program ();
   set->link_class = link_class;
 }
 
@@ -48,6 +54,12 @@ tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin, const TrCo
   TrPoolOptions defaults = { 0 };
   if (!options)
     options = &defaults;
+  if (tr_worker_is_stray ()) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER,
+                 "this process was started as a pool's worker, but its main went on to "
+                 "start a pool: main must call tr_worker_main_if_worker (argc, argv) first");
+    return NULL;
+  }
   TrPool *pool = g_new0 (TrPool, 1);
   settings_init (&pool->settings, link_class, plugin, config, options);
   PoolShared *sh = &pool->shared;

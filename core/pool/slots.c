@@ -111,8 +111,9 @@ slot_spawn (TrPool *pool, Worker *w)
   }
   w->state = W_STARTING;
   w->clocks.spawned = g_get_monotonic_time ();
-  tr_wire_put_config (&w->out, tr_plugin_get_path (set->plugin), w->slot,
-                      set->link_class->carries_files, set->config_pairs);
+  g_autofree char *plugin_ref = tr_plugin_worker_ref (set->plugin);
+  tr_wire_put_config (&w->out, plugin_ref, w->slot, set->link_class->carries_files,
+                      set->config_pairs);
   g_debug ("worker %u started as pid %d", w->slot, (int) w->link->pid);
 }
 

@@ -34,7 +34,10 @@ G_BEGIN_DECLS
  *    plugin that says minor N or later; of an older plugin's descriptor it reads no byte
  *    past what that minor had, and the rest counts as NULL (0);
  *  - a struct the core hands out by pointer (TrResult, TrStats) only grows at its end,
- *    and a plugin reads a field added in minor N only when tr_abi_minor () is N or more.
+ *    and a plugin reads a field added in minor N only when tr_abi_minor () is N or more;
+ *  - a struct a program allocates and the library reads or fills (TrPoolOptions, TrStats
+ *    for tr_pool_stream) ends in reserved fields (since 1.4) that new ones replace, so
+ *    its size never changes; zero in them means "as before".
  * ------------------------------------------------------------------------------------- */
 #define TR_ABI_MAJOR 1
 #define TR_ABI_MINOR 4 /* 1: tr_job_is_dry_run; tr_job_print says whether it wrote;
@@ -42,7 +45,10 @@ G_BEGIN_DECLS
                         * 3: tr_output_attach_file, TrResult.files, tr_job_write_file,
                         *    TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS; a failed task's GError
                         *    keeps its domain;
-                        * 4: the descriptor's reserved pointers (_tr_reserved), tr_abi_minor */
+                        * 4: the descriptor's reserved pointers (_tr_reserved), tr_abi_minor;
+                        *    next_task optional (only a job file's plugin needs one);
+                        *    plugins registered in a program (<taskrun/pool.h>);
+                        *    reserved fields at the end of TrStats and TrPoolOptions */
 #define TR_PLUGIN_PADDING 8
 
 /* The minor version of the taskrun that loaded the plugin (the host's, not the plugin's). */
@@ -192,6 +198,9 @@ typedef struct {
   guint distinct_pids; /* how many worker processes ran at least one task */
   guint workers_started; /* the slots it started with (since ABI 1.1); more than workers
                           * when a slot's worker could not be started again */
+  /* Since 1.4: room for counts later minors add, which a caller of tr_pool_stream
+   * (which fills a TrStats it allocated) then has the space for. */
+  guint64 _tr_reserved[TR_PLUGIN_PADDING];
 } TrStats;
 
 /* ---------------------------------------------------------------------------------------
@@ -269,7 +278,8 @@ typedef struct TrPluginDesc {
   gboolean (*configure) (TrJob *job, const TrConfig *config, gpointer *state, GError **error);
   /* The generator: fill `task` and return TR_NEXT_TASK, or return TR_NEXT_END.  It is
    * called only as far as the core's bounded in-flight window needs, so it may produce
-   * millions of tasks without holding them.  Required. */
+   * millions of tasks without holding them.  Required of a plugin a job file names
+   * (since 1.4 a plugin that only runs what a program submits may leave it NULL). */
   TrNext (*next_task) (gpointer state, TrTask *task, GError **error);
   /* Called once per finished task, success or failure.  Keep it quick: while it runs no
    * other result is handled (workers keep working on what they hold).  Optional. */

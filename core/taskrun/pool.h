@@ -3,8 +3,10 @@
  *
  * libtaskrun's pool, which the taskrun command and the tests use: a fixed set of reused
  * worker processes with blocking, asynchronous, ordered and streaming submission, in the
- * spirit of Python's multiprocessing.Pool, running a plugin's tasks.  It includes the
- * plugin half, whose types (TrResult, TrPluginDesc, TrStats) it shares.
+ * spirit of Python's multiprocessing.Pool, running a plugin's tasks: a plugin file's, or
+ * functions of the program itself.  It includes the plugin half, whose types (TrResult,
+ * TrPluginDesc, TrStats) it shares, and whose rule for growing the ABI (plugin.h, "How
+ * the ABI grows") holds here too.
  */
 #ifndef TASKRUN_POOL_H
 #define TASKRUN_POOL_H
@@ -16,15 +18,48 @@ G_BEGIN_DECLS
 /* A loaded plugin. */
 typedef struct TrPlugin TrPlugin;
 
-/* Loads `name_or_path`: a name searched on the plugin path (TASKRUN_PLUGIN_PATH, then the
- * plugins built beside an uninstalled taskrun, or the installed plugin directory), or a
- * path to a .so (containing '/' or ending in ".so"), relative to `base_dir` (NULL: the
- * current directory). */
+/* Loads `name_or_path`: a name registered in this program (tr_plugin_register, below),
+ * else a name searched on the plugin path (TASKRUN_PLUGIN_PATH, then the plugins built
+ * beside an uninstalled taskrun, or the installed plugin directory), or a path to a .so
+ * (containing '/' or ending in ".so"), relative to `base_dir` (NULL: the current
+ * directory). */
 TrPlugin *tr_plugin_load (const char *name_or_path, const char *base_dir, GError **error);
 const TrPluginDesc *tr_plugin_get_desc (const TrPlugin *plugin);
+/* The .so's path; for a plugin registered in the program, the program's file. */
 const char *tr_plugin_get_path (const TrPlugin *plugin);
 void tr_plugin_free (TrPlugin *plugin);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrPlugin, tr_plugin_free)
+
+/* ---------------------------------------------------------------------------------------
+ * Tasks in the program itself (since 1.4)
+ *
+ * A program can run its own functions on a pool, with no plugin file, as Python's Pool
+ * runs a function: it registers them by name, and a pool on such a plugin starts each
+ * worker by running the program again (/proc/self/exe) in a worker mode that main hands
+ * to tr_worker_main_if_worker.  So main must register the same plugins in every run, and
+ * call tr_worker_main_if_worker right after, before it does anything else:
+ *
+ *   int main (int argc, char **argv) {
+ *     tr_plugin_register_func ("square", square);
+ *     tr_worker_main_if_worker (argc, argv);   // a worker runs tasks here, then exits
+ *     TrPlugin *plugin = tr_plugin_load ("square", NULL, &error);
+ *     ...
+ *
+ * Registered names come before the plugin path in tr_plugin_load.
+ * ------------------------------------------------------------------------------------- */
+
+/* A task function: the same contract as TrPluginDesc.run, without worker state. */
+typedef gboolean (*TrTaskFunc) (const guint8 *payload, gsize len, TrOutput *output,
+                                GError **error);
+/* Registers `func` as a plugin named `name` whose run hook it is (no options, no other
+ * hook).  FALSE, with a critical warning, when the name is taken. */
+gboolean tr_plugin_register_func (const char *name, TrTaskFunc func);
+/* Registers a whole descriptor (options, worker_init, parent hooks: as for a .so; it is
+ * copied).  FALSE, with a critical warning, when it is not valid or its name is taken. */
+gboolean tr_plugin_register (const TrPluginDesc *desc);
+/* When this process was started by a pool as one of its workers, runs as that worker
+ * and exits; otherwise returns at once. */
+void tr_worker_main_if_worker (int argc, char **argv);
 
 /* A set of options for one plugin, built from key = value strings. */
 TrConfig *tr_config_new (const TrOption *options, const char *section);
@@ -37,6 +72,10 @@ gboolean tr_config_check_required (const TrConfig *config, GError **error);
 void tr_config_free (TrConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrConfig, tr_config_free)
 
+/* Zero means the default in every field: initialise the whole struct (`= { .workers = 2 }`
+ * or memset), so that the reserved fields are zero.  A field added in minor N takes the
+ * place of a reserved one, so an older program's zeros keep its default; setting it
+ * needs a libtaskrun of minor N or later (tr_abi_minor ()). */
 typedef struct {
   guint workers;              /* pool size; 0: the number of online CPUs */
   guint max_tasks_per_worker; /* retire a worker after this many tasks; 0: never */
@@ -49,6 +88,7 @@ typedef struct {
                                * worker_init before it counts as failed; 0: 60 */
   const volatile int *interrupted; /* if not NULL and it becomes non-zero while
                                     * tr_pool_new waits for the workers, it gives up */
+  gpointer _tr_reserved[TR_PLUGIN_PADDING]; /* zero */
 } TrPoolOptions;
 
 typedef struct TrPool TrPool;

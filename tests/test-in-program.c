@@ -1,0 +1,388 @@
+/* test-in-program.c — pools on plugins registered in the program itself: this test
+ * program is its own worker program (its main hands the worker mode over first, as the
+ * README's example does).  Map and apply_async through re-executed workers, a crash and
+ * a timeout failing only their task, a plugin's own error domain, a whole registered
+ * descriptor with options and worker_init, duplicate names, a worker program without the
+ * plugin, a program whose main forgot the worker mode (no chain of pools), and workers
+ * started after the program's file was replaced. */
+#include "testutil.h"
+#include "internal.h"
+
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SQUARE_ERROR (g_quark_from_static_string ("test-square-error"))
+
+/* "N" gives N*N, "crash" aborts its worker, "hang" waits for the timeout, "slot" gives
+ * TASKRUN_SLOT, anything else fails with SQUARE_ERROR 7. */
+static gboolean
+square (const guint8 *payload, gsize len, TrOutput *output, GError **error)
+{
+  g_autofree char *text = g_strndup ((const char *) payload, len);
+  if (strcmp (text, "crash") == 0)
+    abort ();
+  if (strcmp (text, "hang") == 0)
+    pause ();
+  if (strcmp (text, "slot") == 0) {
+    const char *slot = g_getenv ("TASKRUN_SLOT");
+    tr_output_append (output, slot, strlen (slot));
+    return TRUE;
+  }
+  char *end = NULL;
+  gint64 n = g_ascii_strtoll (text, &end, 10);
+  if (!*text || *end) {
+    g_set_error (error, SQUARE_ERROR, 7, "not a number: %s", text);
+    return FALSE;
+  }
+  g_autofree char *out = g_strdup_printf ("%" G_GINT64_FORMAT, n * n);
+  tr_output_append (output, out, strlen (out));
+  return TRUE;
+}
+
+/* A whole descriptor: an option read in worker_init. */
+static const TrOption power_options[] = {
+  { .name = "exponent", .type = TR_OPTION_INT, .default_value = "2", .min = 0, .max = 9,
+    .help = "the power" },
+  { .name = NULL },
+};
+
+static gboolean
+power_init (const TrConfig *config, gpointer *state, GError **error)
+{
+  (void) error;
+  *state = GINT_TO_POINTER ((int) tr_config_get_int (config, "exponent"));
+  return TRUE;
+}
+
+static gboolean
+power_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GError **error)
+{
+  (void) error;
+  g_autofree char *text = g_strndup ((const char *) payload, len);
+  gint64 n = g_ascii_strtoll (text, NULL, 10), r = 1;
+  for (int i = 0; i < GPOINTER_TO_INT (state); i++)
+    r *= n;
+  g_autofree char *out = g_strdup_printf ("%" G_GINT64_FORMAT, r);
+  tr_output_append (output, out, strlen (out));
+  return TRUE;
+}
+
+static const TrPluginDesc power_desc = {
+  .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR, .name = "test-power",
+  .options = power_options, .worker_init = power_init, .run = power_run,
+};
+
+static TrPool *
+pool_on (const char *name, const TrConfig *config, TrPoolOptions *o, TrPlugin **plugin)
+{
+  g_autoptr (GError) error = NULL;
+  *plugin = tr_plugin_load (name, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (tr_plugin_is_in_program (*plugin));
+  TrPool *pool = tr_pool_new (*plugin, config, o, &error);
+  g_assert_no_error (error);
+  return pool;
+}
+
+static char *
+apply_text (TrPool *pool, const char *input, GError **error)
+{
+  g_autoptr (GBytes) payload = g_bytes_new (input, strlen (input));
+  g_autoptr (GBytes) out = tr_pool_apply (pool, input, payload, error);
+  return out ? g_strndup (g_bytes_get_data (out, NULL), g_bytes_get_size (out)) : NULL;
+}
+
+static void
+test_map_in_order (void)
+{
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 2 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  for (int i = 0; i < 2000; i++) {
+    char n[16];
+    g_snprintf (n, sizeof n, "%d", i);
+    g_ptr_array_add (in, g_bytes_new (n, strlen (n)));
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) out = tr_pool_map (pool, in, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (out->len, ==, 2000);
+  for (int i = 0; i < 2000; i++) {
+    g_autofree char *want = g_strdup_printf ("%d", i * i);
+    GBytes *b = g_ptr_array_index (out, i);
+    g_assert_cmpmem (g_bytes_get_data (b, NULL), g_bytes_get_size (b), want, strlen (want));
+  }
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+}
+
+typedef struct {
+  guint ok, failed;
+  GString *seen;
+} Counts;
+
+static void
+on_done (const TrResult *r, gpointer data)
+{
+  Counts *c = data;
+  c->ok++;
+  g_string_append_printf (c->seen, "%s=%.*s;", r->description, (int) r->len, r->data);
+}
+
+static void
+on_failed (const TrResult *r, gpointer data)
+{
+  Counts *c = data;
+  c->failed++;
+  g_string_append_printf (c->seen, "%s!%s:%d;", r->description,
+                          g_quark_to_string (r->error->domain), r->error->code);
+}
+
+/* A crash, a hang and a plugin error each fail their own task; the pool goes on. */
+static void
+test_failures_fail_only_their_task (void)
+{
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 2, .task_timeout = 0.5 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  Counts c = { .seen = g_string_new (NULL) };
+  const char *inputs[] = { "3", "crash", "hang", "x", "4" };
+  for (guint i = 0; i < G_N_ELEMENTS (inputs); i++) {
+    g_autoptr (GBytes) payload = g_bytes_new_static (inputs[i], strlen (inputs[i]));
+    tr_async_unref (tr_pool_apply_async (pool, inputs[i], payload, on_done, on_failed, &c));
+  }
+  g_autoptr (GError) error = NULL;
+  g_autofree char *after = apply_text (pool, "5", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (after, ==, "25");
+  tr_pool_close (pool);
+  tr_pool_join (pool);
+  g_assert_cmpuint (c.ok, ==, 2);
+  g_assert_cmpuint (c.failed, ==, 3);
+  g_autofree char *worker_died = g_strdup_printf ("crash!%s:%d;", g_quark_to_string (TR_TASK_ERROR),
+                                                  TR_TASK_ERROR_WORKER_DIED);
+  g_autofree char *timeout = g_strdup_printf ("hang!%s:%d;", g_quark_to_string (TR_TASK_ERROR),
+                                              TR_TASK_ERROR_TIMEOUT);
+  g_assert_nonnull (strstr (c.seen->str, "3=9;"));
+  g_assert_nonnull (strstr (c.seen->str, "4=16;"));
+  g_assert_nonnull (strstr (c.seen->str, worker_died));
+  g_assert_nonnull (strstr (c.seen->str, timeout));
+  g_assert_nonnull (strstr (c.seen->str, "x!test-square-error:7;"));
+  g_string_free (c.seen, TRUE);
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+}
+
+static void
+test_descriptor_with_options (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) probe = tr_plugin_load ("test-power", NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr (TrConfig) config = tr_config_new (tr_plugin_get_desc (probe)->options, "test-power");
+  g_assert_true (tr_config_set (config, "exponent", "3", NULL, &error));
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 2 };
+  TrPool *pool = pool_on ("test-power", config, &o, &plugin);
+  g_autofree char *cube = apply_text (pool, "7", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (cube, ==, "343");
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+  /* a value out of the option's range is refused in the parent, before any worker */
+  g_assert_false (tr_config_set (config, "exponent", "12", NULL, &error));
+  g_assert_nonnull (strstr (error->message, "exponent"));
+}
+
+static void
+test_worker_sees_slot (void)
+{
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 1 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *slot = apply_text (pool, "slot", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (slot, ==, "1");
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+}
+
+static void
+test_duplicate_name_refused (void)
+{
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*'test-square' is registered already*");
+  g_assert_false (tr_plugin_register_func ("test-square", square));
+  g_test_assert_expected_messages ();
+  TrPluginDesc nameless = { .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR, .run = power_run };
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*has no name*");
+  g_assert_false (tr_plugin_register (&nameless));
+  g_test_assert_expected_messages ();
+  TrPluginDesc newer = power_desc;
+  newer.name = "test-newer";
+  newer.abi_minor = TR_ABI_MINOR + 1;
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*built for ABI*");
+  g_assert_false (tr_plugin_register (&newer));
+  g_test_assert_expected_messages ();
+}
+
+/* Registered names come before the plugin path: "testkit" is also a .so there. */
+static void
+test_registered_name_first (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load ("testkit", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (tr_plugin_is_in_program (plugin));
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_assert_cmpstr (tr_plugin_get_path (plugin), ==, exe);
+}
+
+/* Another worker program (taskrun) has no such plugin: the pool does not start, and
+ * says why. */
+static void
+test_other_worker_program (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load ("test-square", NULL, &error);
+  TrPoolOptions o = { .workers = 1, .worker_program = TT_TASKRUN };
+  TrPool *pool = tr_pool_new (plugin, NULL, &o, &error);
+  g_assert_null (pool);
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
+  g_assert_nonnull (strstr (error->message, "'test-square' is registered in the program"));
+  g_assert_nonnull (strstr (error->message, "has no plugin of that name"));
+}
+
+/* Runs this program again with `env`; its exit status, its stdout and stderr. */
+static int
+run_self (const char *program, const char *const *env, char **out, char **err)
+{
+  g_autofree char *exe = program ? g_strdup (program) : g_file_read_link ("/proc/self/exe", NULL);
+  const char *argv[] = { exe, NULL };
+  g_auto (GStrv) envp = g_get_environ ();
+  for (guint i = 0; env[i]; i += 2)
+    envp = g_environ_setenv (envp, env[i], env[i + 1], TRUE);
+  int status = -1;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, out, err,
+                               &status, &error));
+  g_assert_no_error (error);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+/* A program whose main does not hand over the worker mode: each worker it starts would
+ * run main again and start a pool of its own.  The worker's pool is refused instead, so
+ * the first pool fails to start, naming the cause. */
+static void
+test_forgotten_worker_mode (void)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  const char *env[] = { "TT_FORGET_WORKER_MODE", "1", NULL };
+  int rc = run_self (NULL, env, &out, &err);
+  g_assert_cmpint (rc, ==, 0);
+  g_assert_nonnull (strstr (out, "first pool: not started:"));
+  g_assert_nonnull (strstr (err, "main must call tr_worker_main_if_worker"));
+  g_assert_null (strstr (out, "nested pool started"));
+}
+
+/* Workers started after the program's file was replaced run the file as it was. */
+static void
+test_program_file_replaced (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *copy = g_build_filename (dir, "copy", NULL);
+  g_autofree char *bytes = NULL;
+  gsize len;
+  g_assert_true (g_file_get_contents (self, &bytes, &len, NULL));
+  g_assert_true (g_file_set_contents (copy, bytes, len, NULL));
+  g_assert_cmpint (g_chmod (copy, 0755), ==, 0);
+  g_autofree char *out = NULL, *err = NULL;
+  const char *env[] = { "TT_REPLACE_SELF", "1", NULL };
+  int rc = run_self (copy, env, &out, &err);
+  if (rc != 0)
+    g_printerr ("%s", err);
+  g_assert_cmpint (rc, ==, 0);
+  g_assert_cmpstr (out, ==, "1 4 9 16 25 36 \n");
+  tt_rmtree (dir);
+}
+
+/* What TT_FORGET_WORKER_MODE and TT_REPLACE_SELF runs do instead of the tests. */
+static int
+forgetful_main (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load ("test-square", NULL, &error);
+  TrPoolOptions o = { .workers = 1, .start_timeout = 20 };
+  g_autoptr (TrPool) pool = tr_pool_new (plugin, NULL, &o, &error);
+  if (getenv ("TT_IN_WORKER")) {
+    /* a worker that ran main again: it must not get a pool */
+    printf ("nested pool %s\n", pool ? "started" : "refused");
+    g_printerr ("%s\n", pool ? "nested pool started" : error->message);
+    return 3;
+  }
+  printf ("first pool: %s%s\n", pool ? "started" : "not started: ", pool ? "" : error->message);
+  return 0;
+}
+
+static int
+replacing_main (void)
+{
+  /* the file this process runs is removed, and another put at its name */
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  if (g_unlink (self) != 0 || !g_file_set_contents (self, "#!/bin/sh\nexit 9\n", -1, NULL) ||
+      g_chmod (self, 0755) != 0)
+    return 5;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load ("test-square", NULL, &error);
+  TrPoolOptions o = { .workers = 1, .max_tasks_per_worker = 1 };
+  g_autoptr (TrPool) pool = tr_pool_new (plugin, NULL, &o, &error);
+  if (!pool) {
+    g_printerr ("%s\n", error->message);
+    return 6;
+  }
+  for (int i = 1; i <= 6; i++) {
+    g_autofree char *in = g_strdup_printf ("%d", i);
+    g_autofree char *sq = apply_text (pool, in, &error);
+    if (!sq) {
+      g_printerr ("%s\n", error->message);
+      return 7;
+    }
+    printf ("%s ", sq);
+  }
+  printf ("\n");
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  tr_plugin_register_func ("test-square", square);
+  tr_plugin_register_func ("testkit", square);
+  tr_plugin_register (&power_desc);
+  if (getenv ("TT_FORGET_WORKER_MODE")) {
+    if (argc > 1)
+      g_setenv ("TT_IN_WORKER", "1", TRUE);
+    return forgetful_main ();
+  }
+  tr_worker_main_if_worker (argc, argv);
+  if (getenv ("TT_REPLACE_SELF"))
+    return replacing_main ();
+
+  /* (set before any thread: the pools' threads read the environment) */
+  g_setenv ("TASKRUN_PLUGIN_PATH", TT_TEST_PLUGIN_DIR, TRUE);
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/in-program/map-in-order", test_map_in_order);
+  g_test_add_func ("/in-program/failures-fail-only-their-task", test_failures_fail_only_their_task);
+  g_test_add_func ("/in-program/descriptor-with-options", test_descriptor_with_options);
+  g_test_add_func ("/in-program/worker-sees-slot", test_worker_sees_slot);
+  g_test_add_func ("/in-program/duplicate-name-refused", test_duplicate_name_refused);
+  g_test_add_func ("/in-program/registered-name-first", test_registered_name_first);
+  g_test_add_func ("/in-program/other-worker-program", test_other_worker_program);
+  g_test_add_func ("/in-program/forgotten-worker-mode", test_forgotten_worker_mode);
+  g_test_add_func ("/in-program/program-file-replaced", test_program_file_replaced);
+  return g_test_run ();
+}

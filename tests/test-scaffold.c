@@ -73,10 +73,43 @@ test_word_count (void)
   tt_rmtree (dir);
 }
 
+/* --program: a program on libtaskrun with its task as its own function, built against the
+ * source tree's headers and the built libtaskrun.so.  It counts in command-line order,
+ * and names a file it cannot read, with exit status 1. */
+static void
+test_program (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *proj = g_build_filename (dir, "proj", NULL);
+  g_autofree char *make = g_strdup_printf (
+      "sh '%s/tools/new-plugin' --program word-count '%s' >/dev/null", tt_source_root (), proj);
+  sh (dir, make);
+  g_autofree char *build = g_strdup_printf (
+      "cc -std=gnu11 -Wall -Wextra -Werror -I '%s/core' -o wc word-count.c "
+      "$(pkg-config --cflags --libs glib-2.0) -L '%s/core' -ltaskrun -Wl,-rpath,'%s/core'",
+      tt_source_root (), TT_BUILD_DIR, TT_BUILD_DIR);
+  sh (proj, build);
+  const char *argv[] = { "./wc", "-j", "2", "sample/workers.txt", "missing.txt", "sample/pool.txt",
+                         NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = 0;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_spawn_sync (proj, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
+                               &status, &error));
+  g_assert_no_error (error);
+  g_test_message ("%s%s", out, err);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_cmpstr (out, ==, "       7 sample/workers.txt\n      10 sample/pool.txt\n      17 total\n");
+  g_assert_cmpstr (err, ==, "word-count: missing.txt: No such file or directory\n");
+  tt_rmtree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/scaffold/word-count", test_word_count);
+  g_test_add_func ("/scaffold/program", test_program);
   return g_test_run ();
 }

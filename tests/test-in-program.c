@@ -25,6 +25,15 @@ square (const guint8 *payload, gsize len, TrOutput *output, GError **error)
     abort ();
   if (strcmp (text, "hang") == 0)
     pause ();
+  if (g_str_has_prefix (text, "big:")) {
+    /* N bytes, byte k being k % 251 */
+    guint64 n = g_ascii_strtoull (text + 4, NULL, 10);
+    for (guint64 k = 0; k < n; k++) {
+      guint8 b = (guint8) (k % 251);
+      tr_output_append (output, &b, 1);
+    }
+    return TRUE;
+  }
   if (strcmp (text, "slot") == 0) {
     const char *slot = g_getenv ("TASKRUN_SLOT");
     tr_output_append (output, slot, strlen (slot));
@@ -115,6 +124,62 @@ test_map_in_order (void)
     GBytes *b = g_ptr_array_index (out, i);
     g_assert_cmpmem (g_bytes_get_data (b, NULL), g_bytes_get_size (b), want, strlen (want));
   }
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+}
+
+/* Results of every size, below and above what a map packs into shared blocks, each whole
+ * and at its payload's index. */
+static void
+test_map_results_of_every_size (void)
+{
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 2 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  for (guint i = 0; i < 400; i++) {
+    g_autofree char *cmd = g_strdup_printf ("big:%u", (i * 7919) % 40000);
+    g_ptr_array_add (in, g_bytes_new (cmd, strlen (cmd)));
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) out = tr_pool_map (pool, in, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (out->len, ==, 400);
+  for (guint i = 0; i < 400; i++) {
+    gsize len;
+    const guint8 *b = g_bytes_get_data (out->pdata[i], &len);
+    g_assert_cmpuint (len, ==, (i * 7919) % 40000);
+    for (gsize k = 0; k < len; k++)
+      if (b[k] != k % 251)
+        g_error ("result %u: byte %zu is %u", i, k, b[k]);
+  }
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+}
+
+/* Of several failures, the lowest index is reported; after close, map is refused. */
+static void
+test_map_failures_and_close (void)
+{
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 2 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  for (guint i = 0; i < 50; i++) {
+    const char *cmd = i == 40 ? "x40" : i == 7 ? "x7" : i == 30 ? "crash" : "3";
+    g_ptr_array_add (in, g_bytes_new (cmd, strlen (cmd)));
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) out = tr_pool_map (pool, in, &error);
+  g_assert_null (out);
+  g_assert_error (error, SQUARE_ERROR, 7);
+  g_assert_cmpstr (error->message, ==, "payload 7: not a number: x7");
+  g_clear_error (&error);
+  tr_pool_close (pool);
+  g_autoptr (GPtrArray) none = tr_pool_map (pool, in, &error);
+  g_assert_null (none);
+  g_assert_error (error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
+  tr_pool_join (pool);
   tr_pool_free (pool);
   tr_plugin_free (plugin);
 }
@@ -376,6 +441,8 @@ main (int argc, char **argv)
   g_setenv ("TASKRUN_PLUGIN_PATH", TT_TEST_PLUGIN_DIR, TRUE);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/in-program/map-in-order", test_map_in_order);
+  g_test_add_func ("/in-program/map-results-of-every-size", test_map_results_of_every_size);
+  g_test_add_func ("/in-program/map-failures-and-close", test_map_failures_and_close);
   g_test_add_func ("/in-program/failures-fail-only-their-task", test_failures_fail_only_their_task);
   g_test_add_func ("/in-program/descriptor-with-options", test_descriptor_with_options);
   g_test_add_func ("/in-program/worker-sees-slot", test_worker_sees_slot);

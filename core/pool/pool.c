@@ -1,5 +1,5 @@
 /* pool.c — the process pool's public API (main thread): new, free, close, join,
- * terminate, apply, apply_async and its handle, map, and the pool's settings.
+ * terminate, apply, apply_async and its handle, and the pool's settings.
  *
  * A pool is a fixed set of reused workers fed by one I/O thread (io.c).  The thread that
  * created the pool (the "main thread") submits tasks and runs every callback, one at a
@@ -9,7 +9,7 @@
  *
  * Owns: PoolSettings (made here, before the I/O thread starts), the start of the I/O
  * thread and the wait for the workers' start, and the end of both.
- * Does not own: streams (stream.c), delivery (handoff.c), anything of a worker.
+ * Does not own: streams and map (stream.c), delivery (handoff.c), anything of a worker.
  */
 #include "private.h"
 
@@ -187,39 +187,6 @@ tr_pool_apply (TrPool *pool, const char *description, GBytes *payload, GError **
 {
   g_autoptr (TrAsync) a = tr_pool_apply_async (pool, description, payload, NULL, NULL, NULL);
   return tr_async_get (a, error);
-}
-
-GPtrArray *
-tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
-{
-  g_autoptr (GPtrArray) asyncs = g_ptr_array_new_with_free_func ((GDestroyNotify) tr_async_unref);
-  for (guint i = 0; i < payloads->len; i++) {
-    g_autofree char *desc = g_strdup_printf ("item %u", i);
-    TrTaskRecord *a = submit_one (pool, i + 1, desc, g_ptr_array_index (payloads, i), 1, NULL,
-                                  NULL, NULL);
-    g_ptr_array_add (asyncs, record_ref (a));
-  }
-  handoff_set_input_ended (pool, TRUE);
-  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  const GError *first = NULL;
-  guint first_at = 0;
-  for (guint i = 0; i < asyncs->len; i++) {
-    TrTaskRecord *a = g_ptr_array_index (asyncs, i);
-    tr_async_wait (a, -1);
-    if (a->outcome.error && !first) {
-      first = a->outcome.error;
-      first_at = i;
-    }
-    if (!first)
-      g_ptr_array_add (out, g_bytes_new (a->outcome.result, a->outcome.result_len));
-  }
-  if (first) {
-    /* the caller learns which payload failed (its index), and keeps domain and code */
-    g_propagate_prefixed_error (error, g_error_copy (first), "payload %u: ", first_at);
-    g_ptr_array_unref (out);
-    return NULL;
-  }
-  return out;
 }
 
 /* Safe from a signal handler: atomics and a write(2). */

@@ -184,6 +184,61 @@ test_map_failures_and_close (void)
   tr_plugin_free (plugin);
 }
 
+/* A callback that calls into the pool and waits: for a task whose result came in the
+ * same hand-over as its own (both in one frame: batch = 2), and for join. */
+typedef struct {
+  TrPool *pool;
+  TrAsync *sibling;
+  gboolean sibling_done, joined;
+} Reentrant;
+
+static void
+wait_for_sibling (const TrResult *r, gpointer data)
+{
+  (void) r;
+  Reentrant *re = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) got = tr_async_get (re->sibling, &error);
+  g_assert_no_error (error);
+  re->sibling_done = TRUE;
+}
+
+static void
+join_from_callback (const TrResult *r, gpointer data)
+{
+  (void) r;
+  Reentrant *re = data;
+  tr_pool_join (re->pool);
+  re->joined = TRUE;
+}
+
+static void
+test_callback_waits_on_pool (void)
+{
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 1, .batch = 2 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  Reentrant re = { .pool = pool };
+  g_autoptr (GBytes) payload = g_bytes_new_static ("2", 1);
+  for (int round = 0; round < 20; round++) {
+    re.sibling_done = FALSE;
+    g_autoptr (TrAsync) first = tr_pool_apply_async (pool, "first", payload, wait_for_sibling, NULL, &re);
+    re.sibling = tr_pool_apply_async (pool, "second", payload, NULL, NULL, NULL);
+    g_assert_true (tr_async_wait (first, 20 * G_USEC_PER_SEC));
+    g_assert_true (re.sibling_done);
+    tr_async_unref (re.sibling);
+  }
+  for (int round = 0; round < 20; round++) {
+    re.joined = FALSE;
+    tr_async_unref (tr_pool_apply_async (pool, "a", payload, join_from_callback, NULL, &re));
+    tr_async_unref (tr_pool_apply_async (pool, "b", payload, NULL, NULL, NULL));
+    tr_pool_join (pool);
+    g_assert_true (re.joined);
+  }
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+}
+
 typedef struct {
   guint ok, failed;
   GString *seen;
@@ -443,6 +498,7 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/map-in-order", test_map_in_order);
   g_test_add_func ("/in-program/map-results-of-every-size", test_map_results_of_every_size);
   g_test_add_func ("/in-program/map-failures-and-close", test_map_failures_and_close);
+  g_test_add_func ("/in-program/callback-waits-on-pool", test_callback_waits_on_pool);
   g_test_add_func ("/in-program/failures-fail-only-their-task", test_failures_fail_only_their_task);
   g_test_add_func ("/in-program/descriptor-with-options", test_descriptor_with_options);
   g_test_add_func ("/in-program/worker-sees-slot", test_worker_sees_slot);

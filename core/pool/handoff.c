@@ -333,6 +333,12 @@ handoff_deliver_output (TrPool *pool, GPtrArray *lines)
 gboolean
 handoff_pump (TrPool *pool, gint64 timeout_us)
 {
+  PoolMain *m = &pool->main;
+  if (m->delivering && m->delivering_next < m->delivering->len) {
+    /* called from a callback: the rest of its hand-over comes first */
+    deliver (pool, g_ptr_array_index (m->delivering, m->delivering_next++));
+    return TRUE;
+  }
   GAsyncQueue *results = pool->shared.results;
   GPtrArray *batch;
   if (timeout_us < 0)
@@ -347,8 +353,14 @@ handoff_pump (TrPool *pool, gint64 timeout_us)
     handoff_deliver_output (pool, batch);
     return TRUE;
   }
-  for (guint i = 0; i < batch->len; i++)
-    deliver (pool, g_ptr_array_index (batch, i));
+  GPtrArray *outer = m->delivering; /* a callback's hand-over, all delivered already */
+  guint outer_next = m->delivering_next;
+  m->delivering = batch;
+  m->delivering_next = 0;
+  while (m->delivering_next < batch->len)
+    deliver (pool, g_ptr_array_index (batch, m->delivering_next++));
+  m->delivering = outer;
+  m->delivering_next = outer_next;
   g_ptr_array_unref (batch);
   return TRUE;
 }

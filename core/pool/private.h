@@ -247,6 +247,11 @@ typedef struct {
   gpointer output_data;
   gboolean closed;
   gboolean joined;
+  /* the hand-over whose records are being delivered, and the next one of them: a
+   * callback that calls into the pool (to wait for a task of the same hand-over, or to
+   * join) gets those delivered first, not a wait for the queue (handoff_pump) */
+  GPtrArray *delivering;
+  guint delivering_next;
 } PoolMain;
 
 /* The I/O thread: it owns the workers (and, once it has been joined, the main thread

@@ -133,7 +133,8 @@ struct TrOutput {
 char *tr_describe_wait_status (int status, gboolean *clean);
 /* Waits (or, unless `block`, only looks) for worker `pid` to end; once it has, kills what
  * is left of its process group and reaps it.  *reaped says whether it ended, *status is
- * its wait status.  FALSE when it could not be reaped (errno set). */
+ * its wait status.  FALSE when it could not be reaped (errno set); with errno ECHILD and
+ * *reaped TRUE it has ended, its status unknown (the process ignores SIGCHLD). */
 gboolean tr_reap_worker (pid_t pid, gboolean block, int *status, gboolean *reaped);
 
 /* ---- worker.c ---------------------------------------------------------------------- */

@@ -116,7 +116,8 @@ tr_link_local_start (guint slot, const char *program, gboolean capture_output, G
 
   /* Its own process group: a signal for taskrun's group (Ctrl-C, kill -TERM -PGID) is
    * taskrun's to handle, and the pool can stop a worker with whatever its task started.
-   * No signal blocked, SIGTERM and SIGPIPE at their defaults whatever the parent did. */
+   * No signal blocked, SIGTERM, SIGPIPE and SIGCHLD at their defaults whatever the parent
+   * did. */
   posix_spawnattr_t attr;
   posix_spawnattr_init (&attr);
   posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
@@ -128,6 +129,9 @@ tr_link_local_start (guint slot, const char *program, gboolean capture_output, G
   sigemptyset (&defaults);
   sigaddset (&defaults, SIGTERM);
   sigaddset (&defaults, SIGPIPE);
+  /* ignored, it would be ignored in the worker too (an exec keeps SIG_IGN), whose
+   * commands then could not be waited for */
+  sigaddset (&defaults, SIGCHLD);
   posix_spawnattr_setsigdefault (&attr, &defaults);
   /* The socket becomes fd 3 (dup2 clears its FD_CLOEXEC), stdin /dev/null; the worker
    * closes any other descriptor the parent left inheritable. */
@@ -285,6 +289,15 @@ tr_reap_worker (pid_t pid, gboolean block, int *status, gboolean *reaped)
    * still a zombie: until it is reaped its pid, and so its group's id, cannot be reused. */
   if (w == 0)
     kill (-pid, SIGKILL);
+  if (w < 0 && errno == ECHILD) {
+    /* Gone without a zombie: a program that embeds the pool ignores SIGCHLD (so the
+     * kernel reaped the worker) or reaped it itself.  Its status is lost, but not its
+     * group: a group id is not reused while any process of the group lives. */
+    kill (-pid, SIGKILL);
+    *reaped = TRUE;
+    errno = ECHILD;
+    return FALSE;
+  }
   pid_t r;
   do
     r = waitpid (pid, status, 0);
@@ -313,6 +326,9 @@ local_close (TrLink *link, gboolean *clean, int *status)
   g_free (link);
   if (!ok) {
     *clean = FALSE;
+    if (errno == ECHILD && reaped)
+      return g_strdup ("ended, with an exit status this process could not learn (it "
+                       "ignores SIGCHLD, or something in it reaped the worker)");
     return g_strdup_printf ("could not be reaped: %s", g_strerror (errno));
   }
   return tr_describe_wait_status (*status, clean);

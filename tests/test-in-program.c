@@ -8,8 +8,11 @@
 #include "testutil.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +36,33 @@ square (const guint8 *payload, gsize len, TrOutput *output, GError **error)
       tr_output_append (output, &b, 1);
     }
     return TRUE;
+  }
+  if (strcmp (text, "wait-child") == 0) {
+    /* a task that waits for a program of its own: its exit status, "3" */
+    pid_t child = fork ();
+    if (child == 0)
+      _exit (3);
+    int status = 0;
+    if (child < 0 || waitpid (child, &status, 0) != child) {
+      g_set_error (error, SQUARE_ERROR, 8, "waitpid: %s", g_strerror (errno));
+      return FALSE;
+    }
+    g_autofree char *code = g_strdup_printf ("%d", WEXITSTATUS (status));
+    tr_output_append (output, code, strlen (code));
+    return TRUE;
+  }
+  if (g_str_has_prefix (text, "orphan:")) {
+    /* starts a program that writes its pid to FILE and waits, then crashes */
+    const char *file = text + 7;
+    if (fork () == 0) {
+      g_autofree char *pid = g_strdup_printf ("%d", (int) getpid ());
+      g_file_set_contents (file, pid, -1, NULL);
+      for (;;)
+        pause ();
+    }
+    while (!g_file_test (file, G_FILE_TEST_EXISTS))
+      g_usleep (1000);
+    abort ();
   }
   if (strcmp (text, "slot") == 0) {
     const char *slot = g_getenv ("TASKRUN_SLOT");
@@ -430,6 +460,62 @@ test_program_file_replaced (void)
   tt_rmtree (dir);
 }
 
+/* A program that ignores SIGCHLD (the kernel then reaps its children itself): a worker
+ * that crashes is still reported, what its task started still goes with it, and its
+ * tasks can still wait for their own children. */
+static void
+test_sigchld_ignored (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *pid_file = g_build_filename (dir, "pid", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  const char *env[] = { "TT_IGNORE_SIGCHLD", pid_file, NULL };
+  int rc = run_self (NULL, env, &out, &err);
+  g_test_message ("%s%s", out, err);
+  g_assert_cmpint (rc, ==, 0);
+  g_assert_nonnull (strstr (out, "wait-child: 3\n"));
+  g_assert_nonnull (strstr (out, "orphan: failed: worker 1 (pid "));
+  g_assert_nonnull (strstr (out, "ignores SIGCHLD"));
+  g_assert_nonnull (strstr (out, "after: 16\n"));
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (pid_file, &text, NULL, NULL));
+  pid_t left = (pid_t) atoi (text);
+  g_assert_cmpint (left, >, 1);
+  gboolean gone = FALSE;
+  for (int i = 0; i < 500 && !gone; i++) {
+    gone = kill (left, 0) != 0 && errno == ESRCH;
+    if (!gone)
+      g_usleep (10000);
+  }
+  if (!gone)
+    kill (left, SIGKILL);
+  g_assert_true (gone);
+  tt_rmtree (dir);
+}
+
+static int
+sigchld_ignoring_main (const char *pid_file)
+{
+  signal (SIGCHLD, SIG_IGN);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load ("test-square", NULL, &error);
+  TrPoolOptions o = { .workers = 1 };
+  g_autoptr (TrPool) pool = tr_pool_new (plugin, NULL, &o, &error);
+  if (!pool) {
+    g_printerr ("%s\n", error->message);
+    return 6;
+  }
+  g_autofree char *orphan = g_strconcat ("orphan:", pid_file, NULL);
+  const char *inputs[] = { "wait-child", orphan, "4" };
+  for (int i = 0; i < 3; i++) {
+    g_autoptr (GError) task_error = NULL;
+    g_autofree char *got = apply_text (pool, inputs[i], &task_error);
+    printf ("%s: %s%s\n", i == 1 ? "orphan" : i == 2 ? "after" : inputs[i],
+            got ? got : "failed: ", got ? "" : task_error->message);
+  }
+  return 0;
+}
+
 /* What TT_FORGET_WORKER_MODE and TT_REPLACE_SELF runs do instead of the tests. */
 static int
 forgetful_main (void)
@@ -491,6 +577,8 @@ main (int argc, char **argv)
   tr_worker_main_if_worker (argc, argv);
   if (getenv ("TT_REPLACE_SELF"))
     return replacing_main ();
+  if (getenv ("TT_IGNORE_SIGCHLD"))
+    return sigchld_ignoring_main (getenv ("TT_IGNORE_SIGCHLD"));
 
   /* (set before any thread: the pools' threads read the environment) */
   g_setenv ("TASKRUN_PLUGIN_PATH", TT_TEST_PLUGIN_DIR, TRUE);
@@ -507,5 +595,6 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/other-worker-program", test_other_worker_program);
   g_test_add_func ("/in-program/forgotten-worker-mode", test_forgotten_worker_mode);
   g_test_add_func ("/in-program/program-file-replaced", test_program_file_replaced);
+  g_test_add_func ("/in-program/sigchld-ignored", test_sigchld_ignored);
   return g_test_run ();
 }

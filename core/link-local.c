@@ -7,9 +7,9 @@
  * afterwards, on the cores the workers need.  posix_spawn (glibc: clone with CLONE_VM
  * and CLONE_VFORK) shares the parent's memory until the exec and reports a failed exec
  * as an error.  It sets the process group, the signal mask and dispositions, stdin and
- * the socket; the worker itself asks for SIGKILL when the parent dies, checks the parent
- * did not die already, ignores SIGINT and closes any descriptor it inherited by
- * mistake (worker.c).  A fork server would avoid the exec, but exec costs about a
+ * the socket, and closes every other descriptor; the worker itself asks for SIGKILL
+ * when the parent dies, checks the parent did not die already and ignores SIGINT
+ * (worker.c).  A fork server would avoid the exec, but exec costs about a
  * millisecond per worker, once, and keeps the worker a clean process whatever the
  * parent loaded.
  *
@@ -133,8 +133,10 @@ tr_link_local_start (guint slot, const char *program, gboolean capture_output, G
    * commands then could not be waited for */
   sigaddset (&defaults, SIGCHLD);
   posix_spawnattr_setsigdefault (&attr, &defaults);
-  /* The socket becomes fd 3 (dup2 clears its FD_CLOEXEC), stdin /dev/null; the worker
-   * closes any other descriptor the parent left inheritable. */
+  /* The socket becomes fd 3 (dup2 clears its FD_CLOEXEC), stdin /dev/null, and any
+   * other descriptor the parent left inheritable (a plugin's, a library's) is closed
+   * before the exec: not after it, where a program that is its own worker may already
+   * have opened descriptors of its own (a constructor, a library). */
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init (&actions);
   posix_spawn_file_actions_addopen (&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -144,6 +146,7 @@ tr_link_local_start (guint slot, const char *program, gboolean capture_output, G
     posix_spawn_file_actions_adddup2 (&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_adddup2 (&actions, err[1], STDERR_FILENO);
   }
+  posix_spawn_file_actions_addclosefrom_np (&actions, TR_WORKER_LINK_FD + 1);
 
   pid_t pid = 0;
   int e = sv[1] < 0 ? errno : posix_spawn (&pid, program, &actions, &attr, argv, environ);

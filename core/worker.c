@@ -36,7 +36,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define CANCEL_LOOK_NS 1000000 /* 1 ms */
@@ -305,8 +304,7 @@ tr_worker_main (int fd, pid_t parent)
     return TR_WORKER_EXIT_NOT_OURS;
   signal (SIGINT, SIG_IGN);
   signal (SIGPIPE, SIG_IGN);
-  /* a descriptor the parent left inheritable (a plugin's, a library's) is not ours */
-  syscall (SYS_close_range, fd + 1, ~0U, 0);
+  /* (descriptors the parent left inheritable were closed before the exec: link-local.c) */
   /* the link is this process's alone: programs a task starts must not hold it open */
   fcntl (fd, F_SETFD, FD_CLOEXEC);
   /* stdout is a pipe to taskrun (link-local.c), which stdio would buffer in blocks: a

@@ -9,12 +9,23 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
+
+/* A descriptor this program opens before main (a library's, say), in every run of it:
+ * the worker that this program is must keep it. */
+static int own_fd = -1;
+
+__attribute__ ((constructor)) static void
+open_own_fd (void)
+{
+  own_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 #define SQUARE_ERROR (g_quark_from_static_string ("test-square-error"))
 
@@ -63,6 +74,13 @@ square (const guint8 *payload, gsize len, TrOutput *output, GError **error)
     while (!g_file_test (file, G_FILE_TEST_EXISTS))
       g_usleep (1000);
     abort ();
+  }
+  if (strcmp (text, "own-fd") == 0) {
+    g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", own_fd);
+    g_autofree char *target = g_file_read_link (link, NULL);
+    const char *what = target ? target : "closed";
+    tr_output_append (output, what, strlen (what));
+    return TRUE;
   }
   if (strcmp (text, "slot") == 0) {
     const char *slot = g_getenv ("TASKRUN_SLOT");
@@ -347,8 +365,9 @@ test_descriptor_with_options (void)
   g_assert_nonnull (strstr (error->message, "exponent"));
 }
 
+/* The worker sees its slot, and keeps the descriptors the program opened itself. */
 static void
-test_worker_sees_slot (void)
+test_worker_keeps_its_own (void)
 {
   TrPlugin *plugin;
   TrPoolOptions o = { .workers = 1 };
@@ -357,6 +376,9 @@ test_worker_sees_slot (void)
   g_autofree char *slot = apply_text (pool, "slot", &error);
   g_assert_no_error (error);
   g_assert_cmpstr (slot, ==, "1");
+  g_autofree char *fd_target = apply_text (pool, "own-fd", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (fd_target, ==, "/dev/null");
   tr_pool_free (pool);
   tr_plugin_free (plugin);
 }
@@ -589,7 +611,7 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/callback-waits-on-pool", test_callback_waits_on_pool);
   g_test_add_func ("/in-program/failures-fail-only-their-task", test_failures_fail_only_their_task);
   g_test_add_func ("/in-program/descriptor-with-options", test_descriptor_with_options);
-  g_test_add_func ("/in-program/worker-sees-slot", test_worker_sees_slot);
+  g_test_add_func ("/in-program/worker-keeps-its-own", test_worker_keeps_its_own);
   g_test_add_func ("/in-program/duplicate-name-refused", test_duplicate_name_refused);
   g_test_add_func ("/in-program/registered-name-first", test_registered_name_first);
   g_test_add_func ("/in-program/other-worker-program", test_other_worker_program);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -401,6 +402,39 @@ test_duplicate_name_refused (void)
   g_test_assert_expected_messages ();
 }
 
+/* Options out of range are refused, naming the field; infinity means no limit. */
+static void
+test_options_checked (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load ("test-square", NULL, &error);
+  const struct {
+    TrPoolOptions o;
+    const char *says;
+  } bad[] = {
+    { { .workers = 5000 }, "TrPoolOptions.workers is 5000: it must be at most 4096" },
+    { { .workers = 1, .batch = 70000 }, "TrPoolOptions.batch is 70000" },
+    { { .workers = 1, .task_timeout = -1 }, "TrPoolOptions.task_timeout is -1: it must be" },
+    { { .workers = 1, .task_timeout = NAN }, "TrPoolOptions.task_timeout is nan" },
+    { { .workers = 1, .task_timeout = 1e20 }, "TrPoolOptions.task_timeout is 1e+20" },
+    { { .workers = 1, .start_timeout = -INFINITY }, "TrPoolOptions.start_timeout is -inf" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    TrPool *pool = tr_pool_new (plugin, NULL, &bad[i].o, &error);
+    g_assert_null (pool);
+    g_assert_nonnull (error);
+    if (!strstr (error->message, bad[i].says))
+      g_error ("case %u: %s", i, error->message);
+    g_clear_error (&error);
+  }
+  TrPoolOptions forever = { .workers = 1, .task_timeout = INFINITY, .start_timeout = INFINITY };
+  g_autoptr (TrPool) pool = tr_pool_new (plugin, NULL, &forever, &error);
+  g_assert_no_error (error);
+  g_autofree char *nine = apply_text (pool, "3", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (nine, ==, "9");
+}
+
 /* Registered names come before the plugin path: "testkit" is also a .so there. */
 static void
 test_registered_name_first (void)
@@ -613,6 +647,7 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/descriptor-with-options", test_descriptor_with_options);
   g_test_add_func ("/in-program/worker-keeps-its-own", test_worker_keeps_its_own);
   g_test_add_func ("/in-program/duplicate-name-refused", test_duplicate_name_refused);
+  g_test_add_func ("/in-program/options-checked", test_options_checked);
   g_test_add_func ("/in-program/registered-name-first", test_registered_name_first);
   g_test_add_func ("/in-program/other-worker-program", test_other_worker_program);
   g_test_add_func ("/in-program/forgotten-worker-mode", test_forgotten_worker_mode);

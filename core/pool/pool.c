@@ -13,12 +13,51 @@
  */
 #include "private.h"
 
+#include <math.h>
+
 
 TrPool *
 tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
              GError **error)
 {
   return tr_pool_new_on_link (&tr_link_local, plugin, config, options, error);
+}
+
+/* The bounds of TrPoolOptions (pool.h): the CLI's, so that a library caller gets the
+ * same pools a job file can ask for. */
+#define MAX_WORKERS 4096
+#define MAX_BATCH 65536
+#define MAX_SECONDS 1e9 /* about 31 years */
+
+static gboolean
+seconds_ok (const char *name, double *value, double infinite_as, GError **error)
+{
+  if (isinf (*value) && *value > 0) {
+    *value = infinite_as;
+    return TRUE;
+  }
+  if (*value >= 0 && *value <= MAX_SECONDS)
+    return TRUE;
+  g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER,
+               "TrPoolOptions.%s is %g: it must be 0 or more seconds, up to %g, or infinity",
+               name, *value, MAX_SECONDS);
+  return FALSE;
+}
+
+/* `options` checked into `out`: FALSE, naming the field, when one is out of range. */
+static gboolean
+options_check (const TrPoolOptions *options, TrPoolOptions *out, GError **error)
+{
+  *out = *options;
+  if (out->workers > MAX_WORKERS || out->batch > MAX_BATCH) {
+    gboolean w = out->workers > MAX_WORKERS;
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER,
+                 "TrPoolOptions.%s is %u: it must be at most %u", w ? "workers" : "batch",
+                 w ? out->workers : out->batch, w ? MAX_WORKERS : MAX_BATCH);
+    return FALSE;
+  }
+  return seconds_ok ("task_timeout", &out->task_timeout, 0, error) &&
+         seconds_ok ("start_timeout", &out->start_timeout, MAX_SECONDS, error);
 }
 
 static void
@@ -51,9 +90,12 @@ TrPool *
 tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin, const TrConfig *config,
                      const TrPoolOptions *options, GError **error)
 {
-  TrPoolOptions defaults = { 0 };
+  TrPoolOptions defaults = { 0 }, checked;
   if (!options)
     options = &defaults;
+  if (!options_check (options, &checked, error))
+    return NULL;
+  options = &checked;
   if (tr_worker_is_stray ()) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER,
                  "this process was started as a pool's worker, but its main went on to "

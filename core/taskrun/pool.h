@@ -77,15 +77,18 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrConfig, tr_config_free)
  * place of a reserved one, so an older program's zeros keep its default; setting it
  * needs a libtaskrun of minor N or later (tr_abi_minor ()). */
 typedef struct {
-  guint workers;              /* pool size; 0: the number of online CPUs */
+  guint workers;              /* pool size, up to 4096; 0: the number of online CPUs */
   guint max_tasks_per_worker; /* retire a worker after this many tasks; 0: never */
-  guint batch;                /* tasks per message; 0: automatic */
+  guint batch;                /* tasks per message, up to 65536; 0: automatic */
   const char *worker_program; /* NULL: the taskrun binary that matches this library */
   double task_timeout;        /* seconds; a task running longer is stopped (its worker gets
-                               * SIGTERM, then SIGKILL after a grace); 0: no limit */
+                               * SIGTERM, then SIGKILL after a grace); 0 or infinity: no
+                               * limit; tr_pool_new refuses a negative, NaN or finite value
+                               * above 1e9, as it does the other fields out of range */
   guint retries;              /* run a failed task up to this many more times */
   double start_timeout;       /* seconds a worker may take to load the plugin and run
-                               * worker_init before it counts as failed; 0: 60 */
+                               * worker_init before it counts as failed; 0: 60;
+                               * infinity: 1e9 */
   const volatile int *interrupted; /* if not NULL and it becomes non-zero while
                                     * tr_pool_new waits for the workers, it gives up */
   gpointer _tr_reserved[TR_PLUGIN_PADDING]; /* zero */

@@ -36,6 +36,41 @@ run_func (gpointer worker_state, const guint8 *payload, gsize len, TrOutput *out
   return r->func (payload, len, output, error);
 }
 
+/* `options` copied whole, with its strings (interned), for the life of the process. */
+static const TrOption *
+copy_options (const TrOption *options)
+{
+  if (!options)
+    return NULL;
+  guint n = 0;
+  while (options[n].name)
+    n++;
+  TrOption *copy = g_new0 (TrOption, n + 1);
+  for (guint i = 0; i < n; i++) {
+    copy[i] = options[i];
+    copy[i].name = g_intern_string (options[i].name);
+    copy[i].default_value = g_intern_string (options[i].default_value);
+    copy[i].help = g_intern_string (options[i].help);
+    if (options[i].choices) {
+      guint k = g_strv_length ((char **) options[i].choices);
+      const char **choices = g_new0 (const char *, k + 1);
+      for (guint j = 0; j < k; j++)
+        choices[j] = g_intern_string (options[i].choices[j]);
+      copy[i].choices = choices;
+    }
+  }
+  return copy;
+}
+
+static void
+registered_free (Registered *r)
+{
+  for (const TrOption *o = r->desc.options; o && o->name; o++)
+    g_free ((gpointer) o->choices);
+  g_free ((gpointer) r->desc.options);
+  g_free (r);
+}
+
 static gboolean
 add (const TrPluginDesc *desc, TrTaskFunc func)
 {
@@ -50,8 +85,20 @@ add (const TrPluginDesc *desc, TrTaskFunc func)
     g_critical ("tr_plugin_register: %s", error->message);
     return FALSE;
   }
+  if (strchr (desc->name, '/') || g_str_has_suffix (desc->name, ".so")) {
+    g_critical ("tr_plugin_register: '%s' would be read as a file's path by tr_plugin_load: "
+                "a name has no '/' and does not end in .so", desc->name);
+    return FALSE;
+  }
+  /* everything copied: the caller's descriptor, strings and table may be on its stack */
   Registered *r = g_new0 (Registered, 1);
   memcpy (&r->desc, desc, tr_plugin_desc_size (desc->abi_minor));
+  r->desc.name = g_intern_string (desc->name);
+  r->desc.version = g_intern_string (desc->version);
+  r->desc.description = g_intern_string (desc->description);
+  r->desc.license = g_intern_string (desc->license);
+  r->desc.unit_name = g_intern_string (desc->unit_name);
+  r->desc.options = copy_options (desc->options);
   r->func = func;
   g_mutex_lock (&registry_lock);
   if (!registry)
@@ -62,7 +109,7 @@ add (const TrPluginDesc *desc, TrTaskFunc func)
   g_mutex_unlock (&registry_lock);
   if (taken) {
     g_critical ("tr_plugin_register: a plugin named '%s' is registered already", desc->name);
-    g_free (r);
+    registered_free (r);
     return FALSE;
   }
   return TRUE;
@@ -79,8 +126,8 @@ gboolean
 tr_plugin_register_func (const char *name, TrTaskFunc func)
 {
   g_return_val_if_fail (name != NULL && func != NULL, FALSE);
-  TrPluginDesc desc = { .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR,
-                        .name = g_intern_string (name), .run = run_func };
+  TrPluginDesc desc = { .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR, .name = name,
+                        .run = run_func };
   return add (&desc, func);
 }
 

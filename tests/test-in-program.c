@@ -132,6 +132,47 @@ static const TrPluginDesc power_desc = {
   .options = power_options, .worker_init = power_init, .run = power_run,
 };
 
+/* A descriptor, its name and its option table built on the stack, then overwritten: the
+ * registry has its own copy.  Its task answers the option `level`. */
+static gboolean
+stack_init (const TrConfig *config, gpointer *state, GError **error)
+{
+  (void) error;
+  *state = GINT_TO_POINTER ((int) tr_config_get_int (config, "level"));
+  return TRUE;
+}
+
+static gboolean
+stack_run (gpointer state, const guint8 *payload, gsize len, TrOutput *output, GError **error)
+{
+  (void) payload, (void) len, (void) error;
+  g_autofree char *out = g_strdup_printf ("level %d", GPOINTER_TO_INT (state));
+  tr_output_append (output, out, strlen (out));
+  return TRUE;
+}
+
+static void
+register_from_stack (void)
+{
+  char name[32], key[32], help[32], fallback[8];
+  g_strlcpy (name, "test-stack", sizeof name);
+  g_strlcpy (key, "level", sizeof key);
+  g_strlcpy (help, "a level", sizeof help);
+  g_strlcpy (fallback, "1", sizeof fallback);
+  TrOption options[] = {
+    { .name = key, .type = TR_OPTION_INT, .default_value = fallback, .min = 0, .max = 9, .help = help },
+    { .name = NULL },
+  };
+  TrPluginDesc desc = { .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR, .name = name,
+                        .options = options, .worker_init = stack_init, .run = stack_run };
+  tr_plugin_register (&desc);
+  memset (name, 'X', sizeof name - 1);
+  memset (key, 'X', sizeof key - 1);
+  memset (help, 'X', sizeof help - 1);
+  memset (fallback, 'X', sizeof fallback - 1);
+  memset (options, 0xaa, sizeof options);
+}
+
 static TrPool *
 pool_on (const char *name, const TrConfig *config, TrPoolOptions *o, TrPlugin **plugin)
 {
@@ -150,6 +191,30 @@ apply_text (TrPool *pool, const char *input, GError **error)
   g_autoptr (GBytes) payload = g_bytes_new (input, strlen (input));
   g_autoptr (GBytes) out = tr_pool_apply (pool, input, payload, error);
   return out ? g_strndup (g_bytes_get_data (out, NULL), g_bytes_get_size (out)) : NULL;
+}
+
+static void
+test_registration_copied (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) probe = tr_plugin_load ("test-stack", NULL, &error);
+  g_assert_no_error (error);
+  const TrPluginDesc *d = tr_plugin_get_desc (probe);
+  g_assert_cmpstr (d->name, ==, "test-stack");
+  g_assert_cmpstr (d->options[0].name, ==, "level");
+  g_assert_cmpstr (d->options[0].default_value, ==, "1");
+  g_assert_cmpstr (d->options[0].help, ==, "a level");
+  g_assert_null (d->options[1].name);
+  g_autoptr (TrConfig) config = tr_config_new (d->options, "test-stack");
+  g_assert_true (tr_config_set (config, "level", "5", NULL, &error));
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 1 };
+  TrPool *pool = pool_on ("test-stack", config, &o, &plugin);
+  g_autofree char *level = apply_text (pool, "", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (level, ==, "level 5");
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
 }
 
 static void
@@ -394,6 +459,12 @@ test_duplicate_name_refused (void)
   g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*has no name*");
   g_assert_false (tr_plugin_register (&nameless));
   g_test_assert_expected_messages ();
+  const char *path_like[] = { "a/b", "x.so" };
+  for (guint i = 0; i < G_N_ELEMENTS (path_like); i++) {
+    g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*would be read as a file's path*");
+    g_assert_false (tr_plugin_register_func (path_like[i], square));
+    g_test_assert_expected_messages ();
+  }
   TrPluginDesc newer = power_desc;
   newer.name = "test-newer";
   newer.abi_minor = TR_ABI_MINOR + 1;
@@ -625,6 +696,7 @@ main (int argc, char **argv)
   tr_plugin_register_func ("test-square", square);
   tr_plugin_register_func ("testkit", square);
   tr_plugin_register (&power_desc);
+  register_from_stack ();
   if (getenv ("TT_FORGET_WORKER_MODE")) {
     if (argc > 1)
       g_setenv ("TT_IN_WORKER", "1", TRUE);
@@ -646,6 +718,7 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/failures-fail-only-their-task", test_failures_fail_only_their_task);
   g_test_add_func ("/in-program/descriptor-with-options", test_descriptor_with_options);
   g_test_add_func ("/in-program/worker-keeps-its-own", test_worker_keeps_its_own);
+  g_test_add_func ("/in-program/registration-copied", test_registration_copied);
   g_test_add_func ("/in-program/duplicate-name-refused", test_duplicate_name_refused);
   g_test_add_func ("/in-program/options-checked", test_options_checked);
   g_test_add_func ("/in-program/registered-name-first", test_registered_name_first);

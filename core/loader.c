@@ -72,7 +72,9 @@ find_on_path (const char *name)
   g_autoptr (GPtrArray) dirs = tr_paths_plugin_dirs ();
   g_autofree char *file = g_strconcat (name, ".so", NULL);
   for (guint i = 0; i < dirs->len; i++) {
-    char *candidate = g_build_filename (g_ptr_array_index (dirs, i), file, NULL);
+    /* absolute: workers load it by this path, and the program may change directory */
+    g_autofree char *joined = g_build_filename (g_ptr_array_index (dirs, i), file, NULL);
+    char *candidate = g_canonicalize_filename (joined, NULL);
     if (g_file_test (candidate, G_FILE_TEST_IS_REGULAR))
       return candidate;
     g_free (candidate);
@@ -107,6 +109,11 @@ tr_plugin_check_desc (const TrPluginDesc *d, const char *path, GError **error)
 TrPlugin *
 tr_plugin_load (const char *name_or_path, const char *base_dir, GError **error)
 {
+  g_return_val_if_fail (name_or_path != NULL, NULL);
+  if (!*name_or_path) {
+    g_set_error (error, TR_LOADER_ERROR, TR_LOADER_ERROR_NOT_FOUND, "no plugin named: the name is empty");
+    return NULL;
+  }
   g_autofree char *path = NULL;
   if (!looks_like_path (name_or_path)) {
     TrPlugin *in_program = tr_in_program_find (name_or_path);

@@ -473,6 +473,43 @@ test_duplicate_name_refused (void)
   g_test_assert_expected_messages ();
 }
 
+/* Arguments a careless caller passes: a critical warning or an error, never a crash. */
+static void
+test_careless_arguments (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*name_or_path != NULL*");
+  g_assert_null (tr_plugin_load (NULL, NULL, &error));
+  g_test_assert_expected_messages ();
+  g_assert_null (tr_plugin_load ("", NULL, &error));
+  g_assert_error (error, TR_LOADER_ERROR, TR_LOADER_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*plugin != NULL*");
+  g_assert_null (tr_pool_new (NULL, NULL, NULL, &error));
+  g_test_assert_expected_messages ();
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 1 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*payload != NULL*");
+  g_assert_null (tr_pool_apply_async (pool, "x", NULL, NULL, NULL, NULL));
+  g_test_assert_expected_messages ();
+  g_autoptr (GPtrArray) in = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_ptr_array_add (in, g_bytes_new_static ("2", 1));
+  g_ptr_array_add (in, NULL);
+  g_assert_null (tr_pool_map (pool, in, &error));
+  g_assert_nonnull (error);
+  g_assert_cmpstr (error->message, ==, "payload 1 is NULL, not a GBytes");
+  g_clear_error (&error);
+  g_autoptr (GPtrArray) empty = g_ptr_array_new ();
+  g_autoptr (GPtrArray) none = tr_pool_map (pool, empty, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (none->len, ==, 0);
+  g_autofree char *after = apply_text (pool, "5", &error);
+  g_assert_cmpstr (after, ==, "25");
+  tr_pool_free (pool);
+  tr_plugin_free (plugin);
+}
+
 /* Options out of range are refused, naming the field; infinity means no limit. */
 static void
 test_options_checked (void)
@@ -721,6 +758,7 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/registration-copied", test_registration_copied);
   g_test_add_func ("/in-program/duplicate-name-refused", test_duplicate_name_refused);
   g_test_add_func ("/in-program/options-checked", test_options_checked);
+  g_test_add_func ("/in-program/careless-arguments", test_careless_arguments);
   g_test_add_func ("/in-program/registered-name-first", test_registered_name_first);
   g_test_add_func ("/in-program/other-worker-program", test_other_worker_program);
   g_test_add_func ("/in-program/forgotten-worker-mode", test_forgotten_worker_mode);

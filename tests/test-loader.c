@@ -2,6 +2,8 @@
  * both by tr_plugin_load and by the taskrun binary (exit 2, nothing run), and
  * --list-plugins shows broken plugins as broken instead of crashing. */
 #include "testutil.h"
+
+#include <unistd.h>
 #include "internal.h"
 
 static void
@@ -95,6 +97,24 @@ test_plugin_path_env (void)
   g_autofree char *out = NULL, *err = NULL;
   g_assert_cmpint (tt_run_taskrun (args, NULL, env, &out, &err), ==, 0);
   g_assert_nonnull (strstr (out, "testkit 1.0: commands for the tests"));
+}
+
+/* A relative folder on the plugin path gives an absolute path: workers load the plugin
+ * by it, and the program may have changed directory by then. */
+static void
+test_plugin_path_relative (void)
+{
+  g_autofree char *cwd = g_get_current_dir ();
+  g_autofree char *parent = g_path_get_dirname (TT_TEST_PLUGIN_DIR);
+  g_autofree char *base = g_path_get_basename (TT_TEST_PLUGIN_DIR);
+  g_assert_cmpint (chdir (parent), ==, 0);
+  g_setenv ("TASKRUN_PLUGIN_PATH", base, TRUE);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TrPlugin) plugin = tr_plugin_load ("testkit", NULL, &error);
+  g_unsetenv ("TASKRUN_PLUGIN_PATH");
+  g_assert_cmpint (chdir (cwd), ==, 0);
+  g_assert_no_error (error);
+  g_assert_cmpstr (tr_plugin_get_path (plugin), ==, TT_TEST_PLUGIN_DIR "/testkit.so");
 }
 
 /* The binary refuses each broken plugin named in a job file: exit 2, the reason, no run. */
@@ -209,6 +229,7 @@ main (int argc, char **argv)
   g_test_add_func ("/loader/not-found", test_not_found);
   g_test_add_func ("/loader/by-name-from-build-tree", test_by_name_from_build_tree);
   g_test_add_func ("/loader/plugin-path-env", test_plugin_path_env);
+  g_test_add_func ("/loader/plugin-path-relative", test_plugin_path_relative);
   g_test_add_data_func ("/loader/cli/wrong-abi", refuse_wrong_abi, test_cli_refuses);
   g_test_add_data_func ("/loader/cli/no-descriptor", refuse_no_desc, test_cli_refuses);
   g_test_add_data_func ("/loader/cli/not-elf", refuse_not_elf, test_cli_refuses);

@@ -20,6 +20,7 @@ TrPool *
 tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
              GError **error)
 {
+  g_return_val_if_fail (plugin != NULL, NULL);
   return tr_pool_new_on_link (&tr_link_local, plugin, config, options, error);
 }
 
@@ -177,6 +178,7 @@ TrAsync *
 tr_pool_apply_async (TrPool *pool, const char *description, GBytes *payload,
                      TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
 {
+  g_return_val_if_fail (pool != NULL && payload != NULL, NULL);
   TrTaskRecord *a = submit_one (pool, 0, description, payload, 1, callback, error_callback, user_data);
   return record_ref (a);
 }

@@ -297,12 +297,18 @@ typedef struct {
 static TrNext
 map_next (gpointer data, TrTask *task, GError **error)
 {
-  (void) error;
   MapState *ms = data;
   if (ms->next >= ms->payloads->len)
     return TR_NEXT_END;
+  GBytes *payload = g_ptr_array_index (ms->payloads, ms->next);
+  if (!payload) {
+    g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED, "payload %u is NULL, not a GBytes",
+                 ms->next);
+    return TR_NEXT_ERROR;
+  }
+  ms->next++;
   gsize len;
-  const void *bytes = g_bytes_get_data (g_ptr_array_index (ms->payloads, ms->next++), &len);
+  const void *bytes = g_bytes_get_data (payload, &len);
   tr_task_set_payload (task, bytes, len);
   return TR_NEXT_TASK;
 }
@@ -344,6 +350,7 @@ map_result (const TrResult *r, gpointer data)
 GPtrArray *
 tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
 {
+  g_return_val_if_fail (pool != NULL && payloads != NULL, NULL);
   if (pool->main.closed || pool->main.joined) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED,
                  "the pool is closed: no more tasks can be submitted");
@@ -352,11 +359,17 @@ tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
   MapState ms = { .payloads = payloads };
   ms.results = g_ptr_array_new_full (payloads->len, (GDestroyNotify) g_bytes_unref);
   g_ptr_array_set_size (ms.results, payloads->len);
-  g_autoptr (GError) stream_error = NULL;
-  tr_pool_stream (pool, map_next, map_result, &ms, FALSE, NULL, &stream_error);
+  GError *stream_error = NULL;
+  gboolean fed = tr_pool_stream (pool, map_next, map_result, &ms, FALSE, NULL, &stream_error);
   g_clear_pointer (&ms.block, g_bytes_unref);
-  /* the stream only fails for its generator, which cannot; a stopped or terminated pool
-   * leaves tasks that never ran, which failed as such */
+  if (!fed) {
+    /* a NULL in `payloads`: the tasks before it ran, and none after */
+    g_clear_error (&ms.first_error);
+    g_propagate_error (error, stream_error);
+    g_ptr_array_unref (ms.results);
+    return NULL;
+  }
+  /* a stopped or terminated pool leaves tasks that never ran, which failed as such */
   if (!ms.first_error) {
     for (guint i = 0; i < ms.results->len; i++)
       if (!ms.results->pdata[i]) {

@@ -510,6 +510,33 @@ test_careless_arguments (void)
   tr_plugin_free (plugin);
 }
 
+/* Freeing a pool with tasks still running: every task's callback runs, and the handles
+ * outlive the pool, done. */
+static void
+test_free_while_running (void)
+{
+  TrPlugin *plugin;
+  TrPoolOptions o = { .workers = 2 };
+  TrPool *pool = pool_on ("test-square", NULL, &o, &plugin);
+  Counts c = { .seen = g_string_new (NULL) };
+  TrAsync *handles[40];
+  for (guint i = 0; i < G_N_ELEMENTS (handles); i++) {
+    const char *input = i < 2 ? "hang" : "3";
+    g_autoptr (GBytes) payload = g_bytes_new_static (input, strlen (input));
+    handles[i] = tr_pool_apply_async (pool, input, payload, on_done, on_failed, &c);
+  }
+  tr_pool_free (pool);
+  g_assert_cmpuint (c.ok + c.failed, ==, G_N_ELEMENTS (handles));
+  g_assert_cmpuint (c.failed, >=, 2);
+  for (guint i = 0; i < G_N_ELEMENTS (handles); i++) {
+    g_assert_true (tr_async_ready (handles[i]));
+    g_assert_nonnull (tr_async_peek_result (handles[i]));
+    tr_async_unref (handles[i]);
+  }
+  g_string_free (c.seen, TRUE);
+  tr_plugin_free (plugin);
+}
+
 /* Options out of range are refused, naming the field; infinity means no limit. */
 static void
 test_options_checked (void)
@@ -758,6 +785,7 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/registration-copied", test_registration_copied);
   g_test_add_func ("/in-program/duplicate-name-refused", test_duplicate_name_refused);
   g_test_add_func ("/in-program/options-checked", test_options_checked);
+  g_test_add_func ("/in-program/free-while-running", test_free_while_running);
   g_test_add_func ("/in-program/careless-arguments", test_careless_arguments);
   g_test_add_func ("/in-program/registered-name-first", test_registered_name_first);
   g_test_add_func ("/in-program/other-worker-program", test_other_worker_program);

@@ -317,8 +317,12 @@ tr_pool_free (TrPool *pool)
   if (!pool)
     return;
   if (pool->main.io_thread) {
-    if (pool->main.outstanding > 0)
+    /* every task submitted gets its callback, and every handle its end: a TrAsync may
+     * outlive the pool (it is then done, and touches the pool no more) */
+    if (pool->main.outstanding > 0) {
       tr_pool_terminate (pool);
+      tr_pool_join (pool);
+    }
     stop_io_thread (pool);
   }
   /* the I/O thread is joined: the main thread owns every part now */

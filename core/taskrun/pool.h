@@ -172,7 +172,9 @@ void tr_pool_join (TrPool *pool);
 /* Stops the workers now: tasks not yet finished fail with TR_TASK_ERROR_TERMINATED and
  * their error callbacks run during the next join. */
 void tr_pool_terminate (TrPool *pool);
-/* Terminates if still running, then frees the pool. */
+/* Terminates if tasks are still running, and runs their error callbacks (each a
+ * TR_TASK_ERROR_TERMINATED), then frees the pool.  A TrAsync may outlive its pool: it is
+ * then done, and can still be read and unref'd. */
 void tr_pool_free (TrPool *pool);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TrPool, tr_pool_free)
 

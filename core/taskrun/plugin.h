@@ -323,9 +323,23 @@ typedef struct TrPluginDesc {
  *     .name = "wordcount", .version = "1.0", .description = "...", .license = "MIT",
  *     .options = wordcount_options, .next_task = wc_next, .run = wc_run);
  */
+/* In C++ a const at namespace scope is local to its file, and its name mangled: there the
+ * descriptor is extern "C", so that the loader finds it.  A C++ plugin needs C++20's
+ * designated initializers, in the descriptor's order; the fields it leaves out are zero,
+ * as in C, which g++ -Wextra would warn about. */
+#ifdef __cplusplus
+#define TR_PLUGIN_DEFINE(...)                                                            \
+  _Pragma ("GCC diagnostic push")                                                        \
+  _Pragma ("GCC diagnostic ignored \"-Wmissing-field-initializers\"")                    \
+  extern "C" G_MODULE_EXPORT const TrPluginDesc tr_plugin_descriptor = {                 \
+    .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR, __VA_ARGS__ };                 \
+  _Pragma ("GCC diagnostic pop")                                                         \
+  static_assert (true, "")
+#else
 #define TR_PLUGIN_DEFINE(...)                                                            \
   G_MODULE_EXPORT const TrPluginDesc tr_plugin_descriptor = {                            \
     .abi_major = TR_ABI_MAJOR, .abi_minor = TR_ABI_MINOR, __VA_ARGS__ }
+#endif
 
 #ifndef G_MODULE_EXPORT
 #define G_MODULE_EXPORT __attribute__ ((visibility ("default")))

@@ -9,6 +9,8 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
+
 #include <stdarg.h>
 
 G_DEFINE_QUARK (tr-task-error-quark, tr_task_error)
@@ -81,7 +83,10 @@ tr_output_append (TrOutput *output, const void *data, gsize len)
 gboolean
 tr_output_attach_file (TrOutput *output, int fd)
 {
-  if (fd < 0 || !output->files_allowed || output->n_files == TR_WIRE_TASK_FILES)
+  /* 0 to 3 are the worker's (its standard streams and its link), and a descriptor that is
+   * not open would fail the frame it travels with, blamed on other tasks */
+  if (fd <= TR_WORKER_LINK_FD || fcntl (fd, F_GETFD) < 0 || !output->files_allowed ||
+      output->n_files == TR_WIRE_TASK_FILES)
     return FALSE;
   output->files[output->n_files++] = fd;
   return TRUE;

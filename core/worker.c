@@ -36,6 +36,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CANCEL_LOOK_NS 1000000 /* 1 ms */
@@ -294,6 +295,13 @@ int
 tr_worker_main (int fd, pid_t parent)
 {
   serving = TRUE;
+  struct stat link;
+  if (fstat (fd, &link) != 0 || !S_ISSOCK (link.st_mode)) {
+    /* run by hand: this mode is for a pool's workers, whose link is fd 3 */
+    fprintf (stderr, "%s is a worker mode for a taskrun pool, which starts it with its link "
+             "on descriptor %d; it is not run by hand\n", TR_WORKER_ARG, fd);
+    return TR_WORKER_EXIT_BAD_CONFIG;
+  }
   /* Not SIGKILL itself: that would leave the task's programs behind.  SIGHUP is the
    * parent-is-gone signal; a task's programs get none of their own from it. */
   struct sigaction sa = { .sa_handler = on_parent_death };

@@ -76,6 +76,14 @@ square (const guint8 *payload, gsize len, TrOutput *output, GError **error)
       g_usleep (1000);
     abort ();
   }
+  if (strcmp (text, "attach-bad") == 0) {
+    /* the worker's own descriptors, and one that is not open, are refused */
+    gboolean any = tr_output_attach_file (output, 3) || tr_output_attach_file (output, 1) ||
+                   tr_output_attach_file (output, 999);
+    const char *said = any ? "attached" : "refused";
+    tr_output_append (output, said, strlen (said));
+    return TRUE;
+  }
   if (strcmp (text, "own-fd") == 0) {
     g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", own_fd);
     g_autofree char *target = g_file_read_link (link, NULL);
@@ -445,6 +453,11 @@ test_worker_keeps_its_own (void)
   g_autofree char *fd_target = apply_text (pool, "own-fd", &error);
   g_assert_no_error (error);
   g_assert_cmpstr (fd_target, ==, "/dev/null");
+  g_autofree char *attached = apply_text (pool, "attach-bad", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (attached, ==, "refused");
+  g_autofree char *after = apply_text (pool, "6", &error);
+  g_assert_cmpstr (after, ==, "36");
   tr_pool_free (pool);
   tr_plugin_free (plugin);
 }
@@ -629,6 +642,22 @@ test_forgotten_worker_mode (void)
   g_assert_null (strstr (out, "nested pool started"));
 }
 
+/* The worker mode run by hand says what it is, and exits non-zero. */
+static void
+test_worker_mode_by_hand (void)
+{
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  const char *argv[] = { exe, "--tr-worker", "1", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = 0;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL,
+                               &out, &err, &status, &error));
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), !=, 0);
+  g_assert_nonnull (strstr (err, "is a worker mode for a taskrun pool"));
+}
+
 /* Workers started after the program's file was replaced run the file as it was. */
 static void
 test_program_file_replaced (void)
@@ -791,6 +820,7 @@ main (int argc, char **argv)
   g_test_add_func ("/in-program/other-worker-program", test_other_worker_program);
   g_test_add_func ("/in-program/forgotten-worker-mode", test_forgotten_worker_mode);
   g_test_add_func ("/in-program/program-file-replaced", test_program_file_replaced);
+  g_test_add_func ("/in-program/worker-mode-by-hand", test_worker_mode_by_hand);
   g_test_add_func ("/in-program/sigchld-ignored", test_sigchld_ignored);
   return g_test_run ();
 }

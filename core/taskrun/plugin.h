@@ -217,7 +217,8 @@ void tr_output_append (TrOutput *output, const void *data, gsize len);
  * offset.  On TRUE the core owns `fd` (it closes it once it has been sent); make it an
  * unlinked file (O_TMPFILE) so that nothing is left behind whatever happens.  FALSE,
  * the descriptor still the caller's, when the worker's link cannot carry descriptors
- * (the MPI backend: the parent is on another host) or the task attached 4 already.
+ * (the MPI backend: the parent is on another host), the task attached 4 already, or
+ * `fd` is not an open descriptor of the task's own (0 to 3 are the worker's).
  * Since ABI 1.3. */
 gboolean tr_output_attach_file (TrOutput *output, int fd);
 

@@ -26,13 +26,15 @@ check () {
   fi
 }
 
-echo "1..7"
+echo "1..8"
 io_files="answers.c io.c output.c slots.c"
 main_files="pool.c stream.c"
 check io-thread-never-touches-main "$io_files" '(->|\.)main\.|PoolMain|main\.(free_|next_id|outstanding|closed|joined)'
 # nor calls what only the main thread may: these take from or give to its part
 check io-thread-calls-no-main-function "$io_files" '\b(tr_async_unref|record_new|record_preallocate|record_free_lists|bundle_new|bundle_recycle|handoff_(submit|pump|set_input_ended|refuse|wake_io|deliver_output))[[:space:]]*\('
 check main-thread-never-touches-io "$main_files" '(->|\.)io\.|PoolIo|\bWorker\b'
+# deliver.c is the main thread's half of the crossing: the results queue, not the I/O part
+check delivery-never-touches-io "deliver.c" '(->|\.)io\.|PoolIo|\bWorker\b|shared\.submitted\b'
 check records-reach-main-by-argument "record.c bundle.c" '(->|\.)io\.|PoolIo|Worker\b'
 check policy-is-pure "schedule.c schedule.h" '#include "(private|internal|link|wire)\.h"|TrPool\b|g_get_monotonic_time|g_get_real_time|g_atomic|g_mutex'
 check handoff-is-the-only-crossing "$io_files $main_files" 'shared\.results|shared\.submitted\b'

@@ -1,17 +1,23 @@
-/* handoff.c — everything that crosses between the main thread and the I/O thread.
+/* handoff.c — everything that crosses between the main thread and the I/O thread,
+ * but the delivery of results to their callbacks (deliver.c).
  *
  * Main thread to I/O thread: submitted records go into shared.submitted under the lock,
  * and the eventfd is written only when that queue goes from empty to non-empty; the I/O
  * thread takes the whole queue at once.  I/O thread to main thread: finished records go
  * in batches (GPtrArray) onto shared.results, a GAsyncQueue, and so do the workers'
  * lines (tr_pool_output_tag); the main thread pops them whenever it calls into the pool
- * and runs the callbacks, so a slow callback only delays the next batch's callbacks.
+ * and runs the callbacks (deliver.c), so a slow callback only delays the next batch's
+ * callbacks.  The main thread waits for them on an eventfd, not in the queue's pop:
+ * GAsyncQueue signals a waiter while it holds its lock, and the waiter, woken, sleeps
+ * again on that lock (two more futex calls and context switches per hand-over, a tenth
+ * of an apply_async round trip on one CPU); the eventfd is written only while the main
+ * thread says it waits (main_waiting).
  *
- * Owns: both directions of that traffic, the one deliver() for a single task and a
- * bundle, and the one place that decides whether a failed attempt runs again.
+ * Owns: both directions of that traffic: submission, the hand-over of results and its
+ * wake-up, the shared part's life.
  * Does not own: when a hand-over is due (schedule.h), what a record holds (record.c),
- * a bundle's bytes (bundle.c).  The only file of the pool that both threads run; each
- * function says whose it is.
+ * a bundle's bytes (bundle.c), callbacks and retries (deliver.c).  With deliver.c, the
+ * only file of the pool that both threads run; each function says whose it is.
  */
 #include "private.h"
 #include "bundle.h"
@@ -63,6 +69,22 @@ handoff_fail_queue (TrPool *pool, TaskQueue *q, TrTaskErrorCode code, const char
     handoff_fail (pool, a, code, message, -1, 0);
 }
 
+/* I/O thread: one hand-over onto the results queue; a waiting main thread is woken.  The
+ * waiter sets main_waiting before it looks at the queue, and this reads it after the
+ * push: one of the two sees the other. */
+static void
+results_push (TrPool *pool, GPtrArray *batch)
+{
+  PoolShared *sh = &pool->shared;
+  g_async_queue_push (sh->results, batch);
+  if (g_atomic_int_get (&sh->main_waiting)) {
+    guint64 one = 1;
+    if (write (sh->results_fd, &one, sizeof one) < 0) {
+      /* EAGAIN: the counter is full, so the waiter is woken already */
+    }
+  }
+}
+
 /* I/O thread: hands over what it holds.  Lines go before the finished tasks read with
  * them: a task prints while it runs, and a worker's last words before the failure of
  * the task it died in. */
@@ -79,11 +101,11 @@ handoff_flush (TrPool *pool)
       io->output[s] = g_string_new (NULL);
     }
     g_atomic_int_add (&pool->shared.output_backlog, (gint) out_bytes);
-    g_async_queue_push (pool->shared.results, lines);
+    results_push (pool, lines);
   }
   if (io->completed->len == 0)
     return;
-  g_async_queue_push (pool->shared.results, io->completed);
+  results_push (pool, io->completed);
   io->completed = g_ptr_array_new ();
 }
 
@@ -192,179 +214,6 @@ handoff_set_input_ended (TrPool *pool, gboolean ended)
   }
 }
 
-/* Whether a failed attempt runs again: the one place that decides.  After close the
- * retries of tasks already in still run (join waits for them); once the I/O thread has
- * stopped, or the job was stopped, nothing can. */
-static gboolean
-runs_again (TrPool *pool, const GError *error, guint attempt, gsize payload_len)
-{
-  if (!error || attempt > pool->settings.retries || pool->main.joined ||
-      g_atomic_int_get (&pool->shared.cancel_req) ||
-      g_atomic_int_get (&pool->shared.terminate_req) ||
-      payload_len > MAX_PAYLOAD) /* it can never be sent */
-    return FALSE;
-  return !g_error_matches (error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED) &&
-         !g_error_matches (error, TR_TASK_ERROR, TR_TASK_ERROR_TERMINATED) &&
-         !g_error_matches (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER);
-}
-
-/* One attempt's view to the caller's callbacks: an attempt that will run again reaches
- * the error callback only when the caller asked for attempts. */
-static void
-call_back (TrPool *pool, const RecordCaller *caller, TrResult *v, gboolean again)
-{
-  v->final = !again;
-  pool->main.outstanding--;
-  TrResultFunc cb = v->error ? caller->error_callback : caller->callback;
-  if (cb && (!again || caller->report_attempts))
-    cb (v, caller->user_data);
-}
-
-/* One view serves all the tasks of a bundle: what they share is set once. */
-static void
-deliver_bundle (TrPool *pool, TrTaskRecord *b)
-{
-  TrResult v = { .worker = b->outcome.worker, .worker_pid = b->outcome.pid, .attempt = 1 };
-  BundleCursor c;
-  BundleItem it;
-  bundle_cursor_init (&c, b);
-  while (bundle_cursor_next (&c, &it)) {
-    v.seq = it.seq;
-    v.description = it.description;
-    v.data = it.res.data;
-    v.len = it.res.len;
-    v.seconds = it.res.run_ns / 1e9;
-    v.units = it.units;
-    v.start_time = it.res.start_us / 1e6;
-    v.payload = it.payload;
-    v.sent = it.payload_len;
-    if (G_LIKELY (!it.res.failed)) {
-      call_back (pool, &b->caller, &v, FALSE);
-      continue;
-    }
-    g_autoptr (GError) error = answers_result_error (&it.res);
-    v.error = error;
-    v.error_code = (int) it.res.code;
-    v.exit_value = 1;
-    gboolean again = runs_again (pool, error, 1, v.sent);
-    call_back (pool, &b->caller, &v, again);
-    if (again) {
-      TrTaskRecord *a = record_new (&pool->main, pool, v.seq, v.description, NULL, v.payload,
-                                    v.sent, v.units);
-      record_stream_init (a, b->caller.user_data, it.order);
-      a->task.attempt = 2;
-      TaskQueue q = { 0 };
-      tq_push_tail (&q, a);
-      handoff_submit (pool, &q);
-    }
-    v.error = NULL;
-    v.error_code = v.exit_value = 0;
-  }
-  bundle_recycle (&pool->main, b);
-}
-
-/* Main thread: a finished record to its callbacks, then run again or let go. */
-static void
-deliver (TrPool *pool, TrTaskRecord *a)
-{
-  if (a->bundle) {
-    deliver_bundle (pool, a);
-    return;
-  }
-  const GError *error = a->outcome.error;
-  TrResult *v = &a->caller.view;
-  v->seq = a->task.seq;
-  v->description = a->task.description ? a->task.description : "";
-  v->data = a->outcome.result;
-  v->len = a->outcome.result_len;
-  v->error = error;
-  v->error_code = error ? error->code : 0;
-  v->worker = a->outcome.worker;
-  v->worker_pid = a->outcome.pid;
-  v->seconds = a->outcome.seconds;
-  v->units = a->task.units;
-  v->attempt = a->task.attempt;
-  v->start_time = a->outcome.start_time;
-  v->payload = a->task.payload;
-  v->sent = a->task.payload_len;
-  v->exit_value = error ? a->outcome.exit_value : 0;
-  v->signal = error ? a->outcome.signal : 0;
-  v->files = a->outcome.files;
-  v->n_files = a->outcome.n_files;
-
-  gboolean again = runs_again (pool, error, a->task.attempt, a->task.payload_len);
-  a->caller.done = !again; /* before its callback, which may ask */
-  call_back (pool, &a->caller, v, again);
-  if (!again) {
-    tr_async_unref (a);
-    return;
-  }
-  record_clear_outcome (a);
-  a->task.attempt++;
-  a->outcome.worker = 0;
-  a->outcome.pid = 0;
-  TaskQueue q = { 0 };
-  tq_push_tail (&q, a);
-  handoff_submit (pool, &q);
-}
-
-/* Main thread: writes a hand-over of workers' lines and frees it. */
-void
-handoff_deliver_output (TrPool *pool, GPtrArray *lines)
-{
-  for (int s = 0; s < 2; s++) {
-    GString *text = g_ptr_array_index (lines, 1 + s);
-    if (text->len) {
-      if (pool->main.output_func) {
-        pool->main.output_func (s + 1, text->str, text->len, pool->main.output_data);
-      } else {
-        fwrite (text->str, 1, text->len, s ? stderr : stdout);
-        fflush (s ? stderr : stdout);
-      }
-      g_atomic_int_add (&pool->shared.output_backlog, -(gint) text->len);
-    }
-    g_string_free (text, TRUE);
-  }
-  g_ptr_array_unref (lines);
-}
-
-/* Main thread: handles one hand-over.  timeout_us < 0: waits as long as it takes.
- * FALSE: there was none. */
-gboolean
-handoff_pump (TrPool *pool, gint64 timeout_us)
-{
-  PoolMain *m = &pool->main;
-  if (m->delivering && m->delivering_next < m->delivering->len) {
-    /* called from a callback: the rest of its hand-over comes first */
-    deliver (pool, g_ptr_array_index (m->delivering, m->delivering_next++));
-    return TRUE;
-  }
-  GAsyncQueue *results = pool->shared.results;
-  GPtrArray *batch;
-  if (timeout_us < 0)
-    batch = g_async_queue_pop (results);
-  else if (timeout_us == 0)
-    batch = g_async_queue_try_pop (results);
-  else
-    batch = g_async_queue_timeout_pop (results, (guint64) timeout_us);
-  if (!batch)
-    return FALSE;
-  if (batch->len && g_ptr_array_index (batch, 0) == tr_pool_output_tag) {
-    handoff_deliver_output (pool, batch);
-    return TRUE;
-  }
-  GPtrArray *outer = m->delivering; /* a callback's hand-over, all delivered already */
-  guint outer_next = m->delivering_next;
-  m->delivering = batch;
-  m->delivering_next = 0;
-  while (m->delivering_next < batch->len)
-    deliver (pool, g_ptr_array_index (batch, m->delivering_next++));
-  m->delivering = outer;
-  m->delivering_next = outer_next;
-  g_ptr_array_unref (batch);
-  return TRUE;
-}
-
 /* Main thread, before the I/O thread starts. */
 void
 handoff_init (TrPool *pool)
@@ -374,6 +223,7 @@ handoff_init (TrPool *pool)
   g_cond_init (&sh->cond);
   sh->results = g_async_queue_new ();
   sh->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  sh->results_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
 /* Main thread: a record that is not submitted, failed as cancelled with `why`, goes
@@ -412,6 +262,8 @@ handoff_free (TrPool *pool)
   g_free (sh->start_error);
   if (sh->wake_fd >= 0)
     close (sh->wake_fd);
+  if (sh->results_fd >= 0)
+    close (sh->results_fd);
   g_mutex_clear (&sh->lock);
   g_cond_clear (&sh->cond);
 }

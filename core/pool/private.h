@@ -229,6 +229,9 @@ typedef struct {
   gint output_backlog;      /* atomic: bytes of lines handed over and not yet written */
   GAsyncQueue *results;     /* GPtrArray* of records, or of workers' lines (output_tag):
                              * I/O thread -> main thread */
+  int results_fd;           /* eventfd: the I/O thread wakes a main thread waiting for
+                             * `results` (handoff.c says why not the queue's own wait) */
+  gint main_waiting;        /* atomic: the main thread waits on results_fd */
 } PoolShared;
 
 /* The thread that made the pool: it submits, and runs every callback. */

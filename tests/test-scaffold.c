@@ -85,7 +85,7 @@ test_program (void)
       "sh '%s/tools/new-plugin' --program word-count '%s' >/dev/null", tt_source_root (), proj);
   sh (dir, make);
   g_autofree char *build = g_strdup_printf (
-      "cc -std=gnu11 -Wall -Wextra -Werror -I '%s/core' -o wc word-count.c "
+      "cc -std=gnu11 -Wall -Wextra -Werror " TT_SANITIZE_CFLAGS " -I '%s/core' -o wc word-count.c "
       "$(pkg-config --cflags --libs glib-2.0) -L '%s/core' -ltaskrun -Wl,-rpath,'%s/core'",
       tt_source_root (), TT_BUILD_DIR, TT_BUILD_DIR);
   sh (proj, build);

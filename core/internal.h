@@ -129,6 +129,35 @@ struct TrOutput {
   int files[TR_WIRE_TASK_FILES];
 };
 
+/* ---- pool/pool.c: what a caller inside the library may watch of a pool -------------- */
+typedef enum {
+  TR_POOL_EVENT_WORKER_READY, /* a worker process said HELLO: `where` says where it runs */
+  TR_POOL_EVENT_WORKER_ENDED, /* a worker process ended: `text` says how */
+  TR_POOL_EVENT_WORKER_RETRY, /* a slot's start failed; `text`: why, and when it is tried again */
+  TR_POOL_EVENT_WORKER_LOST,  /* a slot given up after failed starts; `text`: why */
+} TrPoolEventKind;
+typedef struct {
+  TrPoolEventKind kind;
+  guint slot;
+  GPid pid;    /* 0 when no process was started */
+  double when; /* Unix seconds, on the I/O thread as it happened */
+  char *where; /* the link's place ("rank 2 on node7"), or NULL: this host */
+  char *text;  /* or NULL */
+} TrPoolEvent;
+void tr_pool_event_clear (gpointer event);
+/* Called on the thread that calls into the pool, with the workers' events in the order
+ * they happened, delivered with the workers' lines (also during tr_pool_free).  The
+ * events from the start of the pool on are kept for it until the first delivery. */
+typedef void (*TrPoolEventFunc) (const TrPoolEvent *event, gpointer data);
+void tr_pool_set_event_func (TrPool *pool, TrPoolEventFunc func, gpointer data);
+/* What the thread of tr_pool_stream spent its time on, in spans of g_get_monotonic_time:
+ * pulling `count` tasks from the generator, or delivering `count` results.  Timed per
+ * loop, never per task, so watching costs two clock reads a hand-over. */
+typedef enum { TR_POOL_PHASE_GENERATOR, TR_POOL_PHASE_RESULTS } TrPoolPhase;
+typedef void (*TrPoolPhaseFunc) (TrPoolPhase phase, gint64 start_us, gint64 end_us, guint count,
+                                 gpointer data);
+void tr_pool_set_phase_func (TrPool *pool, TrPoolPhaseFunc func, gpointer data);
+
 /* ---- link-local.c ------------------------------------------------------------------ */
 char *tr_describe_wait_status (int status, gboolean *clean);
 /* Waits (or, unless `block`, only looks) for worker `pid` to end; once it has, kills what

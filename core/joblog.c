@@ -13,6 +13,7 @@
  * Does not own: deciding what to skip (runner.c) or when attempts end (pool/handoff.c).
  */
 #include "joblog.h"
+#include "logfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,63 +32,17 @@ struct TrJoblog {
   FILE *file;
 };
 
-/* A job log is a regular file.  A FIFO that nobody reads would block open() for good,
- * with taskrun deaf to SIGINT, and a device or a socket is no log that --resume could
- * read back: the file is opened without blocking (O_NONBLOCK: a FIFO without a reader
- * fails at once with ENXIO), checked, and only then emptied (O_TRUNC would empty the
- * file before the check could refuse it).  A symlink to a regular file is followed, as
- * GNU parallel and cp do. */
-static int
-open_regular (const char *path, int flags, GError **error)
-{
-  int fd = open (path, flags | O_NONBLOCK | O_CLOEXEC, 0666);
-  struct stat st;
-  int e = errno;
-  if (fd >= 0 && fstat (fd, &st) == 0 && S_ISREG (st.st_mode)) {
-    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
-    return fd;
-  }
-  if (fd >= 0 || e == ENXIO) {
-    if (fd >= 0)
-      close (fd);
-    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-                 "the job log %s is not a regular file (a FIFO, a device or a socket "
-                 "cannot be a job log)", path);
-    return -1;
-  }
-  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
-               "cannot open the job log %s: %s", path, g_strerror (e));
-  return -1;
-}
-
 gboolean
 tr_joblog_check (const char *path, GError **error)
 {
-  g_autoptr (GError) e = NULL;
-  int fd = open_regular (path, O_RDONLY, &e);
-  if (fd >= 0) {
-    close (fd);
-    return TRUE;
-  }
-  if (!g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
-    g_propagate_error (error, g_steal_pointer (&e));
-    return FALSE;
-  }
-  g_autofree char *dir = g_path_get_dirname (path);
-  if (access (dir, W_OK | X_OK) != 0) {
-    int err = errno;
-    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (err),
-                 "cannot create the job log %s: %s", path, g_strerror (err));
-    return FALSE;
-  }
-  return TRUE;
+  return tr_logfile_check (path, "the job log", error);
 }
 
 TrJoblog *
 tr_joblog_open (const char *path, gboolean append, const char *identity, GError **error)
 {
   /* appending reads the old log's last byte, so it opens for reading too */
-  int fd = open_regular (path, O_CREAT | (append ? O_RDWR | O_APPEND : O_WRONLY), error);
+  int fd = tr_logfile_open (path, O_CREAT | (append ? O_RDWR | O_APPEND : O_WRONLY), "the job log", error);
   if (fd < 0)
     return NULL;
   FILE *f = append || ftruncate (fd, 0) == 0 ? fdopen (fd, append ? "a+" : "w") : NULL;
@@ -164,7 +119,7 @@ gboolean
 tr_joblog_read_succeeded (const char *path, const char *identity, TrSeqSet *done, GError **error)
 {
   g_autoptr (GError) e = NULL;
-  int fd = open_regular (path, O_RDONLY, &e);
+  int fd = tr_logfile_open (path, O_RDONLY, "the job log", &e);
   if (fd < 0) {
     if (g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
       return TRUE; /* nothing ran yet: resume runs everything */

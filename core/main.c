@@ -22,6 +22,9 @@ static char **opt_set;
 static gboolean opt_dry_run;
 static char *opt_progress;
 static char *opt_joblog;
+static char *opt_trace;
+static char *opt_results;
+static char *opt_report;
 static gboolean opt_resume;
 static gboolean opt_quiet;
 static gboolean opt_verbose;
@@ -47,6 +50,12 @@ static const GOptionEntry entries[] = {
   { "progress", 0, 0, G_OPTION_ARG_STRING, &opt_progress,
     "Progress line on stderr: auto (when a terminal), always, never", "auto|always|never" },
   { "joblog", 0, 0, G_OPTION_ARG_FILENAME, &opt_joblog, "Write a job log to FILE", "FILE" },
+  { "trace", 0, 0, G_OPTION_ARG_FILENAME, &opt_trace,
+    "Write a Chrome trace of the run to FILE (open it in Perfetto)", "FILE" },
+  { "results", 0, 0, G_OPTION_ARG_FILENAME, &opt_results,
+    "Write one JSON line per finished task to FILE", "FILE.jsonl" },
+  { "report", 0, 0, G_OPTION_ARG_FILENAME, &opt_report,
+    "Write a web page of the run to FILE (opens from the file, in any browser)", "FILE.html" },
   { "resume", 0, 0, G_OPTION_ARG_NONE, &opt_resume,
     "Skip the tasks that already succeeded in the job log", NULL },
   { "resume-failed", 0, 0, G_OPTION_ARG_NONE, &opt_resume,
@@ -269,7 +278,7 @@ run_command_line (int argc, char **argv)
         .job_text = opt_exec ? "[taskrun]\nplugin = exec\n[exec]\n" : NULL,
         .overrides = overrides, .workers = opt_jobs,
         .dry_run = opt_dry_run, .quiet = opt_quiet, .verbose = opt_verbose,
-        .joblog = opt_joblog, .resume = opt_resume, .started_us = started_us,
+        .joblog = opt_joblog, .trace = opt_trace, .results = opt_results, .report = opt_report, .resume = opt_resume, .started_us = started_us,
         .progress = !opt_progress || g_str_equal (opt_progress, "auto") ? TR_PROGRESS_AUTO
                     : g_str_equal (opt_progress, "always")              ? TR_PROGRESS_ALWAYS
                                                                         : TR_PROGRESS_NEVER,
@@ -285,6 +294,9 @@ run_command_line (int argc, char **argv)
   g_free (opt_progress);
   g_free (opt_jobs);
   g_free (opt_joblog);
+  g_free (opt_trace);
+  g_free (opt_results);
+  g_free (opt_report);
   g_free (opt_describe);
   return status;
 }

@@ -35,6 +35,8 @@ tr_progress_new (TrProgressMode mode, const char *unit)
   p->enabled = mode == TR_PROGRESS_ALWAYS || (mode == TR_PROGRESS_AUTO && isatty (STDERR_FILENO));
   p->unit = g_strdup (unit);
   p->start = g_get_monotonic_time ();
+  /* the first bar waits as a redraw does: a job over in a moment draws none */
+  p->last_draw = p->start;
   return p;
 }
 

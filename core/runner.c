@@ -12,6 +12,7 @@
 #include "link.h"
 #include "mpi-backend.h"
 #include "joblog.h"
+#include "watch.h"
 #include "jobspec.h"
 
 #include <errno.h>
@@ -209,6 +210,9 @@ typedef struct {
   gboolean joblog_failed;
   GString *described;   /* scratch for describe() */
   const char *joblog_path;
+  TrWatchFiles watch_files;
+  TrWatch *watch;       /* the trace, the results file, the insights */
+  const char *result_desc; /* describe()'s answer for the result being handled */
 } RunCtx;
 
 /* The task's description: the one its generator set, else the plugin's describe hook's,
@@ -223,6 +227,14 @@ describe (RunCtx *ctx, const TrResult *r, const char **made)
   g_string_truncate (ctx->described, 0);
   ctx->job->desc->describe (ctx->job->state, r->payload, r->sent, ctx->described);
   return *made = ctx->described->str;
+}
+
+/* describe() as the watch asks for it: once per result, however many ask */
+static const char *
+describe_for_watch (gpointer data, const TrResult *r)
+{
+  RunCtx *ctx = data;
+  return describe (ctx, r, &ctx->result_desc);
 }
 
 #define MESSAGE_DESCRIPTION_MAX 1024
@@ -257,6 +269,7 @@ run_generator (gpointer data, TrTask *task, GError **error)
     TrNext next = ctx->job->desc->next_task (ctx->job->state, task, error);
     if (next != TR_NEXT_TASK) {
       tr_progress_set_tasks (ctx->job->progress, ctx->produced - ctx->skipped, TRUE);
+      tr_watch_generator_ended (ctx->watch);
       return next;
     }
     guint64 seq = ++ctx->produced;
@@ -291,6 +304,11 @@ run_on_result (const TrResult *r_in, gpointer data)
    * send, no worker left to run it) has no start time or runtime to give, and no row;
    * --resume runs it, as it runs every task without a successful row. */
   gboolean attempted = r->worker != 0 && !cancelled;
+  if (attempted) {
+    ctx->result_desc = desc;
+    tr_watch_attempt (ctx->watch, r, describe_for_watch, ctx);
+    desc = ctx->result_desc;
+  }
   if (ctx->joblog && attempted && !tr_joblog_write (ctx->joblog, r, describe (ctx, r, &desc),
                                                ctx->job->desc->flags &
                                                    TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS) &&
@@ -341,6 +359,7 @@ run_tick (gpointer data)
 {
   RunCtx *ctx = data;
   tr_progress_tick (ctx->job->progress);
+  tr_watch_tick (ctx->watch);
 }
 
 /* A job that cannot start says why on one line and runs nothing. */
@@ -463,16 +482,22 @@ start_pool (RunCtx *ctx, const TrJobSpec *spec, const char *identity, int *statu
     *status = signal_count ? TR_EXIT_SIGNALLED (signal_first) : TR_EXIT_CANNOT_START;
     return NULL;
   }
-  if (ctx->joblog_path) {
+  if (ctx->joblog_path)
     ctx->joblog = tr_joblog_open (ctx->joblog_path, ctx->opts->resume, identity, &error);
-    if (!ctx->joblog) {
-      *status = cannot_start (error);
-      tr_pool_terminate (pool);
-      tr_pool_join (pool);
-      tr_pool_free (pool);
-      return NULL;
-    }
+  TrTraceJob trace_job = {
+    .job_file = tr_jobfile_get_path (spec->file), .plugin = spec->desc->name,
+    .backend = spec->use_mpi ? "mpi" : "local", .workers = ctx->job->workers,
+    .started_us = ctx->opts->started_us,
+  };
+  if ((ctx->joblog_path && !ctx->joblog) ||
+      !(ctx->watch = tr_watch_open (&ctx->watch_files, &trace_job, &error))) {
+    *status = cannot_start (error);
+    tr_pool_terminate (pool);
+    tr_pool_join (pool);
+    tr_pool_free (pool);
+    return NULL;
   }
+  tr_watch_attach (ctx->watch, pool);
   ctx->job->pool = pool;
   signal_pool = pool;
   /* a signal that came while the workers started */
@@ -502,6 +527,9 @@ run_tasks (RunCtx *ctx, const TrJobSpec *spec, TrPool *pool, TrStats *stats)
   tr_pool_join (pool);
   tr_pool_free (pool);
   ctx->job->pool = NULL;
+  if (!tr_watch_end (ctx->watch, stats,
+                     ctx->job->desc->flags & TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS))
+    status = TR_EXIT_FAILED;
   if (!gen_ok) {
     g_printerr ("taskrun: [%s] the task generator failed: %s\n", spec->desc->name, error->message);
     status = TR_EXIT_FAILED;
@@ -511,9 +539,14 @@ run_tasks (RunCtx *ctx, const TrJobSpec *spec, TrPool *pool, TrStats *stats)
   return status;
 }
 
-/* The summary on stderr: the counts, the pool, the times, then the plugin's lines. */
+/* A run this long, or one with -v, has its insights in its summary. */
+#define INSIGHTS_AFTER_SECONDS 5.0
+
+/* The summary on stderr: the counts, the pool, the times, the insights, then the
+ * plugin's lines. */
 static void
-print_summary (const TrJob *job, const TrStats *stats, const GString *plugin_lines)
+print_summary (const TrJob *job, const TrStats *stats, const TrInsights *insights,
+               const GString *plugin_lines)
 {
   double rate = stats->seconds > 0 ? stats->succeeded / stats->seconds : 0;
   g_autofree char *skipped = stats->skipped ? g_strdup_printf (", %" G_GUINT64_FORMAT
@@ -536,10 +569,28 @@ print_summary (const TrJob *job, const TrStats *stats, const GString *plugin_lin
                                                          : stats->workers), stats->distinct_pids,
               g_dngettext (NULL, "process", "processes", stats->distinct_pids),
               stats->seconds < 10 ? 4 : 1, stats->seconds, rate, all < 10 ? 4 : 1, all);
+  if (insights && (job->opts->verbose || stats->seconds >= INSIGHTS_AFTER_SECONDS)) {
+    g_autoptr (GString) said = g_string_new (NULL);
+    tr_insights_print (insights, job->desc->flags & TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS, said);
+    g_auto (GStrv) insight_lines = g_strsplit (said->str, "\n", -1);
+    for (int i = 0; insight_lines[i]; i++)
+      if (*insight_lines[i])
+        g_printerr ("taskrun: %s\n", insight_lines[i]);
+  }
   g_auto (GStrv) lines = g_strsplit (plugin_lines->str, "\n", -1);
   for (int i = 0; lines[i]; i++)
     if (*lines[i])
       g_printerr ("taskrun: %s: %s\n", job->desc->name, lines[i]);
+}
+
+/* Where a file the run writes about itself goes: the command line's (relative to the
+ * current folder), else the [taskrun] key's (relative to the job file's), else none. */
+static char *
+watch_path (const char *given, const TrJobSpec *spec, const char *key)
+{
+  if (given)
+    return g_canonicalize_filename (given, NULL);
+  return g_strdup (tr_config_get_string (spec->core, key));
 }
 
 /* One job: resolve it, let the plugin check it, then either describe it (--dry-run) or
@@ -575,15 +626,20 @@ tr_run (TrRunOptions *opts)
     g_autofree char *path_part = g_steal_pointer (&identity);
     identity = g_strdup_printf ("%s options:%.16s", path_part, sum);
   }
+  g_autofree char *trace_path = watch_path (opts->trace, spec, "trace");
+  g_autofree char *results_path = watch_path (opts->results, spec, "results");
+  g_autofree char *report_path = watch_path (opts->report, spec, "report");
   RunCtx ctx = {
     .job = &job, .opts = opts, .described = g_string_new (NULL), .joblog_path = joblog_path,
+    .watch_files = { .trace = trace_path, .results = results_path, .report = report_path },
     .retries = (guint) tr_config_get_int (spec->core, "retries"),
     .stop_on_failure = strcmp (tr_config_get_string (spec->core, "on_failure"), "stop") == 0,
   };
   TrPool *pool = NULL;
   if (opts->dry_run) {
     /* a dry run checks what the run would: the job log too, written by nothing */
-    if (joblog_path && !tr_joblog_check (joblog_path, &error))
+    if ((joblog_path && !tr_joblog_check (joblog_path, &error)) ||
+        !tr_watch_check (&ctx.watch_files, &error))
       status = cannot_start (error);
     else if (opts->resume && !read_resume (&ctx, spec, identity, &error))
       status = cannot_start (error);
@@ -601,13 +657,14 @@ tr_run (TrRunOptions *opts)
       status = TR_EXIT_FAILED;
     }
     if (!opts->quiet)
-      print_summary (&job, &stats, plugin_lines);
+      print_summary (&job, &stats, tr_watch_insights (ctx.watch), plugin_lines);
     if (signal_count)
       status = TR_EXIT_SIGNALLED (signal_first);
   }
 
   tr_progress_free (job.progress);
   tr_joblog_close (ctx.joblog);
+  tr_watch_free (ctx.watch);
   g_string_free (ctx.described, TRUE);
   tr_seq_set_free (ctx.done);
   if (desc->destroy)

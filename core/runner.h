@@ -25,6 +25,9 @@ typedef struct {
   gboolean quiet;
   gboolean verbose;
   const char *joblog;   /* --joblog: relative to the current directory; NULL: not given */
+  const char *trace;    /* --trace, the same */
+  const char *results;  /* --results, the same */
+  const char *report;   /* --report, the same */
   gboolean resume;
   TrProgressMode progress;
   gint64 started_us;    /* g_get_monotonic_time () when the command started; 0: now */

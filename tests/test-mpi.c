@@ -61,6 +61,32 @@ test_compute (void)
 }
 
 /* sleep-demo: two workers, one pid each; testkit: the worker numbered W runs on rank W. */
+/* --trace and --results under MPI: each worker's lane is named with its rank and host,
+ * and each result's Host is where it ran. */
+static void
+test_trace_names_ranks (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *trace = g_build_filename (dir, "t.json", NULL);
+  g_autofree char *results = g_build_filename (dir, "r.jsonl", NULL);
+  const char *args[] = { "-c", "conf/compute.ini", "--trace", trace, "--results", results, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_mpi (args, &out, &err), ==, 0);
+  g_autofree char *t = NULL, *r = NULL;
+  g_assert_true (g_file_get_contents (trace, &t, NULL, NULL));
+  g_assert_true (g_file_get_contents (results, &r, NULL, NULL));
+  for (int rank = 1; rank < RANKS; rank++) {
+    g_autofree char *lane = g_strdup_printf ("\"name\":\"worker %d (rank %d on ", rank, rank);
+    g_assert_nonnull (strstr (t, lane));
+  }
+  g_assert_nonnull (strstr (t, "\"backend\":\"mpi\""));
+  g_assert_cmpuint (tt_count_lines (r, "{\"Version\":1,"), ==, 100);
+  g_assert_cmpuint (tt_count_lines (r, "{\"Version\":1,\"Seq\":"), ==, 100);
+  g_assert_nonnull (strstr (r, "\"Host\":\"rank 1 on "));
+  g_assert_null (strstr (r, "\"Host\":\":\""));
+  tt_rmtree (dir);
+}
+
 static void
 test_one_worker_per_rank (void)
 {
@@ -381,6 +407,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/mpi/compute-exact", test_compute);
   g_test_add_func ("/mpi/one-worker-per-rank", test_one_worker_per_rank);
+  g_test_add_func ("/mpi/trace-names-ranks", test_trace_names_ranks);
   g_test_add_func ("/mpi/launch-disagrees", test_launch_disagrees);
   g_test_add_func ("/mpi/single-rank-runs-locally", test_single_rank_runs_locally);
   g_test_add_func ("/mpi/cannot-start-on-one-rank", test_cannot_start_on_one_rank);

@@ -118,7 +118,7 @@ draw_to_file (void (*setup) (TrProgress *))
   close (fd);
   TrProgress *p = tr_progress_new (TR_PROGRESS_ALWAYS, "bytes");
   setup (p);
-  g_usleep (20000); /* some time passes, so there is a rate */
+  g_usleep (150000); /* past the first redraw interval (no bar before it), and a rate */
   tr_progress_tick (p);
   tr_progress_free (p);
   dup2 (saved, 2);

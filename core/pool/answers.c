@@ -190,6 +190,7 @@ handle_frame (TrPool *pool, Worker *w, TrMsgType type, const guint8 *body, gsize
       return FALSE;
     w->state = W_READY;
     w->start_tries = 0;
+    events_add (pool, TR_POOL_EVENT_WORKER_READY, w->slot, w->link->pid, w->link->where, NULL);
     return TRUE;
   case TR_MSG_INIT_FAILED: {
     if (w->state != W_STARTING)

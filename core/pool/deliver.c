@@ -3,7 +3,8 @@
  * runs each task's callbacks, and decides whether a failed attempt runs again.
  *
  * Owns: handoff_pump, the one deliver() for a single task and a bundle, the one place
- * that decides about a retry (runs_again), the writing of the workers' lines.
+ * that decides about a retry (runs_again), the writing of the workers' lines and the
+ * handing of the workers' events to the caller that watches them.
  * Does not own: the hand-over itself (handoff.c), what a record holds (record.c), a
  * bundle's bytes (bundle.c).  Main thread only.
  */
@@ -130,7 +131,7 @@ deliver (TrPool *pool, TrTaskRecord *a)
   handoff_submit (pool, &q);
 }
 
-/* Main thread: writes a hand-over of workers' lines and frees it. */
+/* Main thread: writes a hand-over of workers' lines, hands over its events, and frees it. */
 void
 handoff_deliver_output (TrPool *pool, GPtrArray *lines)
 {
@@ -147,6 +148,10 @@ handoff_deliver_output (TrPool *pool, GPtrArray *lines)
     }
     g_string_free (text, TRUE);
   }
+  GArray *events = g_ptr_array_index (lines, 3);
+  for (guint i = 0; pool->main.event_func && i < events->len; i++)
+    pool->main.event_func (&g_array_index (events, TrPoolEvent, i), pool->main.event_data);
+  g_array_unref (events);
   g_ptr_array_unref (lines);
 }
 
@@ -203,8 +208,12 @@ handoff_pump (TrPool *pool, gint64 timeout_us)
   guint outer_next = m->delivering_next;
   m->delivering = batch;
   m->delivering_next = 0;
+  gint64 began = m->phase_func ? g_get_monotonic_time () : 0;
   while (m->delivering_next < batch->len)
     deliver (pool, g_ptr_array_index (batch, m->delivering_next++));
+  if (m->phase_func)
+    m->phase_func (TR_POOL_PHASE_RESULTS, began, g_get_monotonic_time (), batch->len,
+                   m->phase_data);
   m->delivering = outer;
   m->delivering_next = outer_next;
   g_ptr_array_unref (batch);

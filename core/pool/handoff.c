@@ -93,13 +93,16 @@ handoff_flush (TrPool *pool)
 {
   PoolIo *io = &pool->io;
   gsize out_bytes = io->output[0]->len + io->output[1]->len;
-  if (out_bytes) {
+  if (out_bytes || io->events->len) {
     GPtrArray *lines = g_ptr_array_new ();
     g_ptr_array_add (lines, (gpointer) tr_pool_output_tag);
     for (int s = 0; s < 2; s++) {
       g_ptr_array_add (lines, io->output[s]);
       io->output[s] = g_string_new (NULL);
     }
+    g_ptr_array_add (lines, io->events);
+    io->events = g_array_new (FALSE, FALSE, sizeof (TrPoolEvent));
+    g_array_set_clear_func (io->events, tr_pool_event_clear);
     g_atomic_int_add (&pool->shared.output_backlog, (gint) out_bytes);
     results_push (pool, lines);
   }
@@ -115,7 +118,8 @@ int
 handoff_due_ms (TrPool *pool, gboolean input_ended)
 {
   PoolIo *io = &pool->io;
-  gsize out_bytes = io->output[0]->len + io->output[1]->len;
+  /* an event weighs in as a line would */
+  gsize out_bytes = io->output[0]->len + io->output[1]->len + io->events->len;
   if (io->completed->len == 0 && out_bytes == 0)
     return -1;
   gint64 since = io->completed->len == 0 ? io->output_since

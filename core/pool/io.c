@@ -36,6 +36,8 @@ io_state_init (TrPool *pool)
   }
   io->output[0] = g_string_new (NULL);
   io->output[1] = g_string_new (NULL);
+  io->events = g_array_new (FALSE, FALSE, sizeof (TrPoolEvent));
+  g_array_set_clear_func (io->events, tr_pool_event_clear);
 }
 
 void
@@ -65,6 +67,7 @@ io_state_free (TrPool *pool, TaskQueue *left)
   g_ptr_array_unref (io->completed);
   g_string_free (io->output[0], TRUE);
   g_string_free (io->output[1], TRUE);
+  g_array_unref (io->events);
   g_free (io->workers);
   g_free (io->fatal_error);
 }

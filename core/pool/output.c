@@ -1,4 +1,5 @@
-/* output.c — the workers' stdout and stderr, cut into whole lines (I/O thread).
+/* output.c — the workers' stdout and stderr, cut into whole lines, and the events of
+ * their lives (I/O thread).
  *
  * A local worker's stdout and stderr are pipes (link-local.c) that the I/O thread reads
  * as it reads the links, and cuts into whole lines; the lines go to the main thread with
@@ -6,7 +7,9 @@
  * line of one process is cut into by another's.
  *
  * Owns: reading the pipes, the line each worker began (Worker.partial), the lines held
- * for the next hand-over (PoolIo.output), and the bounds on all of them.
+ * for the next hand-over (PoolIo.output), and the bounds on all of them; the workers'
+ * starts and ends held for it beside the lines (PoolIo.events), for a caller that
+ * watches them (a trace).
  * Does not own: when lines are handed over (schedule.h), how they are written (the
  * main thread's output function), when a worker's pipes open (slots.c).
  */
@@ -27,9 +30,23 @@ void
 output_add (TrPool *pool, int s, const char *text, gsize len)
 {
   PoolIo *io = &pool->io;
-  if (io->output[0]->len + io->output[1]->len == 0)
+  if (io->output[0]->len + io->output[1]->len + io->events->len == 0)
     io->output_since = g_get_monotonic_time ();
   g_string_append_len (io->output[s], text, len);
+}
+
+void
+events_add (TrPool *pool, TrPoolEventKind kind, guint slot, GPid pid, const char *where,
+            const char *text)
+{
+  PoolIo *io = &pool->io;
+  if (io->output[0]->len + io->output[1]->len + io->events->len == 0)
+    io->output_since = g_get_monotonic_time ();
+  TrPoolEvent ev = {
+    .kind = kind, .slot = slot, .pid = pid, .when = g_get_real_time () / 1e6,
+    .where = g_strdup (where), .text = g_strdup (text),
+  };
+  g_array_append_val (io->events, ev);
 }
 
 /* Ends the line worker w began on stream s, if any: its end (exit, crash, closed stream)

@@ -265,6 +265,28 @@ tr_pool_set_output (TrPool *pool,
 }
 
 void
+tr_pool_set_event_func (TrPool *pool, TrPoolEventFunc func, gpointer data)
+{
+  pool->main.event_func = func;
+  pool->main.event_data = data;
+}
+
+void
+tr_pool_set_phase_func (TrPool *pool, TrPoolPhaseFunc func, gpointer data)
+{
+  pool->main.phase_func = func;
+  pool->main.phase_data = data;
+}
+
+void
+tr_pool_event_clear (gpointer event)
+{
+  TrPoolEvent *ev = event;
+  g_free (ev->where);
+  g_free (ev->text);
+}
+
+void
 tr_pool_close (TrPool *pool)
 {
   pool->main.closed = TRUE;

@@ -12,7 +12,8 @@
  *   record.c    task records and their free lists
  *   bundle.c    a bundle's bytes
  *   handoff.c   what crosses between the threads
- *   output.c    workers' lines (I/O thread)
+ *   deliver.c   handing results, lines and events to the caller (main thread)
+ *   output.c    workers' lines, and their starts and ends (I/O thread)
  *   answers.c   reading a worker's frames (I/O thread)
  *   slots.c     one worker slot's life (I/O thread)
  *   io.c        the I/O thread's loop and dispatch
@@ -248,6 +249,10 @@ typedef struct {
   gpointer tick_data;
   void (*output_func) (int fd, const char *text, gsize len, gpointer data);
   gpointer output_data;
+  TrPoolEventFunc event_func;
+  gpointer event_data;
+  TrPoolPhaseFunc phase_func;
+  gpointer phase_data;
   gboolean closed;
   gboolean joined;
   /* the hand-over whose records are being delivered, and the next one of them: a
@@ -275,7 +280,9 @@ typedef struct {
   guint ends;             /* workers ended so far */
   gint64 next_exit_probe; /* see check_links_gone */
   GString *output[2];     /* whole lines of the workers' stdout and stderr, to hand over */
-  gint64 output_since;    /* when the oldest of them was read */
+  gint64 output_since;    /* when the oldest of them, or of `events`, was read */
+  GArray *events;         /* TrPoolEvent: the workers' starts and ends, to hand over with
+                           * the lines (output.c) */
 } PoolIo;
 
 struct TrPool {
@@ -286,7 +293,8 @@ struct TrPool {
 };
 
 /* Marks a hand-over of workers' lines rather than of finished tasks: it is the array's
- * first pointer, followed by the stdout and the stderr GString. */
+ * first pointer, followed by the stdout and the stderr GString, and the GArray of
+ * TrPoolEvent (output.c). */
 extern const char tr_pool_output_tag[];
 
 /* ---- record.c -------------------------------------------------------------------------- */
@@ -377,6 +385,13 @@ void handoff_free (TrPool *pool);
 /* ---- output.c (I/O thread) ---------------------------------------------------------------- */
 
 void output_add (TrPool *pool, int s, const char *text, gsize len);
+
+/* I/O thread: records that slot's worker process `pid` started or ended, or that the
+ * slot is started again or given up, for the next hand-over; `where` and `text` (either
+ * may be NULL) are copied. */
+void events_add (TrPool *pool, TrPoolEventKind kind, guint slot, GPid pid, const char *where,
+                 const char *text);
+
 void output_read (TrPool *pool, Worker *w, int s);
 void output_drain (TrPool *pool, Worker *w);
 /* Whether the main thread writes fast enough for more lines to be read. */

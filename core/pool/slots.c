@@ -49,6 +49,7 @@ slot_retry (TrPool *pool, Worker *w, const char *why)
   guint n = pool->settings.n_workers;
   if (++w->start_tries > START_RETRIES) {
     g_atomic_int_inc (&pool->shared.slots_lost);
+    events_add (pool, TR_POOL_EVENT_WORKER_LOST, w->slot, 0, NULL, why);
     g_printerr ("taskrun: worker %u could not be started again (%s); the job goes on with %u "
                 "of %u workers\n", w->slot, why,
                 n - (guint) g_atomic_int_get (&pool->shared.slots_lost), n);
@@ -56,6 +57,8 @@ slot_retry (TrPool *pool, Worker *w, const char *why)
   }
   gint64 delay = START_RETRY_US << (w->start_tries - 1);
   w->restart_at = g_get_monotonic_time () + delay;
+  g_autofree char *again = g_strdup_printf ("%s; starting it again in %g s", why, delay / 1e6);
+  events_add (pool, TR_POOL_EVENT_WORKER_RETRY, w->slot, 0, NULL, again);
   g_printerr ("taskrun: worker %u failed while starting (%s); starting it again in %g s\n",
               w->slot, why, delay / 1e6);
 }
@@ -133,11 +136,13 @@ slot_end (TrPool *pool, Worker *w, const char *why, TrTaskErrorCode code)
   g_autofree char *at = w->link->where ? g_strconcat (w->link->where, ", ", NULL) : g_strdup ("");
   g_autofree char *who = g_strdup_printf ("worker %u (%spid %d)", w->slot, at, (int) pid);
   g_autofree char *who_short = g_strdup_printf ("worker %u, %spid %d", w->slot, at, (int) pid);
+  g_autofree char *where = g_strdup (w->link->where); /* close frees the link */
   if (why)
     w->link->klass->kill (w->link);
   gboolean clean = FALSE;
   int status = 0;
   g_autofree char *how = w->link->klass->close (w->link, &clean, &status);
+  events_add (pool, TR_POOL_EVENT_WORKER_ENDED, w->slot, pid, where, why ? why : how);
   w->link = NULL;
   output_drain (pool, w);
   WorkerState was = w->state;

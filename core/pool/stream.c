@@ -194,6 +194,7 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
 
   for (;;) {
     guint pulled = 0;
+    gint64 began = m->phase_func ? g_get_monotonic_time () : 0;
     guint64 window = tr_sched_stream_window ((guint) g_atomic_int_get (&pool->shared.depth_tasks),
                                              pool->settings.batch, n_workers);
     while (!gen_done && !stopping && s.in_window < window &&
@@ -239,6 +240,9 @@ tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
           ;
       }
     }
+    if (m->phase_func && pulled)
+      m->phase_func (TR_POOL_PHASE_GENERATOR, began, g_get_monotonic_time (), pulled,
+                     m->phase_data);
     /* ended before the last tasks go: the I/O thread must never see them and think that
      * more are coming, or it would hand them all to the first worker that asks */
     if (gen_done || stopping)

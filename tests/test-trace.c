@@ -483,6 +483,19 @@ test_insights (void)
   tt_rmtree (dir);
 }
 
+/* A run of 5 s or more has its insights without -v. */
+static void
+test_insights_of_a_long_run (void)
+{
+  const char *args[] = { "-c", "conf/sleep-demo.ini", "-j", "2", "-s", "sleep-demo.tasks=2",
+                         "-s", "sleep-demo.seconds=5.05", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, NULL, &out, &err), ==, 0);
+  g_test_message ("%s", err);
+  g_assert_cmpuint (tt_count_lines (err, "taskrun: workers busy: 1 "), ==, 1);
+  g_assert_cmpuint (tt_count_lines (err, "taskrun: slowest tasks: task "), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -495,5 +508,6 @@ main (int argc, char **argv)
   g_test_add_func ("/trace/job-file-keys", test_job_file_keys);
   g_test_add_func ("/trace/results-output", test_results_output);
   g_test_add_func ("/trace/insights", test_insights);
+  g_test_add_func ("/trace/insights-of-a-long-run", test_insights_of_a_long_run);
   return g_test_run ();
 }

@@ -63,24 +63,49 @@ tr_insights_free (TrInsights *in)
   g_free (in);
 }
 
+static const char *
+outcome_of (const TrResult *r)
+{
+  if (!r->error)
+    return "ok";
+  if (g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_TIMEOUT))
+    return "timed out";
+  if (g_error_matches (r->error, TR_TASK_ERROR, TR_TASK_ERROR_WORKER_DIED))
+    return "worker died";
+  return "failed";
+}
+
+/* Keeps the attempt among the slowest if it is one, a task once (its longest attempt),
+ * the list sorted longest first. */
 static void
 keep_if_slow (TrInsights *in, const TrResult *r, TrDescribeFunc describe, gpointer data)
 {
   guint n = in->n_slowest;
   if (n == TR_INSIGHTS_SLOWEST && r->seconds <= in->slowest[n - 1].seconds)
     return;
-  if (n == TR_INSIGHTS_SLOWEST)
-    g_free (in->slowest[--n].description);
   guint at = n;
+  for (guint i = 0; i < n; i++)
+    if (in->slowest[i].seq == r->seq) {
+      if (in->slowest[i].seconds >= r->seconds)
+        return;
+      at = i; /* this task's shorter attempt makes room */
+      break;
+    }
+  if (at == n && n == TR_INSIGHTS_SLOWEST)
+    at = --n;
+  g_free (in->slowest[at].description);
+  if (at == n)
+    n++;
   while (at > 0 && in->slowest[at - 1].seconds < r->seconds) {
     in->slowest[at] = in->slowest[at - 1];
     at--;
   }
   in->slowest[at] = (TrSlowTask) {
-    .seq = r->seq, .seconds = r->seconds, .worker = r->worker, .failed = r->error != NULL,
+    .seq = r->seq, .seconds = r->seconds, .worker = r->worker, .attempt = r->attempt,
+    .outcome = outcome_of (r), .retried = !r->final,
     .description = g_strdup (describe (data, r)),
   };
-  in->n_slowest = n + 1;
+  in->n_slowest = n;
 }
 
 void
@@ -235,8 +260,12 @@ tr_insights_print (const TrInsights *in, gboolean quoted, GString *out)
       g_string_append_printf (out, "%s task %" G_GUINT64_FORMAT "%s%s%s ", i ? ";" : "",
                               st->seq, *d ? " (" : "", d, *d ? ")" : "");
       append_duration (out, st->seconds);
-      if (st->failed)
-        g_string_append (out, " (failed)");
+      if (strcmp (st->outcome, "ok") != 0 || st->attempt > 1) {
+        g_string_append_printf (out, " (%s%s", st->outcome, st->retried ? ", run again" : "");
+        if (st->attempt > 1)
+          g_string_append_printf (out, ", attempt %u", st->attempt);
+        g_string_append_c (out, ')');
+      }
     }
     g_string_append_c (out, '\n');
   }

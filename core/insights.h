@@ -10,11 +10,14 @@
  * under a microsecond, the last those of 2^14 s and more. */
 #define TR_INSIGHTS_BINS 36
 
+/* One of the slowest tasks: its longest attempt (a task is listed once). */
 typedef struct {
   guint64 seq;
   double seconds;
   guint worker;
-  gboolean failed;
+  guint attempt;
+  const char *outcome; /* "ok", "failed", "timed out", "worker died"; static */
+  gboolean retried;    /* that attempt failed and the task ran again */
   char *description;
 } TrSlowTask;
 

@@ -5,12 +5,15 @@
  *
  * The timeline is drawn from the trace's spans (trace.c), tiny tasks already grouped.
  * Memory stays bounded however long the run: each lane keeps at most LANE_SPANS_MAX
- * spans, and when one would keep more, every lane's neighbours of the same kind closer
- * than the resolution are merged and the resolution doubles; the page draws at most a
- * rectangle per pixel and kind.
+ * spans, and when one would keep more, the resolution doubles and every lane's
+ * neighbours closer than it are merged, whatever their kinds (the merged span takes the
+ * graver kind: a failure is never hidden by the successes around it), until it keeps
+ * fewer; the page draws at most a rectangle per pixel and kind.
  *
  * The page is written at the end, to a new file in the destination's folder that is
  * renamed over the destination once whole: a page at its name is always a whole page.
+ * A destination that is a symlink is followed (the page replaces the file it points
+ * to, as cp writes through one), and a page that replaces a file keeps its mode.
  *
  * Owns: the page's layout, the bounded timeline, writing the page.
  * Does not own: the spans (trace.c), the figures (insights.c).
@@ -108,7 +111,24 @@ tr_report_free (TrReport *r)
   g_free (r);
 }
 
-/* Merges the neighbours of one kind closer than the resolution, in place. */
+/* How grave a kind is, for a span that merges two: a death, a timeout or a failure
+ * shows through the successes around it. */
+static int
+kind_rank (TrSpanKind kind)
+{
+  switch (kind) {
+  case TR_SPAN_DIED: return 5;
+  case TR_SPAN_TIMEOUT: return 4;
+  case TR_SPAN_FAILED: return 3;
+  case TR_SPAN_RETRIED: return 2;
+  case TR_SPAN_OK: return 1;
+  case TR_SPAN_PARENT: break;
+  }
+  return 0;
+}
+
+/* Merges the neighbours closer than the resolution, in place, whatever their kinds:
+ * once the resolution passes the widest gap a lane is one span, so compaction ends. */
 static void
 lane_compact (GArray *lane, double resolution)
 {
@@ -116,10 +136,12 @@ lane_compact (GArray *lane, double resolution)
   for (guint i = 0; i < lane->len; i++) {
     Span *s = &g_array_index (lane, Span, i);
     Span *last = out ? &g_array_index (lane, Span, out - 1) : NULL;
-    if (last && last->kind == s->kind && s->start - last->end < resolution) {
+    if (last && s->start - last->end < resolution) {
       last->end = MAX (last->end, s->end);
       last->busy += s->busy;
       last->tasks += s->tasks;
+      if (kind_rank (s->kind) > kind_rank (last->kind))
+        last->kind = s->kind;
     } else {
       g_array_index (lane, Span, out++) = *s;
     }
@@ -338,7 +360,11 @@ put_slowest (GString *o, const TrInsights *in, gboolean quoted)
     esc (o, d);
     g_string_append_printf (o, "</td><td>%u</td><td>", slow[i].worker);
     append_duration (o, slow[i].seconds);
-    g_string_append_printf (o, "</td><td>%s</td></tr>\n", slow[i].failed ? "failed" : "ok");
+    g_string_append_printf (o, "</td><td>%s%s", slow[i].outcome,
+                            slow[i].retried ? ", run again" : "");
+    if (slow[i].attempt > 1)
+      g_string_append_printf (o, ", attempt %u", slow[i].attempt);
+    g_string_append (o, "</td></tr>\n");
   }
   g_string_append (o, "</tbody></table>\n");
 }
@@ -426,14 +452,23 @@ tr_report_write (TrReport *r, const TrInsights *in, const TrStats *stats, gboole
   put_workers (o, in);
   g_string_append_printf (o, "<script>%s</script>\n</body></html>\n", PAGE_SCRIPT);
 
-  /* a new file beside the destination, renamed over it once whole */
-  g_autofree char *dir = g_path_get_dirname (r->path);
-  g_autofree char *base = g_path_get_basename (r->path);
-  g_autofree char *tmp = g_strdup_printf ("%s/.%s.XXXXXX", dir, base);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
+  /* a new file beside the destination (the file a symlink names), renamed over it once
+   * whole; a short name, so that any name the destination may have fits beside it */
+  g_autofree char *real = realpath (r->path, NULL);
+  const char *dest = real ? real : r->path;
+  struct stat old;
+  gboolean replaces = stat (dest, &old) == 0 && S_ISREG (old.st_mode);
+  g_autofree char *dir = g_path_get_dirname (dest);
+  g_autofree char *tmp = g_build_filename (dir, ".taskrun-report.XXXXXX", NULL);
+  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0666); /* the umask applies */
   gboolean ok = fd >= 0;
   int e = errno;
-  if (ok) {
+  if (ok && replaces && fchmod (fd, old.st_mode & 07777) != 0) {
+    ok = FALSE;
+    e = errno;
+    close (fd);
+    g_unlink (tmp);
+  } else if (ok) {
     const char *p = o->str;
     gsize left = o->len;
     while (ok && left) {
@@ -451,7 +486,7 @@ tr_report_write (TrReport *r, const TrInsights *in, const TrStats *stats, gboole
     } else if (!ok) {
       close (fd);
     }
-    if (ok && rename (tmp, r->path) != 0) {
+    if (ok && rename (tmp, dest) != 0) {
       ok = FALSE;
       e = errno;
     }

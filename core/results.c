@@ -5,8 +5,10 @@
  * thing (Seq, Host, Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command), then
  * taskrun's own: Version (TR_RESULTS_VERSION), Worker (the slot), Pid, Attempt, Units,
  * Error (null, or its Domain, Code and Message), and the task's output as Output (when it
- * is UTF-8 text) or OutputBase64 (when it is not).  A field is only ever added within a
- * version; docs/results.md is the reference.
+ * is UTF-8 text) or OutputBase64 (when it is not), except for a plugin that runs
+ * commands (TR_PLUGIN_FLAG_STATUS_IN_CODE: exec), whose payload is a record of its own
+ * and whose commands' output goes to taskrun's stdout.  A field is only ever added
+ * within a version; docs/results.md is the reference.
  *
  * Owns: the row's layout and writing it whole.
  * Does not own: which attempts get a row (runner.c: final attempts a worker ran, the
@@ -22,17 +24,19 @@
 
 struct TrResultsFile {
   int fd;
+  off_t good;   /* where the last whole row ends: a row cut short is cut off there */
   char *path;
   GString *row;
 };
 
 TrResultsFile *
-tr_results_open (const char *path, GError **error)
+tr_results_open (const char *path, gboolean append, GError **error)
 {
-  int fd = tr_logfile_open (path, O_WRONLY | O_CREAT, "the results file", error);
+  int fd = tr_logfile_open (path, O_WRONLY | O_CREAT | (append ? O_APPEND : 0), "the results file",
+                            error);
   if (fd < 0)
     return NULL;
-  if (ftruncate (fd, 0) != 0) {
+  if (!append && ftruncate (fd, 0) != 0) {
     int e = errno;
     close (fd);
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
@@ -41,13 +45,21 @@ tr_results_open (const char *path, GError **error)
   }
   TrResultsFile *f = g_new0 (TrResultsFile, 1);
   f->fd = fd;
+  f->good = lseek (fd, 0, SEEK_END);
+  if (append && f->good > 0) {
+    /* a row an interrupted run cut short stays on a line of its own */
+    char last = '\n';
+    if (pread (fd, &last, 1, f->good - 1) == 1 && last != '\n' && write (fd, "\n", 1) == 1)
+      f->good++;
+  }
   f->path = g_strdup (path);
   f->row = g_string_new (NULL);
   return f;
 }
 
 gboolean
-tr_results_write (TrResultsFile *f, const TrResult *r, const char *command, const char *host)
+tr_results_write (TrResultsFile *f, const TrResult *r, const char *command, const char *host,
+                  gboolean with_output)
 {
   GString *o = f->row;
   g_string_printf (o, "{\"Version\":%d,\"Seq\":%" G_GUINT64_FORMAT ",\"Host\":", TR_RESULTS_VERSION,
@@ -72,7 +84,9 @@ tr_results_write (TrResultsFile *f, const TrResult *r, const char *command, cons
   } else {
     g_string_append (o, "null");
   }
-  if (r->len == 0) {
+  if (!with_output) {
+    /* no Output: the payload is the plugin's own record */
+  } else if (r->len == 0) {
     g_string_append (o, ",\"Output\":\"\"");
   } else if (g_utf8_validate_len ((const char *) r->data, r->len, NULL)) {
     g_string_append (o, ",\"Output\":");
@@ -89,13 +103,18 @@ tr_results_write (TrResultsFile *f, const TrResult *r, const char *command, cons
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      if (n == 0)
-        errno = EIO;
+      int e = n == 0 ? ENOSPC : errno;
+      /* no row half written: a reader of JSON Lines would stop at it */
+      if (ftruncate (f->fd, f->good) != 0) {
+        /* nothing more to do: the error below is said */
+      }
+      errno = e;
       return FALSE;
     }
     p += n;
     left -= (gsize) n;
   }
+  f->good += (off_t) o->len;
   return TRUE;
 }
 

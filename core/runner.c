@@ -631,7 +631,9 @@ tr_run (TrRunOptions *opts)
   g_autofree char *report_path = watch_path (opts->report, spec, "report");
   RunCtx ctx = {
     .job = &job, .opts = opts, .described = g_string_new (NULL), .joblog_path = joblog_path,
-    .watch_files = { .trace = trace_path, .results = results_path, .report = report_path },
+    .watch_files = { .trace = trace_path, .results = results_path, .report = report_path,
+                     .append = opts->resume,
+                     .no_output = (desc->flags & TR_PLUGIN_FLAG_STATUS_IN_CODE) != 0 },
     .retries = (guint) tr_config_get_int (spec->core, "retries"),
     .stop_on_failure = strcmp (tr_config_get_string (spec->core, "on_failure"), "stop") == 0,
   };
@@ -639,13 +641,16 @@ tr_run (TrRunOptions *opts)
   if (opts->dry_run) {
     /* a dry run checks what the run would: the job log too, written by nothing */
     if ((joblog_path && !tr_joblog_check (joblog_path, &error)) ||
-        !tr_watch_check (&ctx.watch_files, &error))
+        !tr_watch_check (&ctx.watch_files, joblog_path, &error))
       status = cannot_start (error);
     else if (opts->resume && !read_resume (&ctx, spec, identity, &error))
       status = cannot_start (error);
     else
       print_dry_run (&job, spec);
   } else if (opts->resume && !read_resume (&ctx, spec, identity, &error)) {
+    status = cannot_start (error);
+  } else if (!tr_watch_check (&ctx.watch_files, joblog_path, &error)) {
+    /* before anything is opened: a job that cannot start empties no earlier file */
     status = cannot_start (error);
   } else if ((pool = start_pool (&ctx, spec, identity, &status))) {
     TrStats stats = { 0 };

@@ -9,10 +9,11 @@
  * the job in the first event's args, the counts in the last one's.
  *
  * The file is written as the run goes, whole lines at a time, at most TRACE_FLUSH_US
- * apart: every line ends with a comma, and the closing bracket comes at the end, which
- * the format allows to be missing, so a taskrun that is killed leaves a trace the usual
- * tools open up to its last line.  Memory is constant: a buffer written out when full,
- * and a group per lane.
+ * apart, the groups being filled written out with them: every line ends with a comma,
+ * and the closing bracket comes at the end, which the format allows to be missing, so a
+ * taskrun that is killed leaves a trace the usual tools open up to its last line.  A
+ * write that fails (a full disk) is cut back to the last whole line, and nothing more is
+ * written.  Memory is constant: a buffer written out when full, and a group per lane.
  *
  * Tiny tasks would make a trace as large as the job (ten million events): on each lane,
  * successful attempts shorter than TRACE_TINY_US that start within TRACE_GROUP_US of the
@@ -56,6 +57,7 @@ struct TrTrace {
   GString *buf;
   gint64 last_write;
   int write_errno;    /* the first write that failed; 0: none */
+  off_t good;         /* where the last whole line written ends */
   double t0_unix;     /* the trace's zero, in Unix seconds and in the monotonic clock */
   gint64 t0_mono;
   int pid;
@@ -96,23 +98,40 @@ write_out (TrTrace *t)
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0) {
-        t->write_errno = n < 0 ? errno : EIO;
+        t->write_errno = n < 0 ? errno : ENOSPC;
+        g_printerr ("taskrun: cannot write the trace %s: %s; it ends at its last whole line\n",
+                    t->path, g_strerror (t->write_errno));
+        if (ftruncate (t->fd, t->good) != 0) {
+          /* said above; the file may end in a cut line */
+        }
         break;
       }
       p += n;
       left -= (gsize) n;
     }
+    if (!t->write_errno)
+      t->good += (off_t) t->buf->len;
   }
   g_string_truncate (t->buf, 0);
   t->last_write = g_get_monotonic_time ();
 }
 
+static void group_write (TrTrace *t, guint lane);
+
 void
 tr_trace_flush (TrTrace *t)
 {
-  if (t->buf->len && (t->buf->len >= TRACE_BUFFER_BYTES ||
-                      g_get_monotonic_time () - t->last_write >= TRACE_FLUSH_US))
+  if (t->buf->len >= TRACE_BUFFER_BYTES) {
     write_out (t);
+    return;
+  }
+  if (g_get_monotonic_time () - t->last_write < TRACE_FLUSH_US)
+    return;
+  /* what the lanes' groups hold is due too: a lane whose next task hangs would hold its
+   * last tiny ones for good */
+  for (guint lane = 0; lane < t->workers + 2; lane++)
+    group_write (t, lane);
+  write_out (t);
 }
 
 static void
@@ -430,7 +449,10 @@ tr_trace_close (TrTrace *t, const TrStats *stats, GError **error)
   int e = t->write_errno;
   if (t->fd >= 0 && close (t->fd) != 0 && !e)
     e = errno;
-  if (e)
+  if (e && t->write_errno)
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
+                 "the trace %s is not whole: %s", t->path, g_strerror (e));
+  else if (e)
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e), "cannot write the trace %s: %s",
                  t->path, g_strerror (e));
   for (guint i = 0; i < t->workers + 2; i++)

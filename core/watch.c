@@ -14,11 +14,14 @@
 #include "results.h"
 
 #include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
 
 struct TrWatch {
   TrTrace *trace;
   TrResultsFile *results;
   char *results_path;
+  gboolean results_output;
   gboolean results_failed;
   TrInsights *insights;
   TrReport *report;
@@ -26,9 +29,33 @@ struct TrWatch {
   guint workers;
 };
 
-gboolean
-tr_watch_check (const TrWatchFiles *files, GError **error)
+/* Whether two paths name one file: the same name, or (both existing) the same inode,
+ * through a symlink or a hard link. */
+static gboolean
+same_file (const char *a, const char *b)
 {
+  g_autofree char *ca = g_canonicalize_filename (a, NULL);
+  g_autofree char *cb = g_canonicalize_filename (b, NULL);
+  if (strcmp (ca, cb) == 0)
+    return TRUE;
+  struct stat sa, sb;
+  return stat (a, &sa) == 0 && stat (b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+gboolean
+tr_watch_check (const TrWatchFiles *files, const char *joblog, GError **error)
+{
+  const char *paths[] = { joblog, files->trace, files->results, files->report };
+  const char *names[] = { "the job log", "the trace", "the results file", "the report" };
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    for (guint j = i + 1; j < G_N_ELEMENTS (paths); j++)
+      if (paths[i] && paths[j] && same_file (paths[i], paths[j])) {
+        g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                     "%s and %s are the same file, %s: give each its own", names[i], names[j],
+                     paths[j]);
+        return FALSE;
+      }
   return (!files->trace || tr_logfile_check (files->trace, "the trace", error)) &&
          (!files->results || tr_logfile_check (files->results, "the results file", error)) &&
          (!files->report || tr_report_check (files->report, error));
@@ -53,11 +80,12 @@ tr_watch_open (const TrWatchFiles *files, const TrTraceJob *job, GError **error)
     tr_watch_free (w);
     return NULL;
   }
-  if (files->results && !(w->results = tr_results_open (files->results, error))) {
+  if (files->results && !(w->results = tr_results_open (files->results, files->append, error))) {
     tr_watch_free (w);
     return NULL;
   }
   w->results_path = g_strdup (files->results);
+  w->results_output = !files->no_output;
   return w;
 }
 
@@ -98,7 +126,7 @@ tr_watch_attempt (TrWatch *w, const TrResult *r, TrDescribeFunc describe, gpoint
     tr_trace_attempt (w->trace, r, describe, data);
   if (w->results && r->final && !w->results_failed) {
     const char *host = r->worker <= w->workers && w->hosts[r->worker] ? w->hosts[r->worker] : ":";
-    if (!tr_results_write (w->results, r, describe (data, r), host)) {
+    if (!tr_results_write (w->results, r, describe (data, r), host, w->results_output)) {
       w->results_failed = TRUE;
       g_printerr ("taskrun: cannot write the results file %s: %s\n", w->results_path,
                   g_strerror (errno));

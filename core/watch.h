@@ -10,12 +10,17 @@ typedef struct {
   const char *trace;   /* --trace, trace = */
   const char *results; /* --results, results = */
   const char *report;  /* --report, report = */
+  gboolean append;     /* --resume: the results file is added to (the trace is a run's) */
+  gboolean no_output;  /* the results carry no Output (the plugin runs commands: exec) */
 } TrWatchFiles;
 
 typedef struct TrWatch TrWatch; /* main thread only */
 
-/* What opening the files would refuse, found without writing (--dry-run). */
-gboolean tr_watch_check (const TrWatchFiles *files, GError **error);
+/* What opening the files would refuse, found without writing anything: before a run
+ * starts (so that a job that cannot start leaves every earlier file as it was), and for
+ * --dry-run.  Also refuses two of them, or one and the job log (`joblog`, may be NULL),
+ * that name the same file. */
+gboolean tr_watch_check (const TrWatchFiles *files, const char *joblog, GError **error);
 /* Opens the files (emptied); NULL and *error when one cannot be. */
 TrWatch *tr_watch_open (const TrWatchFiles *files, const TrTraceJob *job, GError **error);
 /* Watches the pool's workers and, with a trace, its main thread's phases. */

@@ -243,10 +243,13 @@ test_timeout_and_retry (void)
   g_autofree char *job = tt_testkit_job (dir, "workers = 2\ntask_timeout = 0.3\nretries = 1\n",
                                          "tasks = 6\nop = sleepecho:3:r%n\nbad_task = 3\n"
                                          "bad_op = hang\nquiet = yes\n");
-  const char *args[] = { "-c", job, "--joblog", "log.tsv", "--trace", "trace.json",
+  const char *args[] = { "-v", "-c", job, "--joblog", "log.tsv", "--trace", "trace.json",
                          "--results", "results.jsonl", NULL };
   g_autofree char *out = NULL, *err = NULL;
   g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  /* the slowest tasks name a task once, by its longest attempt */
+  g_assert_cmpuint (tt_count_lines (err, "taskrun: slowest tasks: task 3 (hang) "), ==, 1);
+  g_assert_null (strstr (strstr (err, "slowest tasks:"), "; task 3 "));
   g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
   g_autofree char *trace = g_build_filename (dir, "trace.json", NULL);
   g_autofree char *results = g_build_filename (dir, "results.jsonl", NULL);
@@ -364,13 +367,24 @@ test_killed_run_leaves_trace (void)
   tt_rmtree (dir);
 }
 
-/* A trace or results path that cannot be written: exit 2, the path named, nothing run
- * (no job log row), also under --dry-run. */
+/* A trace or results path that cannot be written, or two files that are one: exit 2,
+ * the path named, nothing run, also under --dry-run; and the files of the run before,
+ * job log and trace, left as they were. */
 static void
 test_bad_paths (void)
 {
   g_autofree char *dir = tt_tmpdir ();
   g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 3\nquiet = yes\n");
+  const char *first[] = { "-c", job, "--joblog", "log.tsv", "--trace", "old.json", NULL };
+  g_autofree char *out0 = NULL, *err0 = NULL;
+  g_assert_cmpint (tt_run_taskrun (first, dir, NULL, &out0, &err0), ==, 0);
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  g_autofree char *old_trace = g_build_filename (dir, "old.json", NULL);
+  g_autofree char *log_before = NULL, *trace_before = NULL;
+  g_assert_true (g_file_get_contents (log, &log_before, NULL, NULL));
+  g_assert_true (g_file_get_contents (old_trace, &trace_before, NULL, NULL));
+  g_autofree char *link = g_build_filename (dir, "link.json", NULL);
+  g_assert_cmpint (symlink ("old.json", link), ==, 0);
   g_autofree char *fifo = g_build_filename (dir, "fifo", NULL);
   g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
   g_autofree char *sub = g_build_filename (dir, "sub", NULL);
@@ -384,22 +398,218 @@ test_bad_paths (void)
     { "--results", sub, "the results file" },
     { "--report", "no/such/dir/r.html", "cannot create the report" },
     { "--report", sub, "is not a regular file" },
+    /* the same file twice: by name, and through a symlink */
+    { "--results", "old.json", "the trace and the results file are the same file" },
+    { "--report", link, "the trace and the report are the same file" },
+    { "--trace", "log.tsv", "the job log and the trace are the same file" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     for (int dry = 0; dry < 2; dry++) {
-      const char *args[] = { "-c", job, "--joblog", "log.tsv", cases[i].option, cases[i].path,
-                             dry ? "--dry-run" : NULL, NULL };
+      const char *args[] = { "-c", job, "--joblog", "log.tsv", "--trace", "old.json",
+                             cases[i].option, cases[i].path, dry ? "--dry-run" : NULL, NULL };
+      if (g_str_equal (cases[i].option, "--trace")) {
+        args[4] = cases[i].option; /* it replaces the trace */
+        args[5] = cases[i].path;
+        args[6] = dry ? "--dry-run" : NULL;
+        args[7] = NULL;
+      }
       g_autofree char *out = NULL, *err = NULL;
       g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 2);
       g_test_message ("%s", err);
       g_assert_nonnull (strstr (err, cases[i].says));
-      g_assert_nonnull (strstr (err, cases[i].path));
-      g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
-      g_autofree char *text = NULL;
-      /* the job log may have been opened, but no task ran: no row */
-      if (g_file_get_contents (log, &text, NULL, NULL))
-        g_assert_cmpuint (tt_count_lines (text, "1\t"), ==, 0);
+      g_autofree char *base = g_path_get_basename (cases[i].path);
+      g_assert_nonnull (strstr (err, base));
+      g_autofree char *log_after = NULL, *trace_after = NULL;
+      g_assert_true (g_file_get_contents (log, &log_after, NULL, NULL));
+      g_assert_true (g_file_get_contents (old_trace, &trace_after, NULL, NULL));
+      g_assert_cmpstr (log_after, ==, log_before);
+      g_assert_cmpstr (trace_after, ==, trace_before);
     }
+  tt_rmtree (dir);
+}
+
+/* --resume adds to the results file, as to the job log: the rows of the tasks done
+ * before stay, and the tasks run again get a row each. */
+static void
+test_resume_keeps_results (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *mark = g_build_filename (dir, "mark", NULL);
+  g_autofree char *keys = g_strdup_printf ("tasks = 5\nop = echo:%%n\nbad_task = 3\n"
+                                           "bad_op = fail-once:%s\nquiet = yes\n", mark);
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", keys);
+  const char *args[] = { "-c", job, "--joblog", "log.tsv", "--results", "r.jsonl", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  const char *again[] = { "-c", job, "--joblog", "log.tsv", "--results", "r.jsonl", "--resume",
+                          NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_run_taskrun (again, dir, NULL, &out2, &err2), ==, 0);
+  g_autofree char *results = g_build_filename (dir, "r.jsonl", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (results, &text, NULL, NULL));
+  g_assert_cmpuint (tt_count_lines (text, "{\"Version\":1,"), ==, 6);
+  g_assert_cmpuint (tt_count_lines (text, "{\"Version\":1,\"Seq\":3,"), ==, 2);
+  tt_rmtree (dir);
+}
+
+/* Tiny tasks held in a lane's group reach the file within the flush interval, also when
+ * the lane's next task hangs; a SIGKILL then loses none of them. */
+static void
+test_groups_reach_the_file (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n",
+                                         "tasks = 30\nop = echo:%n\nbad_task = 25\n"
+                                         "bad_op = hang\nquiet = yes\n");
+  const char *args[] = { "-q", "-c", job, "--trace", "t.json", "--results", "r.jsonl", NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  g_autofree char *results = g_build_filename (dir, "r.jsonl", NULL);
+  /* the tasks that ended before the hang (those of its frame wait with it) */
+  g_assert_true (tt_wait_lines (results, 1, 30));
+  guint done = 0;
+  for (guint same = 0; same < 10;) {
+    g_usleep (G_USEC_PER_SEC / 10);
+    g_autofree char *text = NULL;
+    g_assert_true (g_file_get_contents (results, &text, NULL, NULL));
+    guint now = tt_count_lines (text, "{");
+    same = now == done ? same + 1 : 0;
+    done = now;
+  }
+  g_assert_cmpuint (done, <, 25);
+  g_usleep (G_USEC_PER_SEC); /* ten flush intervals */
+  kill (pid, SIGKILL);
+  tt_wait_pid (pid, 30, NULL);
+  g_autofree char *trace = g_build_filename (dir, "t.json", NULL);
+  g_autoptr (JsonParser) p = NULL;
+  JsonArray *events = read_cut_trace (trace, &p);
+  guint64 tasks = 0;
+  for (guint i = 0; i < json_array_get_length (events); i++) {
+    JsonObject *e = json_array_get_object_element (events, i);
+    const char *cat = json_object_get_string_member_with_default (e, "cat", "");
+    if (g_str_equal (cat, "task"))
+      tasks++;
+    else if (g_str_equal (cat, "tasks"))
+      tasks += (guint64) json_object_get_int_member (json_object_get_object_member (e, "args"),
+                                                     "tasks");
+  }
+  g_assert_cmpuint (tasks, ==, done);
+  tt_rmtree (dir);
+}
+
+/* The report: through a symlink, the file it names is replaced and the link stays; a
+ * file's mode is kept; a name as long as a name may be works; a lane of more spans than
+ * it keeps, alternating success and failure, is compacted (it once looped for good). */
+static void
+test_report_destination (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *job = tt_testkit_job (dir, "workers = 1\n", "tasks = 2\nquiet = yes\n");
+  g_autofree char *pub = g_build_filename (dir, "pub", NULL);
+  g_assert_cmpint (mkdir (pub, 0700), ==, 0);
+  g_autofree char *real = tt_write (pub, "real.html", "OLD");
+  g_assert_cmpint (chmod (real, 0600), ==, 0);
+  g_autofree char *link = g_build_filename (dir, "link.html", NULL);
+  g_assert_cmpint (symlink ("pub/real.html", link), ==, 0);
+  const char *args[] = { "-q", "-c", job, "--report", "link.html", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 0);
+  struct stat st;
+  g_assert_cmpint (lstat (link, &st), ==, 0);
+  g_assert_true (S_ISLNK (st.st_mode));
+  g_assert_cmpint (stat (real, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  g_autofree char *page = NULL;
+  g_assert_true (g_file_get_contents (real, &page, NULL, NULL));
+  g_assert_true (g_str_has_prefix (page, "<!DOCTYPE html>"));
+  g_autoptr (GDir) listing = g_dir_open (pub, 0, NULL);
+  g_assert_cmpstr (g_dir_read_name (listing), ==, "real.html");
+  g_assert_null (g_dir_read_name (listing));
+
+  char name[256];
+  memset (name, 'r', 250);
+  strcpy (name + 250, ".htm");
+  const char *long_args[] = { "-q", "-c", job, "--report", name, NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_run_taskrun (long_args, dir, NULL, &out2, &err2), ==, 0);
+  g_autofree char *long_path = g_build_filename (dir, name, NULL);
+  g_assert_true (g_file_test (long_path, G_FILE_TEST_IS_REGULAR));
+
+  g_autoptr (GString) inputs = g_string_new (NULL);
+  for (int i = 0; i < 4400; i++)
+    g_string_append (inputs, i % 2 ? "1\n" : "0\n");
+  g_autofree char *alt = tt_write (dir, "alt.txt", inputs->str);
+  const char *alt_args[] = { "-q", "-j", "1", "-e", "test {} = 1", "--report", "alt.html", "::::",
+                             alt, NULL };
+  g_autofree char *out3 = NULL, *err3 = NULL;
+  g_assert_cmpint (tt_run_taskrun (alt_args, dir, NULL, &out3, &err3), ==, 1);
+  g_autofree char *alt_page = g_build_filename (dir, "alt.html", NULL);
+  g_autofree char *alt_text = NULL;
+  g_assert_true (g_file_get_contents (alt_page, &alt_text, NULL, NULL));
+  g_assert_nonnull (strstr (alt_text, "<rect class=\"failed\""));
+  tt_rmtree (dir);
+}
+
+/* A full disk: the trace and the results file are cut back to their last whole line,
+ * so a tolerant reader still loads them, and the run says so and exits 1.  Needs a small
+ * tmpfs: skipped where one cannot be mounted. */
+static void
+test_full_disk (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  g_autofree char *small = g_build_filename (dir, "small", NULL);
+  g_assert_cmpint (mkdir (small, 0700), ==, 0);
+  g_autofree char *mount = g_strdup_printf ("mount -t tmpfs -o size=16k tmpfs '%s' 2>/dev/null",
+                                            small);
+  if (system (mount) != 0) {
+    g_test_skip ("cannot mount a tmpfs here (needs root)");
+    tt_rmtree (dir);
+    return;
+  }
+  g_autofree char *job = tt_testkit_job (dir, "workers = 2\n",
+                                         "tasks = 3000\nop = fail:%n\nquiet = yes\n");
+  const char *args[] = { "-q", "-c", job, "--trace", "small/t.json", "--results", "small/r.jsonl",
+                         NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = tt_run_taskrun (args, dir, NULL, &out, &err);
+  g_autofree char *trace = g_build_filename (small, "t.json", NULL);
+  g_autofree char *results = g_build_filename (small, "r.jsonl", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (results, &text, NULL, NULL));
+  g_autoptr (JsonParser) p = NULL;
+  JsonArray *events = read_cut_trace (trace, &p);
+  g_autofree char *umount = g_strdup_printf ("umount '%s'", small);
+  g_assert_cmpint (system (umount), ==, 0);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "the trace"));
+  g_assert_nonnull (strstr (err, "cannot write the results file"));
+  check_well_formed (events);
+  g_assert_true (g_str_has_suffix (text, "}\n"));
+  g_auto (GStrv) rows = g_strsplit (text, "\n", -1);
+  for (guint i = 0; rows[i] && *rows[i]; i++) {
+    g_autoptr (JsonParser) rp = json_parser_new ();
+    g_assert_true (json_parser_load_from_data (rp, rows[i], -1, NULL));
+  }
+  tt_rmtree (dir);
+}
+
+/* exec's rows carry no Output (its payload is its own record; the commands' output goes
+ * to stdout), and a signal shows in Signal with an Error. */
+static void
+test_results_of_commands (void)
+{
+  g_autofree char *dir = tt_tmpdir ();
+  const char *args[] = { "-q", "-j", "1", "-s", "exec.shell=yes", "-e",
+                         "test {} = b && kill -SEGV $$; echo {}", "--results", "r.jsonl",
+                         ":::", "a", "b", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
+  g_autofree char *results = g_build_filename (dir, "r.jsonl", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (results, &text, NULL, NULL));
+  g_assert_null (strstr (text, "\"Output"));
+  g_assert_nonnull (strstr (text, "\"Signal\":11,"));
+  g_assert_nonnull (strstr (text, "\"Exitval\":0,\"Signal\":0,\"Command\":\"test a = b"));
   tt_rmtree (dir);
 }
 
@@ -514,6 +724,11 @@ main (int argc, char **argv)
   g_test_add_func ("/trace/tiny-tasks-grouped", test_tiny_tasks_grouped);
   g_test_add_func ("/trace/killed-run-leaves-trace", test_killed_run_leaves_trace);
   g_test_add_func ("/trace/bad-paths", test_bad_paths);
+  g_test_add_func ("/trace/resume-keeps-results", test_resume_keeps_results);
+  g_test_add_func ("/trace/groups-reach-the-file", test_groups_reach_the_file);
+  g_test_add_func ("/trace/report-destination", test_report_destination);
+  g_test_add_func ("/trace/results-of-commands", test_results_of_commands);
+  g_test_add_func ("/trace/full-disk", test_full_disk);
   g_test_add_func ("/trace/job-file-keys", test_job_file_keys);
   g_test_add_func ("/trace/results-output", test_results_output);
   g_test_add_func ("/trace/insights", test_insights);

@@ -131,6 +131,13 @@ main (int argc, char **argv)
   /* Started by mpirun or srun as several ranks: rank 0 goes on to run the command line,
    * every other rank serves it as a host for one worker (see mpi-backend.h). */
   int mpi_rank = -1, mpi_size = 0;
+  if (tr_mpi_launched (&mpi_rank, &mpi_size) && mpi_size != 1 && tr_mpi_srun_without_pmi ()) {
+    if (mpi_rank <= 0)
+      g_printerr ("taskrun: srun started %d tasks without an MPI plugin (srun --mpi=none), so "
+                  "they cannot form one job: run srun --mpi=pmix (or set MpiDefault=pmix in "
+                  "slurm.conf)\n", mpi_size);
+    return TR_EXIT_CANNOT_START;
+  }
   if (tr_mpi_launched (&mpi_rank, &mpi_size) && mpi_size != 1) {
     g_autoptr (GError) mpi_error = NULL;
     const TrMpiSession *mpi = tr_mpi_start (&mpi_error);

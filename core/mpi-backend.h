@@ -52,6 +52,9 @@ typedef struct {
 /* Whether the environment says an MPI launcher started this process, as which rank
  * (*rank) of how many (*size; 0 when the launcher does not say). */
 gboolean tr_mpi_launched (int *rank, int *size);
+/* Started by srun as one of several tasks of a step without a PMI plugin (srun
+ * --mpi=none): the tasks cannot be joined into one MPI job. */
+gboolean tr_mpi_srun_without_pmi (void);
 
 /* Loads the module and initialises MPI.  NULL with an error when this taskrun has no
  * MPI support or MPI cannot start; NULL without one when MPI has a single rank (MPI is

@@ -56,6 +56,21 @@ tr_mpi_launched (int *rank, int *size)
   return mpi_rank || (*rank >= 0 && *size > 1);
 }
 
+gboolean
+tr_mpi_srun_without_pmi (void)
+{
+  /* srun's PMI plugins set these (pmix: PMIX_RANK; pmi2: PMI_RANK, PMI_FD); mpirun sets
+   * OMPI_COMM_WORLD_SIZE.  A step of several tasks with none of them was started with
+   * --mpi=none (the default of most sites), and Open MPI cannot join its tasks into one
+   * job: each would be a world of one, and MPI_Init prints a page about building it. */
+  static const char *const pmi_vars[] = { "PMIX_RANK", "PMI_RANK", "PMI_FD", "PMI_SIZE",
+                                          "OMPI_COMM_WORLD_SIZE", NULL };
+  for (int i = 0; pmi_vars[i]; i++)
+    if (g_getenv (pmi_vars[i]))
+      return FALSE;
+  return env_int ("SLURM_PROCID") >= 0 && env_int ("SLURM_STEP_NUM_TASKS") > 1;
+}
+
 #ifdef TR_HAVE_MPI
 static char *
 module_path (void)

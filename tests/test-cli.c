@@ -384,6 +384,30 @@ test_worker_death_in_a_frame_is_said (void)
   tt_rmtree (dir);
 }
 
+/* Started by srun as one of several tasks without a PMI plugin (srun --mpi=none, as the
+ * environment says): one line saying what to add, exit 2, before MPI is touched; a task
+ * of a step of one, or one that PMIx started, is not refused. */
+static void
+test_srun_without_pmi (void)
+{
+  const char *args[] = { "-c", "conf/compute.ini", NULL };
+  const char *plain[] = { "SLURM_PROCID=0", "SLURM_STEP_NUM_TASKS=3", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, plain, &out, &err), ==, 2);
+  g_assert_cmpstr (err, ==, "taskrun: srun started 3 tasks without an MPI plugin (srun --mpi=none), "
+                            "so they cannot form one job: run srun --mpi=pmix (or set "
+                            "MpiDefault=pmix in slurm.conf)\n");
+  g_assert_cmpstr (out, ==, "");
+  const char *other_rank[] = { "SLURM_PROCID=2", "SLURM_STEP_NUM_TASKS=3", NULL };
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, other_rank, &out2, &err2), ==, 2);
+  g_assert_cmpstr (err2, ==, ""); /* rank 0 says it, once */
+  const char *one[] = { "SLURM_PROCID=0", "SLURM_STEP_NUM_TASKS=1", NULL };
+  g_autofree char *out3 = NULL, *err3 = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, NULL, one, &out3, &err3), ==, 0);
+  g_assert_cmpstr (out3, ==, "664579\n");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -406,5 +430,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/closed-stdout-is-an-error", test_closed_stdout_is_an_error);
   g_test_add_func ("/cli/dry-run-checks-job-log", test_dry_run_checks_job_log);
   g_test_add_func ("/cli/worker-death-in-a-frame-is-said", test_worker_death_in_a_frame_is_said);
+  g_test_add_func ("/cli/srun-without-pmi", test_srun_without_pmi);
   return g_test_run ();
 }

@@ -206,12 +206,11 @@ tr_insights_histogram (const TrInsights *in)
 
 #define INSIGHTS_LIST_WORKERS 8 /* more than this many: the lowest, the mean, the highest */
 
-/* A duration as a person reads it: 840 us, 12.5 ms, 3.20 s. */
-static void
-append_duration (GString *out, double seconds)
+void
+tr_duration_append (GString *out, double seconds, const char *micro)
 {
   if (seconds < 1e-3)
-    g_string_append_printf (out, "%.0f us", seconds * 1e6);
+    g_string_append_printf (out, "%.0f%s", seconds * 1e6, micro);
   else if (seconds < 1)
     g_string_append_printf (out, "%.1f ms", seconds * 1e3);
   else
@@ -259,7 +258,7 @@ tr_insights_print (const TrInsights *in, gboolean quoted, GString *out)
       }
       g_string_append_printf (out, "%s task %" G_GUINT64_FORMAT "%s%s%s ", i ? ";" : "",
                               st->seq, *d ? " (" : "", d, *d ? ")" : "");
-      append_duration (out, st->seconds);
+      tr_duration_append (out, st->seconds, " us");
       if (strcmp (st->outcome, "ok") != 0 || st->attempt > 1) {
         g_string_append_printf (out, " (%s%s", st->outcome, st->retried ? ", run again" : "");
         if (st->attempt > 1)
@@ -272,13 +271,13 @@ tr_insights_print (const TrInsights *in, gboolean quoted, GString *out)
   double tail = tr_insights_tail_seconds (in), idle = tr_insights_idle_end_seconds (in);
   if (tail >= 0) {
     g_string_append (out, "tail: ");
-    append_duration (out, tail);
+    tr_duration_append (out, tail, " us");
     g_string_append_printf (out, " from the last task made to the last result (%.0f%% of the "
                             "run)", in->run_seconds > 0 ? 100 * MIN (1.0, tail / in->run_seconds)
                                                         : 0);
     if (idle >= 0 && in->workers > 1) {
       g_string_append (out, "; the first worker done waited ");
-      append_duration (out, idle);
+      tr_duration_append (out, idle, " us");
       g_string_append (out, " for the last result");
     }
     g_string_append_c (out, '\n');

@@ -44,6 +44,9 @@ double tr_insights_idle_end_seconds (const TrInsights *in);
 double tr_insights_run_seconds (const TrInsights *in);
 const TrSlowTask *tr_insights_slowest (const TrInsights *in, guint *n);
 const guint64 *tr_insights_histogram (const TrInsights *in);
+/* A duration as a person reads it: 840 us, 12.5 ms, 3.20 s; `micro` is the unit of the
+ * first (" us" on a terminal, "&#xb5;s" in a page). */
+void tr_duration_append (GString *out, double seconds, const char *micro);
 /* The summary's lines: busy shares and the parent's CPU, the slowest three, the tail.
  * `quoted`: descriptions as the plugin shows them (TR_PLUGIN_FLAG_QUOTED_DESCRIPTIONS). */
 void tr_insights_print (const TrInsights *in, gboolean quoted, GString *out);

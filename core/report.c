@@ -198,12 +198,7 @@ esc (GString *out, const char *text)
 static void
 append_duration (GString *out, double seconds)
 {
-  if (seconds < 1e-3)
-    g_string_append_printf (out, "%.0f&#xb5;s", seconds * 1e6);
-  else if (seconds < 1)
-    g_string_append_printf (out, "%.1f ms", seconds * 1e3);
-  else
-    g_string_append_printf (out, "%.2f s", seconds);
+  tr_duration_append (out, seconds, "&#xb5;s");
 }
 
 static const char *

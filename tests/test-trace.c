@@ -111,6 +111,23 @@ count_named (JsonArray *events, const char *ph, const char *name)
   return n;
 }
 
+/* The tasks the events hold: one per task event, N per group of N. */
+static guint64
+count_tasks (JsonArray *events)
+{
+  guint64 tasks = 0;
+  for (guint i = 0; i < json_array_get_length (events); i++) {
+    JsonObject *e = json_array_get_object_element (events, i);
+    const char *cat = json_object_get_string_member_with_default (e, "cat", "");
+    if (g_str_equal (cat, "task"))
+      tasks++;
+    else if (g_str_equal (cat, "tasks"))
+      tasks += (guint64) json_object_get_int_member (json_object_get_object_member (e, "args"),
+                                                     "tasks");
+  }
+  return tasks;
+}
+
 /* The complete task events of attempt `attempt` of task `seq`. */
 static guint
 find_attempt (JsonArray *events, guint64 seq, guint attempt, JsonObject **found)
@@ -199,6 +216,44 @@ check_results (const char *path, GArray *rows, guint tasks)
   g_hash_table_destroy (seen);
 }
 
+/* A run of `job` in `dir` with a job log, a trace and a results file, its exit status
+ * `status`, and what every such run must hold: the trace well-formed, each job log row in
+ * it once at the log's time, one result row per task with the log's values.  *err gets
+ * stderr; the events stay valid while *parser lives. */
+typedef struct {
+  char *err;
+  GArray *rows;
+  JsonParser *parser;
+  JsonArray *events;
+} TracedRun;
+
+static void
+traced_run (TracedRun *run, const char *dir, const char *job, const char *verbose, int status,
+            guint log_rows, guint tasks)
+{
+  const char *args[] = { "-c", job, "--joblog", "log.tsv", "--trace", "trace.json", "--results",
+                         "results.jsonl", verbose, NULL };
+  g_autofree char *out = NULL;
+  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &run->err), ==, status);
+  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
+  g_autofree char *trace = g_build_filename (dir, "trace.json", NULL);
+  g_autofree char *results = g_build_filename (dir, "results.jsonl", NULL);
+  run->rows = read_joblog (log);
+  g_assert_cmpuint (run->rows->len, ==, log_rows);
+  run->events = read_trace (trace, &run->parser);
+  check_well_formed (run->events);
+  check_rows_in_trace (run->rows, run->events);
+  check_results (results, run->rows, tasks);
+}
+
+static void
+traced_run_clear (TracedRun *run)
+{
+  g_free (run->err);
+  g_array_unref (run->rows);
+  g_object_unref (run->parser);
+}
+
 /* A job of 3 ms tasks in which one crashes its worker: every attempt, the death and the
  * replacement are in the trace; every task in the results. */
 static void
@@ -208,34 +263,23 @@ test_attempts_and_death (void)
   g_autofree char *job = tt_testkit_job (dir, "workers = 2\n",
                                          "tasks = 12\nop = sleepecho:3:r%n\nbad_task = 5\n"
                                          "bad_op = crash\nquiet = yes\n");
-  const char *args[] = { "-c", job, "--joblog", "log.tsv", "--trace", "trace.json",
-                         "--results", "results.jsonl", NULL };
-  g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
-  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
-  g_autofree char *trace = g_build_filename (dir, "trace.json", NULL);
-  g_autofree char *results = g_build_filename (dir, "results.jsonl", NULL);
-  g_autoptr (GArray) rows = read_joblog (log);
-  g_assert_cmpuint (rows->len, ==, 12);
-  g_autoptr (JsonParser) p = NULL;
-  JsonArray *events = read_trace (trace, &p);
-  check_well_formed (events);
-  check_rows_in_trace (rows, events);
+  TracedRun run;
+  traced_run (&run, dir, job, NULL, 1, 12, 12);
   JsonObject *crashed = NULL;
-  g_assert_cmpuint (find_attempt (events, 5, 1, &crashed), ==, 1);
+  g_assert_cmpuint (find_attempt (run.events, 5, 1, &crashed), ==, 1);
   g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (crashed, "args"),
                                                   "outcome"), ==, "worker died");
   /* two workers started, the one that crashed ended and was replaced; all end at close */
-  g_assert_cmpuint (count_named (events, "i", "worker started"), ==, 3);
-  g_assert_cmpuint (count_named (events, "i", "worker ended"), ==, 3);
-  g_assert_cmpuint (count_named (events, "M", "thread_name"), ==, 4);
-  g_assert_cmpuint (count_named (events, "i", "run ended"), ==, 1);
-  check_results (results, rows, 12);
+  g_assert_cmpuint (count_named (run.events, "i", "worker started"), ==, 3);
+  g_assert_cmpuint (count_named (run.events, "i", "worker ended"), ==, 3);
+  g_assert_cmpuint (count_named (run.events, "M", "thread_name"), ==, 4);
+  g_assert_cmpuint (count_named (run.events, "i", "run ended"), ==, 1);
+  traced_run_clear (&run);
   tt_rmtree (dir);
 }
 
 /* A task that hangs past task_timeout, twice (retries = 1): two timeouts, a retry, and
- * one row in the results, for its second attempt. */
+ * one row in the results, for its second attempt; the slowest tasks name it once. */
 static void
 test_timeout_and_retry (void)
 {
@@ -243,25 +287,13 @@ test_timeout_and_retry (void)
   g_autofree char *job = tt_testkit_job (dir, "workers = 2\ntask_timeout = 0.3\nretries = 1\n",
                                          "tasks = 6\nop = sleepecho:3:r%n\nbad_task = 3\n"
                                          "bad_op = hang\nquiet = yes\n");
-  const char *args[] = { "-v", "-c", job, "--joblog", "log.tsv", "--trace", "trace.json",
-                         "--results", "results.jsonl", NULL };
-  g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (tt_run_taskrun (args, dir, NULL, &out, &err), ==, 1);
-  /* the slowest tasks name a task once, by its longest attempt */
-  g_assert_cmpuint (tt_count_lines (err, "taskrun: slowest tasks: task 3 (hang) "), ==, 1);
-  g_assert_null (strstr (strstr (err, "slowest tasks:"), "; task 3 "));
-  g_autofree char *log = g_build_filename (dir, "log.tsv", NULL);
-  g_autofree char *trace = g_build_filename (dir, "trace.json", NULL);
-  g_autofree char *results = g_build_filename (dir, "results.jsonl", NULL);
-  g_autoptr (GArray) rows = read_joblog (log);
-  g_assert_cmpuint (rows->len, ==, 7);
-  g_autoptr (JsonParser) p = NULL;
-  JsonArray *events = read_trace (trace, &p);
-  check_well_formed (events);
-  check_rows_in_trace (rows, events);
-  g_assert_cmpuint (count_named (events, "i", "timeout"), ==, 2);
-  g_assert_cmpuint (count_named (events, "i", "retry"), ==, 1);
-  check_results (results, rows, 6);
+  TracedRun run;
+  traced_run (&run, dir, job, "-v", 1, 7, 6);
+  g_assert_cmpuint (tt_count_lines (run.err, "taskrun: slowest tasks: task 3 (hang) "), ==, 1);
+  g_assert_null (strstr (strstr (run.err, "slowest tasks:"), "; task 3 "));
+  g_assert_cmpuint (count_named (run.events, "i", "timeout"), ==, 2);
+  g_assert_cmpuint (count_named (run.events, "i", "retry"), ==, 1);
+  traced_run_clear (&run);
   tt_rmtree (dir);
 }
 
@@ -298,16 +330,7 @@ test_tiny_tasks_grouped (void)
   g_autoptr (JsonParser) p = NULL;
   JsonArray *events = read_trace (trace, &p);
   check_well_formed (events);
-  guint64 tasks = 0;
-  for (guint i = 0; i < json_array_get_length (events); i++) {
-    JsonObject *e = json_array_get_object_element (events, i);
-    const char *cat = json_object_get_string_member_with_default (e, "cat", "");
-    if (g_str_equal (cat, "task"))
-      tasks++;
-    else if (g_str_equal (cat, "tasks"))
-      tasks += (guint64) json_object_get_int_member (json_object_get_object_member (e, "args"),
-                                                     "tasks");
-  }
+  guint64 tasks = count_tasks (events);
   g_assert_cmpuint (tasks, ==, 10000000);
   g_assert_cmpuint (count_named (events, "X", "generator"), >, 0);
   g_assert_cmpuint (count_named (events, "X", "results"), >, 0);
@@ -483,16 +506,7 @@ test_groups_reach_the_file (void)
   g_autofree char *trace = g_build_filename (dir, "t.json", NULL);
   g_autoptr (JsonParser) p = NULL;
   JsonArray *events = read_cut_trace (trace, &p);
-  guint64 tasks = 0;
-  for (guint i = 0; i < json_array_get_length (events); i++) {
-    JsonObject *e = json_array_get_object_element (events, i);
-    const char *cat = json_object_get_string_member_with_default (e, "cat", "");
-    if (g_str_equal (cat, "task"))
-      tasks++;
-    else if (g_str_equal (cat, "tasks"))
-      tasks += (guint64) json_object_get_int_member (json_object_get_object_member (e, "args"),
-                                                     "tasks");
-  }
+  guint64 tasks = count_tasks (events);
   g_assert_cmpuint (tasks, ==, done);
   tt_rmtree (dir);
 }

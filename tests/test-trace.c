@@ -298,7 +298,7 @@ test_timeout_and_retry (void)
 }
 
 /* 10M one-number tasks: grouped, every task counted once, the file small, and the
- * memory of the run what it is without a trace (generous bounds: no timing here). */
+ * memory of the run bounded (generous bounds: no timing here). */
 static void
 test_tiny_tasks_grouped (void)
 {
@@ -306,22 +306,17 @@ test_tiny_tasks_grouped (void)
   g_autofree char *job = tt_write (dir, "ss.ini",
                                    "[taskrun]\nplugin = compute\nworkers = 2\n[compute]\n"
                                    "op = sum-squares\nstart = 0\nend = 10000000\nchunk = 1\n");
-  /* the largest of taskrun and its workers, as bench-compute measures it, with the trace
-   * and without: a sanitizer's quarantine makes both larger, never one alone */
-  long maxrss[2];
-  for (int traced = 0; traced < 2; traced++) {
-    const char *args[] = { "-q", "-c", job, traced ? "--trace" : NULL, "trace.json", NULL };
-    GPid pid = tt_spawn_taskrun (args, dir, NULL);
-    struct rusage ru;
-    int status = tt_wait_pid (pid, 200, &ru);
-    g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    maxrss[traced] = ru.ru_maxrss;
-  }
-  g_test_message ("largest process: %ld KiB without the trace, %ld KiB with it", maxrss[0],
-                  maxrss[1]);
-  g_assert_cmpint (maxrss[1], <, maxrss[0] + maxrss[0] / 4 + 16 * 1024);
+  /* the largest of taskrun and its workers, as bench-compute measures it.  Under a
+   * sanitizer it is its allocator's (its quarantine alone varies from 145 to 330 MiB
+   * between runs of this job, with or without a trace): the bound is for a plain build */
+  const char *args[] = { "-q", "-c", job, "--trace", "trace.json", NULL };
+  GPid pid = tt_spawn_taskrun (args, dir, NULL);
+  struct rusage ru;
+  int status = tt_wait_pid (pid, 200, &ru);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_test_message ("largest process: %ld KiB", ru.ru_maxrss);
   if (!*TT_SANITIZE_CFLAGS)
-    g_assert_cmpint (maxrss[1], <, 64 * 1024);
+    g_assert_cmpint (ru.ru_maxrss, <, 64 * 1024);
   g_autofree char *trace = g_build_filename (dir, "trace.json", NULL);
   struct stat st;
   g_assert_cmpint (stat (trace, &st), ==, 0);

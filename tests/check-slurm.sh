@@ -40,12 +40,27 @@ esac
 export SLURM_CONF="$cluster/slurm.conf"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "$work" || exit 1
-echo "1..8"
+echo "1..11"
 
 # srun with PMIx: rank 0 runs the job, the two other tasks are its workers
 out=$(timeout 120 srun --mpi=pmix -n 3 "$taskrun" -c "$root/conf/compute.ini" 2> srun.err)
 check /slurm/srun-pmix-exact test "$out" = 664579
 check /slurm/srun-pmix-two-workers grep -q '2 workers (2 processes ran tasks)' srun.err
+
+# messages name a worker's node as Slurm does (SLURMD_NODENAME), and the other plugins
+# run as they do locally: exec's commands, copy's tree (rsync finds nothing to change)
+timeout 120 srun --mpi=pmix -n 3 "$taskrun" -c "$root/conf/compute.ini" --trace "$work/t.json" \
+  > /dev/null 2>&1
+check /slurm/workers-named-by-slurm-node grep -q '"name":"worker 2 (rank 2 on taskrun-node1)"' t.json
+out=$(timeout 120 srun --mpi=pmix -n 3 "$taskrun" -q -e 'echo {}' ::: a b c 2> exec.err | sort | tr '\n' ' ')
+check /slurm/exec-commands test "$out" = "a b c "
+mkdir -p src/d/e
+for i in $(seq 1 30); do head -c $((i * 1500)) /dev/urandom > "src/d/f$i"; done
+ln -s f1 src/d/link
+timeout 120 srun --mpi=pmix -n 3 "$taskrun" -q -c "$root/conf/copy.ini" -s copy.source="$work/src" \
+  -s copy.destination="$work/dst" > /dev/null 2> copy.err
+check /slurm/copy-rsync-finds-nothing sh -c \
+  "[ -d dst/d ] && [ -z \"\$(rsync -a --dry-run --itemize-changes src/ dst/)\" ]"
 
 # a plain srun (the site's MpiDefault=none): one line from taskrun saying what to add
 timeout 120 srun -n 3 "$taskrun" -c "$root/conf/compute.ini" > plain.out 2> plain.err
@@ -108,7 +123,7 @@ done_=$(awk -F '\t' '$1 ~ /^[0-9]+$/ && $7 == 0 && $8 == 0 { print $1 }' log.tsv
 check /slurm/scancel-then-resume-runs-the-rest sh -c \
   "[ $before -ge 10 ] && [ $before -lt 120 ] && [ $dups -eq 0 ] && [ $done_ -eq 120 ]"
 if [ $failed -ne 0 ]; then
-  for f in srun.err plain.err batch.err salloc.err long.err; do
+  for f in srun.err exec.err copy.err plain.err batch.err salloc.err long.err; do
     [ -s "$f" ] && sed "s|^|# $f: |" "$f" | head -20
   done
 fi

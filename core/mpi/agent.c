@@ -186,7 +186,12 @@ tr_mpi_agent_main (void)
   Agent ag = { 0 };
   tr_mpi_relay_init (&ag.relay);
   MPI_Comm_rank (MPI_COMM_WORLD, &ag.rank);
-  if (gethostname (ag.host, sizeof ag.host - 1) != 0)
+  /* the host as the user knows it: under Slurm, the node's name in Slurm's view (what
+   * squeue and sinfo show, not always the machine's hostname) */
+  const char *node = g_getenv ("SLURMD_NODENAME");
+  if (node && *node)
+    g_strlcpy (ag.host, node, sizeof ag.host);
+  else if (gethostname (ag.host, sizeof ag.host - 1) != 0)
     g_strlcpy (ag.host, "?", sizeof ag.host);
   ag.program = tr_paths_worker_program ();
   ag.recv_buf = g_byte_array_new ();

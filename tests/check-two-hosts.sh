@@ -27,6 +27,10 @@ case $? in
 *) echo "1..1"; echo "not ok 1 /two-hosts/up"; printf '%s\n' "$reason" | sed 's/^/# /'; exit 1 ;;
 esac
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Open MPI keeps some memory to the end and unloads the components that allocated it, so
+# LeakSanitizer can neither name nor suppress those reports (as in testutil.c): leaks are
+# checked on the local backend's runs, which go through the same runner and pool
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 cd "$work" || exit 1
 echo "1..7"
 

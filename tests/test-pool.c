@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 typedef struct {
   TrPlugin *plugin;
@@ -978,12 +979,103 @@ test_window_bounded_by_bytes (void)
   tt_rmtree (dir);
 }
 
+static void
+count_call (const TrResult *r, gpointer data)
+{
+  (void) r;
+  (*(int *) data)++;
+}
+
+/* A task submitted after close and join is refused; if the pool is then freed, its
+ * error callback still runs and its handle is done (it once read the freed pool). */
+static void
+test_refused_after_join_then_freed (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  TrPool *pool = new_pool (f, 1, 0);
+  tr_pool_close (pool);
+  tr_pool_join (pool);
+  int errors = 0;
+  g_autoptr (GBytes) in = cmd ("echo:late");
+  TrAsync *a = tr_pool_apply_async (pool, "late", in, count_call, count_call, &errors);
+  tr_pool_free (pool);
+  g_assert_cmpint (errors, ==, 1);
+  g_assert_true (tr_async_wait (a, -1));
+  g_assert_error (tr_async_peek_result (a)->error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED);
+  tr_async_unref (a);
+}
+
+/* The longest timeout is "for good", not an overflow (UBSan saw it). */
+static void
+test_wait_longest_timeout (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 1, 0);
+  g_autoptr (GBytes) in = cmd ("sleepecho:20:x");
+  g_autoptr (TrAsync) a = tr_pool_apply_async (pool, "x", in, NULL, NULL, NULL);
+  g_assert_true (tr_async_wait (a, G_MAXINT64));
+  const TrResult *r = tr_async_peek_result (a);
+  g_assert_no_error (r->error);
+  g_assert_cmpmem (r->data, r->len, "x", 1);
+}
+
+static gpointer
+apply_from_thread (gpointer pool)
+{
+  g_autoptr (GBytes) in = cmd ("echo:x");
+  return tr_pool_apply (pool, "x", in, NULL);
+}
+
+/* Another thread's call is refused with a critical, not run into the pool's state (four
+ * threads applying at once corrupted it). */
+static void
+test_other_thread_refused (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 1, 0);
+  g_test_expect_message ("taskrun", G_LOG_LEVEL_CRITICAL,
+                         "tr_pool_apply: a pool is used only by the thread that made it*");
+  GThread *t = g_thread_new ("other", apply_from_thread, pool);
+  gpointer got = g_thread_join (t);
+  g_test_assert_expected_messages ();
+  g_assert_null (got);
+  g_autofree char *mine = apply_ok (pool, "echo:mine");
+  g_assert_cmpstr (mine, ==, "mine");
+}
+
+/* A child after fork() that frees its copy of the pool neither stops the parent's
+ * workers nor waits for an I/O thread it does not have (it once hung, or killed them). */
+static void
+test_fork_child_frees_its_copy (Fixture *f, gconstpointer data)
+{
+  (void) data;
+  g_autoptr (TrPool) pool = new_pool (f, 2, 0);
+  g_autoptr (GBytes) in = cmd ("sleepecho:300:busy");
+  g_autoptr (TrAsync) running = tr_pool_apply_async (pool, "busy", in, NULL, NULL, NULL);
+  pid_t child = fork ();
+  g_assert_cmpint (child, >=, 0);
+  if (child == 0) {
+    tr_pool_free (pool);
+    _exit (0);
+  }
+  int status = tt_wait_pid (child, 30, NULL);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_assert_true (tr_async_wait (running, -1));
+  g_assert_no_error (tr_async_peek_result (running)->error);
+  g_autofree char *after = apply_ok (pool, "echo:after");
+  g_assert_cmpstr (after, ==, "after");
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add ("/pool/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD ("apply", test_apply);
+  ADD ("refused-after-join-then-freed", test_refused_after_join_then_freed);
+  ADD ("wait-longest-timeout", test_wait_longest_timeout);
+  ADD ("other-thread-refused", test_other_thread_refused);
+  ADD ("fork-child-frees-its-copy", test_fork_child_frees_its_copy);
   ADD ("apply-async-wait", test_apply_async_wait);
   ADD ("task-times-after-calibration", test_task_times_after_calibration);
   ADD ("map-keeps-order", test_map_keeps_order);

@@ -164,7 +164,10 @@ results_pop (TrPool *pool, gint64 timeout_us)
   GPtrArray *batch = g_async_queue_try_pop (sh->results);
   if (batch || timeout_us == 0)
     return batch;
-  gint64 deadline = timeout_us < 0 ? -1 : g_get_monotonic_time () + timeout_us;
+  gint64 now = g_get_monotonic_time ();
+  gint64 deadline = timeout_us < 0                  ? -1
+                    : timeout_us > G_MAXINT64 - now ? G_MAXINT64
+                                                    : now + timeout_us;
   for (;;) {
     g_atomic_int_set (&sh->main_waiting, 1);
     batch = g_async_queue_try_pop (sh->results);

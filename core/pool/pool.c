@@ -13,6 +13,8 @@
  */
 #include "private.h"
 
+#include <pthread.h>
+
 #include <math.h>
 
 
@@ -87,10 +89,32 @@ settings_init (PoolSettings *set, const TrLinkClass *link_class, TrPlugin *plugi
   set->link_class = link_class;
 }
 
+/* How many times this process's line has forked since it loaded the library: a child's
+ * copy of a pool is not the pool (its I/O thread and its workers are the parent's), and
+ * a call on it must not stop the parent's workers or wait for an I/O thread it has not. */
+static guint fork_generation;
+
+static void
+on_fork_child (void)
+{
+  fork_generation++;
+}
+
+gboolean
+pool_owned (const TrPool *pool)
+{
+  return pool->main.owner == g_thread_self () && pool->main.fork_generation == fork_generation;
+}
+
 TrPool *
 tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin, const TrConfig *config,
                      const TrPoolOptions *options, GError **error)
 {
+  static gsize atfork_done = 0;
+  if (g_once_init_enter (&atfork_done)) {
+    pthread_atfork (NULL, NULL, on_fork_child);
+    g_once_init_leave (&atfork_done, 1);
+  }
   TrPoolOptions defaults = { 0 }, checked;
   if (!options)
     options = &defaults;
@@ -104,6 +128,8 @@ tr_pool_new_on_link (const TrLinkClass *link_class, TrPlugin *plugin, const TrCo
     return NULL;
   }
   TrPool *pool = g_new0 (TrPool, 1);
+  pool->main.owner = g_thread_self ();
+  pool->main.fork_generation = fork_generation;
   settings_init (&pool->settings, link_class, plugin, config, options);
   PoolShared *sh = &pool->shared;
   handoff_init (pool);
@@ -179,6 +205,7 @@ tr_pool_apply_async (TrPool *pool, const char *description, GBytes *payload,
                      TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
 {
   g_return_val_if_fail (pool != NULL && payload != NULL, NULL);
+  POOL_OWNED_OR (pool, NULL);
   TrTaskRecord *a = submit_one (pool, 0, description, payload, 1, callback, error_callback, user_data);
   return record_ref (a);
 }
@@ -194,12 +221,17 @@ tr_async_ready (TrAsync *a)
 gboolean
 tr_async_wait (TrAsync *a, gint64 timeout_us)
 {
+  if (a->caller.done)
+    return TRUE; /* done: the pool is not touched (it may be gone) */
+  POOL_OWNED_OR (a->pool, FALSE);
   if (timeout_us < 0) {
     while (!a->caller.done)
       handoff_pump (a->pool, -1);
     return TRUE;
   }
-  gint64 deadline = g_get_monotonic_time () + timeout_us;
+  gint64 now = g_get_monotonic_time ();
+  /* a timeout as long as G_MAXINT64 must not overflow: it is "for good" */
+  gint64 deadline = timeout_us > G_MAXINT64 - now ? G_MAXINT64 : now + timeout_us;
   while (!a->caller.done) {
     gint64 left = deadline - g_get_monotonic_time ();
     if (left <= 0)
@@ -229,6 +261,8 @@ tr_async_peek_result (TrAsync *a)
 GBytes *
 tr_pool_apply (TrPool *pool, const char *description, GBytes *payload, GError **error)
 {
+  g_return_val_if_fail (pool != NULL && payload != NULL, NULL);
+  POOL_OWNED_OR (pool, NULL);
   g_autoptr (TrAsync) a = tr_pool_apply_async (pool, description, payload, NULL, NULL, NULL);
   return tr_async_get (a, error);
 }
@@ -289,6 +323,7 @@ tr_pool_event_clear (gpointer event)
 void
 tr_pool_close (TrPool *pool)
 {
+  POOL_OWNED_OR (pool, );
   pool->main.closed = TRUE;
   handoff_set_input_ended (pool, TRUE);
 }
@@ -307,6 +342,7 @@ stop_io_thread (TrPool *pool)
 void
 tr_pool_join (TrPool *pool)
 {
+  POOL_OWNED_OR (pool, );
   PoolMain *m = &pool->main;
   while (m->outstanding > 0)
     handoff_pump (pool, -1);
@@ -322,6 +358,7 @@ tr_pool_join (TrPool *pool)
 void
 tr_pool_terminate (TrPool *pool)
 {
+  POOL_OWNED_OR (pool, );
   if (!pool->main.io_thread)
     return;
   PoolShared *sh = &pool->shared;
@@ -338,6 +375,9 @@ tr_pool_free (TrPool *pool)
 {
   if (!pool)
     return;
+  if (pool->main.fork_generation != fork_generation)
+    return; /* a child's copy: its memory is left, the parent's workers untouched */
+  POOL_OWNED_OR (pool, );
   if (pool->main.io_thread) {
     /* every task submitted gets its callback, and every handle its end: a TrAsync may
      * outlive the pool (it is then done, and touches the pool no more) */
@@ -347,6 +387,10 @@ tr_pool_free (TrPool *pool)
     }
     stop_io_thread (pool);
   }
+  /* what is still to be delivered (a task refused after the join, say) gets its
+   * callbacks, and its handle its end, before the pool is gone */
+  while (handoff_pump (pool, 0))
+    ;
   /* the I/O thread is joined: the main thread owns every part now */
   handoff_free (pool);
   TaskQueue left = { 0 };

@@ -238,6 +238,8 @@ typedef struct {
 /* The thread that made the pool: it submits, and runs every callback. */
 typedef struct {
   GThread *io_thread;
+  GThread *owner;              /* the thread that made the pool: the only one that calls in */
+  guint fork_generation;       /* tr_fork_generation () when it was made (pool.c) */
   guint64 next_id;
   guint64 outstanding;
   guint oversize_made;         /* tasks made too large to send, not yet submitted */
@@ -296,6 +298,21 @@ struct TrPool {
  * first pointer, followed by the stdout and the stderr GString, and the GArray of
  * TrPoolEvent (output.c). */
 extern const char tr_pool_output_tag[];
+
+/* ---- pool.c ------------------------------------------------------------------------------ */
+
+/* Whether the calling thread may use the pool: the thread that made it, in the process
+ * that made it (a child's copy after fork is not the pool: its I/O thread and its workers
+ * are the parent's).  Every entry point but the signal-safe ones asks. */
+gboolean pool_owned (const TrPool *pool);
+#define POOL_OWNED_OR(pool, value)                                                              \
+  G_STMT_START {                                                                              \
+    if (!pool_owned (pool)) {                                                                 \
+      g_critical ("%s: a pool is used only by the thread that made it, in the process that "   \
+                  "made it (not from another thread, not in a child after fork)", G_STRFUNC); \
+      return value;                                                                           \
+    }                                                                                         \
+  } G_STMT_END
 
 /* ---- record.c -------------------------------------------------------------------------- */
 

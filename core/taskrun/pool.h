@@ -98,7 +98,14 @@ typedef struct TrPool TrPool;
 
 /* Starts the workers: each loads the plugin and runs its worker_init with `config`.
  * Returns when every worker is ready.  Fails when a worker could not start, with the
- * worker's own message. */
+ * worker's own message.
+ *
+ * A pool belongs to the thread that made it, in the process that made it: every call
+ * on it (and on its TrAsync handles) comes from that thread, but for the ones said to be
+ * safe from any thread.  A call from another thread is refused with a g_critical and
+ * does nothing.  In a child after fork() the pool's copy is not the pool (its I/O
+ * thread and its workers are the parent's): tr_pool_free there frees nothing and stops
+ * no worker, and any other call is refused. */
 TrPool *tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *options,
                      GError **error);
 guint tr_pool_get_workers (TrPool *pool);
@@ -147,9 +154,10 @@ typedef TrNext (*TrGeneratorFunc) (gpointer user_data, TrTask *task, GError **er
 gboolean tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
                          gpointer user_data, gboolean ordered, TrStats *stats, GError **error);
 
-/* Stops feeding: tr_pool_stream pulls no new task, and tasks not yet handed to a worker
- * fail with TR_TASK_ERROR_CANCELLED; running tasks finish.  Safe from any thread and from
- * a signal handler. */
+/* Stops feeding, for good: tr_pool_stream pulls no new task, tasks not yet handed to a
+ * worker fail with TR_TASK_ERROR_CANCELLED, and so does every task submitted after it
+ * (the pool takes no more: make a new one); running tasks finish.  Safe from any thread
+ * and from a signal handler. */
 void tr_pool_stop_feeding (TrPool *pool);
 /* Like tr_pool_terminate, but only asks: returns at once.  Safe from a signal handler. */
 void tr_pool_request_terminate (TrPool *pool);

@@ -101,9 +101,13 @@ on_fork_child (void)
 }
 
 gboolean
-pool_owned (const TrPool *pool)
+pool_owned (const TrPool *pool, const char *func)
 {
-  return pool->main.owner == g_thread_self () && pool->main.fork_generation == fork_generation;
+  if (pool->main.owner == g_thread_self () && pool->main.fork_generation == fork_generation)
+    return TRUE;
+  g_critical ("%s: a pool is used only by the thread that made it, in the process that made "
+              "it (not from another thread, not in a child after fork)", func);
+  return FALSE;
 }
 
 TrPool *
@@ -205,7 +209,8 @@ tr_pool_apply_async (TrPool *pool, const char *description, GBytes *payload,
                      TrResultFunc callback, TrResultFunc error_callback, gpointer user_data)
 {
   g_return_val_if_fail (pool != NULL && payload != NULL, NULL);
-  POOL_OWNED_OR (pool, NULL);
+  if (!pool_owned (pool, G_STRFUNC))
+    return NULL;
   TrTaskRecord *a = submit_one (pool, 0, description, payload, 1, callback, error_callback, user_data);
   return record_ref (a);
 }
@@ -223,7 +228,8 @@ tr_async_wait (TrAsync *a, gint64 timeout_us)
 {
   if (a->caller.done)
     return TRUE; /* done: the pool is not touched (it may be gone) */
-  POOL_OWNED_OR (a->pool, FALSE);
+  if (!pool_owned (a->pool, G_STRFUNC))
+    return FALSE;
   if (timeout_us < 0) {
     while (!a->caller.done)
       handoff_pump (a->pool, -1);
@@ -262,7 +268,8 @@ GBytes *
 tr_pool_apply (TrPool *pool, const char *description, GBytes *payload, GError **error)
 {
   g_return_val_if_fail (pool != NULL && payload != NULL, NULL);
-  POOL_OWNED_OR (pool, NULL);
+  if (!pool_owned (pool, G_STRFUNC))
+    return NULL;
   g_autoptr (TrAsync) a = tr_pool_apply_async (pool, description, payload, NULL, NULL, NULL);
   return tr_async_get (a, error);
 }
@@ -323,7 +330,8 @@ tr_pool_event_clear (gpointer event)
 void
 tr_pool_close (TrPool *pool)
 {
-  POOL_OWNED_OR (pool, );
+  if (!pool_owned (pool, G_STRFUNC))
+    return;
   pool->main.closed = TRUE;
   handoff_set_input_ended (pool, TRUE);
 }
@@ -342,7 +350,8 @@ stop_io_thread (TrPool *pool)
 void
 tr_pool_join (TrPool *pool)
 {
-  POOL_OWNED_OR (pool, );
+  if (!pool_owned (pool, G_STRFUNC))
+    return;
   PoolMain *m = &pool->main;
   while (m->outstanding > 0)
     handoff_pump (pool, -1);
@@ -358,7 +367,8 @@ tr_pool_join (TrPool *pool)
 void
 tr_pool_terminate (TrPool *pool)
 {
-  POOL_OWNED_OR (pool, );
+  if (!pool_owned (pool, G_STRFUNC))
+    return;
   if (!pool->main.io_thread)
     return;
   PoolShared *sh = &pool->shared;
@@ -377,7 +387,8 @@ tr_pool_free (TrPool *pool)
     return;
   if (pool->main.fork_generation != fork_generation)
     return; /* a child's copy: its memory is left, the parent's workers untouched */
-  POOL_OWNED_OR (pool, );
+  if (!pool_owned (pool, G_STRFUNC))
+    return;
   if (pool->main.io_thread) {
     /* every task submitted gets its callback, and every handle its end: a TrAsync may
      * outlive the pool (it is then done, and touches the pool no more) */

@@ -303,16 +303,9 @@ extern const char tr_pool_output_tag[];
 
 /* Whether the calling thread may use the pool: the thread that made it, in the process
  * that made it (a child's copy after fork is not the pool: its I/O thread and its workers
- * are the parent's).  Every entry point but the signal-safe ones asks. */
-gboolean pool_owned (const TrPool *pool);
-#define POOL_OWNED_OR(pool, value)                                                              \
-  G_STMT_START {                                                                              \
-    if (!pool_owned (pool)) {                                                                 \
-      g_critical ("%s: a pool is used only by the thread that made it, in the process that "   \
-                  "made it (not from another thread, not in a child after fork)", G_STRFUNC); \
-      return value;                                                                           \
-    }                                                                                         \
-  } G_STMT_END
+ * are the parent's); FALSE with a g_critical naming `func`.  Every entry point but the
+ * signal-safe ones asks. */
+gboolean pool_owned (const TrPool *pool, const char *func);
 
 /* ---- record.c -------------------------------------------------------------------------- */
 

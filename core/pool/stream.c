@@ -169,7 +169,8 @@ gboolean
 tr_pool_stream (TrPool *pool, TrGeneratorFunc generator, TrResultFunc on_result,
                 gpointer user_data, gboolean ordered, TrStats *stats, GError **error)
 {
-  POOL_OWNED_OR (pool, FALSE);
+  if (!pool_owned (pool, G_STRFUNC))
+    return FALSE;
   PoolMain *m = &pool->main;
   guint n_workers = pool->settings.n_workers;
   TrStats local = { 0 };
@@ -356,7 +357,8 @@ GPtrArray *
 tr_pool_map (TrPool *pool, GPtrArray *payloads, GError **error)
 {
   g_return_val_if_fail (pool != NULL && payloads != NULL, NULL);
-  POOL_OWNED_OR (pool, NULL);
+  if (!pool_owned (pool, G_STRFUNC))
+    return NULL;
   if (pool->main.closed || pool->main.joined) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_CANCELLED,
                  "the pool is closed: no more tasks can be submitted");

@@ -8,14 +8,7 @@ set -u
 taskrun=$1 testkit=$2 build=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-n=0 failed=0
-
-ok () { n=$((n + 1)); echo "ok $n $1"; }
-not_ok () { n=$((n + 1)); echo "not ok $n $1"; failed=1; }
-check () { # check NAME COMMAND...: ok when COMMAND succeeds
-  name=$1; shift
-  if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
+. "$(dirname "$0")/tap.sh"
 
 # browse PAGE NAME: the DOM after the page's scripts ran, in $work/NAME.dom; what Chromium
 # logged, in $work/NAME.log; a screenshot in BUILD_DIR/report-NAME.png

@@ -9,10 +9,7 @@ set -u
 taskrun=$1 root=$2 build=$3
 cluster=$build/slurm-test
 work=$(mktemp -d)
-n=0 failed=0
-ok () { n=$((n + 1)); echo "ok $n $1"; }
-not_ok () { n=$((n + 1)); echo "not ok $n $1"; failed=1; }
-check () { name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+. "$(dirname "$0")/tap.sh"
 
 # the pids of the processes whose environment holds $1 (NAME=VALUE): a Slurm job's, or
 # this cluster's, and not the other tests' that run the same taskrun meanwhile

@@ -9,10 +9,7 @@ set -u
 taskrun=$1 testkit=$2 root=$3
 name=trt$$
 work=$(mktemp -d)
-n=0 failed=0
-ok () { n=$((n + 1)); echo "ok $n $1"; }
-not_ok () { n=$((n + 1)); echo "not ok $n $1"; failed=1; }
-check () { t=$1; shift; if "$@"; then ok "$t"; else not_ok "$t"; fi; }
+. "$(dirname "$0")/tap.sh"
 cleanup () {
   "$root/tools/two-hosts" down "$name"
   rm -rf "$work"

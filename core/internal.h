@@ -13,6 +13,9 @@
 
 G_BEGIN_DECLS
 
+/* The largest pool: workers =, -j, TrPoolOptions.workers, and the trace's lanes. */
+#define TR_WORKERS_MAX 4096
+
 /* ---- options.c --------------------------------------------------------------------- */
 #define TR_CONFIG_ERROR (tr_config_error_quark ())
 GQuark tr_config_error_quark (void);

@@ -19,7 +19,7 @@ static const char *const backend_choices[] = { "local", "mpi", NULL };
 static const TrOption core_options[] = {
   { .name = "plugin", .type = TR_OPTION_STRING, .required = TRUE,
     .help = "the task plugin: a name found on the plugin path, or a path to a .so" },
-  { .name = "workers", .type = TR_OPTION_INT, .min = 1, .max = 4096,
+  { .name = "workers", .type = TR_OPTION_INT, .min = 1, .max = TR_WORKERS_MAX,
     .help = "pool size; default: the number of online CPUs" },
   { .name = "task_timeout", .type = TR_OPTION_DOUBLE, .default_value = "0", .min = 0, .max = 1e9,
     .help = "seconds a task may run before it is killed; 0: no limit" },

@@ -21,6 +21,7 @@
 #include "report.h"
 #include "config.h"
 #include "logfile.h"
+#include "stdout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +47,6 @@ struct TrReport {
   char *job_file, *plugin, *backend;
   guint workers;
   GArray **lanes;  /* [0] generator, [1 .. workers] slots, [workers + 1] results: of Span */
-  char **where;    /* [slot]: where its worker runs, or NULL */
   double resolution_us; /* spans of a kind closer than this are one */
   double first_us, last_us;
   double start_unix;
@@ -82,7 +82,6 @@ tr_report_new (const char *path, const TrTraceJob *job)
   r->backend = g_strdup (job->backend);
   r->workers = MIN (job->workers, TR_WORKERS_MAX);
   r->lanes = g_new0 (GArray *, r->workers + 2);
-  r->where = g_new0 (char *, r->workers + 2);
   for (guint i = 0; i < r->workers + 2; i++)
     r->lanes[i] = g_array_new (FALSE, FALSE, sizeof (Span));
   r->resolution_us = 1;
@@ -98,12 +97,9 @@ tr_report_free (TrReport *r)
 {
   if (!r)
     return;
-  for (guint i = 0; i < r->workers + 2; i++) {
+  for (guint i = 0; i < r->workers + 2; i++)
     g_array_unref (r->lanes[i]);
-    g_free (r->where[i]);
-  }
   g_free (r->lanes);
-  g_free (r->where);
   g_free (r->path);
   g_free (r->job_file);
   g_free (r->plugin);
@@ -147,15 +143,6 @@ lane_compact (GArray *lane, double resolution)
     }
   }
   g_array_set_size (lane, out);
-}
-
-void
-tr_report_worker_where (TrReport *r, guint slot, const char *where)
-{
-  if (slot == 0 || slot > r->workers)
-    return;
-  g_free (r->where[slot]);
-  r->where[slot] = g_strdup (where);
 }
 
 void
@@ -273,7 +260,7 @@ put_lane (GString *o, const TrReport *r, guint lane, double y, double scale, con
 }
 
 static void
-put_timeline (GString *o, const TrReport *r)
+put_timeline (GString *o, const TrReport *r, char *const *hosts)
 {
   double span_us = MAX (r->last_us - r->first_us, 1);
   double scale = TIMELINE_WIDTH / span_us;
@@ -295,7 +282,7 @@ put_timeline (GString *o, const TrReport *r)
   put_lane (o, r, 0, 0, scale, "taskrun: generator", "parent-lane", 0);
   put_lane (o, r, r->workers + 1, LANE_HEIGHT, scale, "taskrun: results", "parent-lane", 0);
   for (guint s = 1; s <= r->workers; s++) {
-    g_autofree char *label = r->where[s] ? g_strdup_printf ("worker %u (%s)", s, r->where[s])
+    g_autofree char *label = hosts[s] ? g_strdup_printf ("worker %u (%s)", s, hosts[s])
                                           : g_strdup_printf ("worker %u", s);
     put_lane (o, r, s, (s + 1) * LANE_HEIGHT, scale, label, "lane", s);
   }
@@ -399,9 +386,41 @@ static const char PAGE_SCRIPT[] =
   "else{tip.style.display='none';}});"
   "document.body.setAttribute('data-ready','yes');})();";
 
+/* Writes `page` to a new file beside `dest` (the file a symlink names: the caller
+ * resolves it), renamed over `dest` once whole; a file it replaces keeps its mode.  The
+ * new file's name is short, so that any name `dest` may have fits beside it.  FALSE with
+ * errno set, and nothing left beside `dest`. */
+static gboolean
+replace_whole (const char *dest, const GString *page)
+{
+  struct stat old;
+  gboolean replaces = stat (dest, &old) == 0 && S_ISREG (old.st_mode);
+  g_autofree char *dir = g_path_get_dirname (dest);
+  g_autofree char *tmp = g_build_filename (dir, ".taskrun-report.XXXXXX", NULL);
+  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0666); /* the umask applies */
+  if (fd < 0)
+    return FALSE;
+  gboolean ok = (!replaces || fchmod (fd, old.st_mode & 07777) == 0) &&
+                tr_write_fully (fd, page->str, page->len);
+  int e = errno;
+  if (close (fd) != 0 && ok) {
+    ok = FALSE;
+    e = errno;
+  }
+  if (ok && rename (tmp, dest) != 0) {
+    ok = FALSE;
+    e = errno;
+  }
+  if (!ok) {
+    g_unlink (tmp);
+    errno = e;
+  }
+  return ok;
+}
+
 gboolean
 tr_report_write (TrReport *r, const TrInsights *in, const TrStats *stats, gboolean quoted,
-                 GError **error)
+                 char *const *hosts, GError **error)
 {
   g_autoptr (GString) o = g_string_new (NULL);
   g_string_append (o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -438,7 +457,7 @@ tr_report_write (TrReport *r, const TrInsights *in, const TrStats *stats, gboole
   g_string_append (o, "</pre>\n<h2>Timeline</h2>\n<p>Each lane is a worker slot, or the "
                       "parent's generator and result delivery; blue: succeeded, red: failed, "
                       "orange: timed out or retried, black: its worker died.</p>\n");
-  put_timeline (o, r);
+  put_timeline (o, r, hosts);
   g_string_append (o, "<h2>Task durations</h2>\n");
   put_histogram (o, in);
   g_string_append (o, "<h2>Slowest tasks</h2>\n");
@@ -447,49 +466,11 @@ tr_report_write (TrReport *r, const TrInsights *in, const TrStats *stats, gboole
   put_workers (o, in);
   g_string_append_printf (o, "<script>%s</script>\n</body></html>\n", PAGE_SCRIPT);
 
-  /* a new file beside the destination (the file a symlink names), renamed over it once
-   * whole; a short name, so that any name the destination may have fits beside it */
   g_autofree char *real = realpath (r->path, NULL);
-  const char *dest = real ? real : r->path;
-  struct stat old;
-  gboolean replaces = stat (dest, &old) == 0 && S_ISREG (old.st_mode);
-  g_autofree char *dir = g_path_get_dirname (dest);
-  g_autofree char *tmp = g_build_filename (dir, ".taskrun-report.XXXXXX", NULL);
-  int fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0666); /* the umask applies */
-  gboolean ok = fd >= 0;
+  if (replace_whole (real ? real : r->path, o))
+    return TRUE;
   int e = errno;
-  if (ok && replaces && fchmod (fd, old.st_mode & 07777) != 0) {
-    ok = FALSE;
-    e = errno;
-    close (fd);
-    g_unlink (tmp);
-  } else if (ok) {
-    const char *p = o->str;
-    gsize left = o->len;
-    while (ok && left) {
-      gssize n = write (fd, p, left);
-      if (n < 0 && errno == EINTR)
-        continue;
-      ok = n > 0;
-      e = n < 0 ? errno : EIO;
-      p += MAX (n, 0);
-      left -= (gsize) MAX (n, 0);
-    }
-    if (ok && close (fd) != 0) {
-      ok = FALSE;
-      e = errno;
-    } else if (!ok) {
-      close (fd);
-    }
-    if (ok && rename (tmp, dest) != 0) {
-      ok = FALSE;
-      e = errno;
-    }
-    if (!ok)
-      g_unlink (tmp);
-  }
-  if (!ok)
-    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e), "cannot write the report %s: %s",
-                 r->path, g_strerror (e));
-  return ok;
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e), "cannot write the report %s: %s",
+               r->path, g_strerror (e));
+  return FALSE;
 }

@@ -15,11 +15,11 @@ TrReport *tr_report_new (const char *path, const TrTraceJob *job);
 /* The trace's spans (a TrSpanFunc): the page's timeline is drawn from them. */
 void tr_report_span (guint lane, double start_us, double dur_us, double busy_us, guint64 tasks,
                      TrSpanKind kind, gpointer report);
-/* Where slot's worker runs ("rank 2 on node7"), for its lane's name; NULL: this host. */
-void tr_report_worker_where (TrReport *r, guint slot, const char *where);
-/* Writes the page: to a new file in the same folder, renamed over `path` once whole. */
+/* Writes the page: to a new file in the same folder, renamed over `path` once whole.
+ * `hosts` [slot]: where its worker runs ("rank 2 on node7"), for its lane's name; NULL
+ * entries: this host. */
 gboolean tr_report_write (TrReport *r, const TrInsights *in, const TrStats *stats,
-                          gboolean quoted, GError **error);
+                          gboolean quoted, char *const *hosts, GError **error);
 void tr_report_free (TrReport *r);
 
 #endif

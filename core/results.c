@@ -17,6 +17,7 @@
 #include "results.h"
 #include "json.h"
 #include "logfile.h"
+#include "stdout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,23 +97,14 @@ tr_results_write (TrResultsFile *f, const TrResult *r, const char *command, cons
     tr_json_append_base64 (o, r->data, r->len);
   }
   g_string_append (o, "}\n");
-  const char *p = o->str;
-  gsize left = o->len;
-  while (left) {
-    gssize n = write (f->fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int e = n == 0 ? ENOSPC : errno;
-      /* no row half written: a reader of JSON Lines would stop at it */
-      if (ftruncate (f->fd, f->good) != 0) {
-        /* nothing more to do: the error below is said */
-      }
-      errno = e;
-      return FALSE;
+  if (!tr_write_fully (f->fd, o->str, o->len)) {
+    int e = errno;
+    /* no row half written: a reader of JSON Lines would stop at it */
+    if (ftruncate (f->fd, f->good) != 0) {
+      /* nothing more to do: the caller says the write's error */
     }
-    p += n;
-    left -= (gsize) n;
+    errno = e;
+    return FALSE;
   }
   f->good += (off_t) o->len;
   return TRUE;

@@ -583,8 +583,9 @@ print_summary (const TrJob *job, const TrStats *stats, const TrInsights *insight
       g_printerr ("taskrun: %s: %s\n", job->desc->name, lines[i]);
 }
 
-/* Where a file the run writes about itself goes: the command line's (relative to the
- * current folder), else the [taskrun] key's (relative to the job file's), else none. */
+/* Where a file the run writes about itself goes (job log, trace, results, report): the
+ * command line's (relative to the current folder), else the [taskrun] key's (relative to
+ * the job file's), else none. */
 static char *
 watch_path (const char *given, const TrJobSpec *spec, const char *key)
 {
@@ -613,8 +614,7 @@ tr_run (TrRunOptions *opts)
   }
 
   int status = TR_EXIT_OK;
-  g_autofree char *joblog_path = opts->joblog ? g_canonicalize_filename (opts->joblog, NULL)
-                                              : g_strdup (tr_config_get_string (spec->core, "joblog"));
+  g_autofree char *joblog_path = watch_path (opts->joblog, spec, "joblog");
   g_autofree char *identity = tr_joblog_identity (desc->name, tr_jobfile_get_path (spec->file));
   if (opts->job_text) {
     /* a job given on the command line (-e) is its options: its command and inputs, so

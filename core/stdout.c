@@ -95,10 +95,10 @@ wait_writable (int fd)
   poll (&p, 1, -1);
 }
 
-/* All of data to fd with write(2), a non-blocking fd waited for; FALSE with errno set. */
-static gboolean
-write_fully (int fd, const guint8 *data, gsize len)
+gboolean
+tr_write_fully (int fd, const void *bytes, gsize len)
 {
+  const guint8 *data = bytes;
   while (len) {
     gssize n = write (fd, data, len);
     if (n < 0 && errno == EINTR)
@@ -161,7 +161,7 @@ copy_chunk (int fd, int file, off_t *pos, gboolean *use_sendfile, gboolean *read
           continue;
         return n;
       }
-      if (!write_fully (fd, buf, (gsize) n))
+      if (!tr_write_fully (fd, buf, (gsize) n))
         return -1;
       *pos += n;
       return n;
@@ -181,7 +181,7 @@ tr_std_write_bytes (int fd, const void *data, gsize len)
 {
   if (!raw_write_begin (fd, len))
     return FALSE;
-  if (write_fully (fd, data, len))
+  if (tr_write_fully (fd, data, len))
     return TRUE;
   if (fd == 1)
     stdout_fail (errno);

@@ -19,6 +19,10 @@ gboolean tr_std_write_bytes (int fd, const void *data, gsize len);
  * set when reading `file` failed (0 when writing did: on fd 1, reported as
  * tr_stdout_write's failures are). */
 gboolean tr_std_write_file (int fd, int file, int *read_errno);
+/* All of `len` bytes to `fd` with write(2), across short writes and EINTR, a
+ * non-blocking descriptor waited for: taskrun's output, and the files a run writes about
+ * itself (trace, results, report).  FALSE with errno set. */
+gboolean tr_write_fully (int fd, const void *data, gsize len);
 /* Puts /dev/null in the place of a standard descriptor closed at start; first thing. */
 void tr_std_fds_open (void);
 int tr_stdout_close (int status);

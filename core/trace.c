@@ -30,6 +30,7 @@
 #include "config.h"
 #include "json.h"
 #include "logfile.h"
+#include "stdout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,14 +69,16 @@ struct TrTrace {
   double generator_end_us;
 };
 
+/* An event's opening fields, into `out` (the trace's buffer, or a group's held event). */
 static void
-put_head (TrTrace *t, const char *name, const char *cat, char ph, double ts_us, guint tid)
+put_head (const TrTrace *t, GString *out, const char *name, const char *cat, char ph, double ts_us,
+          guint tid)
 {
-  g_string_append (t->buf, "{\"name\":");
-  tr_json_append_string (t->buf, name, -1);
-  g_string_append_printf (t->buf, ",\"cat\":\"%s\",\"ph\":\"%c\",\"ts\":", cat, ph);
-  tr_json_append_double (t->buf, ts_us, 3);
-  g_string_append_printf (t->buf, ",\"pid\":%d,\"tid\":%u", t->pid, tid);
+  g_string_append (out, "{\"name\":");
+  tr_json_append_string (out, name, -1);
+  g_string_append_printf (out, ",\"cat\":\"%s\",\"ph\":\"%c\",\"ts\":", cat, ph);
+  tr_json_append_double (out, ts_us, 3);
+  g_string_append_printf (out, ",\"pid\":%d,\"tid\":%u", t->pid, tid);
 }
 
 /* The event's end: its args, already written as `,"args":{...}` or nothing. */
@@ -91,26 +94,16 @@ static void
 write_out (TrTrace *t)
 {
   if (t->fd >= 0 && !t->write_errno) {
-    const char *p = t->buf->str;
-    gsize left = t->buf->len;
-    while (left) {
-      gssize n = write (t->fd, p, left);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0) {
-        t->write_errno = n < 0 ? errno : ENOSPC;
-        g_printerr ("taskrun: cannot write the trace %s: %s; it ends at its last whole line\n",
-                    t->path, g_strerror (t->write_errno));
-        if (ftruncate (t->fd, t->good) != 0) {
-          /* said above; the file may end in a cut line */
-        }
-        break;
-      }
-      p += n;
-      left -= (gsize) n;
-    }
-    if (!t->write_errno)
+    if (tr_write_fully (t->fd, t->buf->str, t->buf->len)) {
       t->good += (off_t) t->buf->len;
+    } else {
+      t->write_errno = errno;
+      g_printerr ("taskrun: cannot write the trace %s: %s; it ends at its last whole line\n",
+                  t->path, g_strerror (t->write_errno));
+      if (ftruncate (t->fd, t->good) != 0) {
+        /* said above; the file may end in a cut line */
+      }
+    }
   }
   g_string_truncate (t->buf, 0);
   t->last_write = g_get_monotonic_time ();
@@ -214,7 +207,7 @@ tr_trace_open (const char *path, const TrTraceJob *job, TrSpanFunc span, gpointe
   char host[256] = "";
   if (gethostname (host, sizeof host - 1) != 0)
     g_strlcpy (host, "?", sizeof host);
-  put_head (t, "taskrun started", "run", 'i', 0, TR_TRACE_LANE_GENERATOR);
+  put_head (t, t->buf, "taskrun started", "run", 'i', 0, TR_TRACE_LANE_GENERATOR);
   g_string_append (t->buf, ",\"s\":\"g\",\"args\":{\"job_file\":");
   tr_json_append_string (t->buf, job->job_file, -1);
   g_string_append (t->buf, ",\"plugin\":");
@@ -259,7 +252,8 @@ group_write (TrTrace *t, guint lane)
     if (t->buf->len >= TRACE_BUFFER_BYTES)
       tr_trace_flush (t);
   } else if (parent) {
-    put_head (t, lane == 0 ? "generator" : "results", "parent", 'X', g->first_us, lane_tid (t, lane));
+    put_head (t, t->buf, lane == 0 ? "generator" : "results", "parent", 'X', g->first_us,
+              lane_tid (t, lane));
     g_string_append (t->buf, ",\"dur\":");
     tr_json_append_double (t->buf, dur, 3);
     g_string_append_printf (t->buf, ",\"args\":{\"spans\":%" G_GUINT64_FORMAT ",\"%s\":%"
@@ -270,7 +264,7 @@ group_write (TrTrace *t, guint lane)
     put_end (t);
   } else {
     g_autofree char *name = g_strdup_printf ("%" G_GUINT64_FORMAT " tasks", g->n);
-    put_head (t, name, "tasks", 'X', g->first_us, lane);
+    put_head (t, t->buf, name, "tasks", 'X', g->first_us, lane);
     g_string_append (t->buf, ",\"dur\":");
     tr_json_append_double (t->buf, dur, 3);
     g_string_append_printf (t->buf, ",\"args\":{\"tasks\":%" G_GUINT64_FORMAT ",\"first_seq\":%"
@@ -296,15 +290,13 @@ static void
 put_attempt (TrTrace *t, GString *out, const TrResult *r, const char *desc, TrSpanKind kind,
              double ts, double dur)
 {
-  GString *saved = t->buf;
-  t->buf = out;
   g_autofree char *name = NULL;
   gsize dlen = strlen (desc);
   if (dlen == 0)
     name = g_strdup_printf ("task %" G_GUINT64_FORMAT, r->seq);
   else if (dlen > TRACE_NAME_MAX)
     name = g_strndup (desc, TRACE_NAME_MAX);
-  put_head (t, name ? name : desc, "task", 'X', ts, r->worker);
+  put_head (t, out, name ? name : desc, "task", 'X', ts, r->worker);
   g_string_append (out, ",\"dur\":");
   tr_json_append_double (out, dur, 3);
   g_string_append_printf (out, ",\"args\":{\"seq\":%" G_GUINT64_FORMAT ",\"attempt\":%u,"
@@ -318,13 +310,12 @@ put_attempt (TrTrace *t, GString *out, const TrResult *r, const char *desc, TrSp
                                                                  TRACE_DESCRIPTION_MAX));
   }
   g_string_append (out, "}},\n");
-  t->buf = saved;
 }
 
 static void
 put_instant (TrTrace *t, const char *name, double ts, guint tid, const char *args_json)
 {
-  put_head (t, name, "event", 'i', ts, tid);
+  put_head (t, t->buf, name, "event", 'i', ts, tid);
   g_string_append_printf (t->buf, ",\"s\":\"t\"%s%s%s", args_json ? ",\"args\":{" : "",
                           args_json ? args_json : "", args_json ? "}" : "");
   put_end (t);
@@ -349,9 +340,7 @@ tr_trace_attempt (TrTrace *t, const TrResult *r, TrDescribeFunc describe, gpoint
     }
     g->n++;
     g->last_seq = r->seq;
-    g->end_us = MAX (g->end_us, ts + dur);
-    if (g->n == 1)
-      g->end_us = ts + dur;
+    g->end_us = g->n == 1 ? ts + dur : MAX (g->end_us, ts + dur);
     g->busy_us += dur;
     g->units += r->units;
     return;
@@ -437,7 +426,7 @@ tr_trace_close (TrTrace *t, const TrStats *stats, GError **error)
     group_write (t, lane);
   double now = (double) (g_get_monotonic_time () - t->t0_mono);
   /* the last event: no comma after it, then the bracket */
-  put_head (t, "run ended", "run", 'i', now, TR_TRACE_LANE_GENERATOR);
+  put_head (t, t->buf, "run ended", "run", 'i', now, TR_TRACE_LANE_GENERATOR);
   g_string_append_printf (t->buf, ",\"s\":\"g\",\"args\":{\"tasks\":%" G_GUINT64_FORMAT
                           ",\"succeeded\":%" G_GUINT64_FORMAT ",\"failed\":%" G_GUINT64_FORMAT
                           ",\"not_run\":%" G_GUINT64_FORMAT ",\"skipped\":%" G_GUINT64_FORMAT

@@ -8,7 +8,6 @@
 /* The lanes a trace draws: the parent's two, then one per worker slot (1 .. workers). */
 #define TR_TRACE_LANE_GENERATOR 0
 #define TR_TRACE_LANE_RESULTS (TR_WORKERS_MAX + 1)
-#define TR_WORKERS_MAX 4096
 
 typedef enum {
   TR_SPAN_OK,

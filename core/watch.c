@@ -25,7 +25,8 @@ struct TrWatch {
   gboolean results_failed;
   TrInsights *insights;
   TrReport *report;
-  char **hosts;   /* [slot]: where its worker runs (from its start event); NULL: here */
+  char **hosts;   /* [slot]: where its worker runs (from its start event); NULL: here; for
+                   * the results' Host and the report's lanes */
   guint workers;
 };
 
@@ -68,10 +69,6 @@ tr_watch_open (const TrWatchFiles *files, const TrTraceJob *job, GError **error)
   w->workers = job->workers;
   w->hosts = g_new0 (char *, job->workers + 2);
   w->insights = tr_insights_new (job->workers, files->report != NULL);
-  if (files->report && !tr_report_check (files->report, error)) {
-    tr_watch_free (w);
-    return NULL;
-  }
   if (files->report)
     w->report = tr_report_new (files->report, job);
   if ((files->trace || w->report) &&
@@ -96,8 +93,6 @@ on_event (const TrPoolEvent *ev, gpointer data)
   if (ev->kind == TR_POOL_EVENT_WORKER_READY && ev->slot <= w->workers) {
     g_free (w->hosts[ev->slot]);
     w->hosts[ev->slot] = g_strdup (ev->where);
-    if (w->report)
-      tr_report_worker_where (w->report, ev->slot, ev->where);
   }
   if (w->trace)
     tr_trace_worker_event (w->trace, ev);
@@ -165,7 +160,7 @@ tr_watch_end (TrWatch *w, const TrStats *stats, gboolean quoted)
     g_clear_error (&error);
     ok = FALSE;
   }
-  if (w->report && !tr_report_write (w->report, w->insights, stats, quoted, &error)) {
+  if (w->report && !tr_report_write (w->report, w->insights, stats, quoted, w->hosts, &error)) {
     g_printerr ("taskrun: %s\n", error->message);
     ok = FALSE;
   }

@@ -21,7 +21,8 @@ typedef struct TrWatch TrWatch; /* main thread only */
  * --dry-run.  Also refuses two of them, or one and the job log (`joblog`, may be NULL),
  * that name the same file. */
 gboolean tr_watch_check (const TrWatchFiles *files, const char *joblog, GError **error);
-/* Opens the files (emptied); NULL and *error when one cannot be. */
+/* Opens the files (emptied), their paths checked by tr_watch_check first; NULL and
+ * *error when one cannot be. */
 TrWatch *tr_watch_open (const TrWatchFiles *files, const TrTraceJob *job, GError **error);
 /* Watches the pool's workers and, with a trace, its main thread's phases. */
 void tr_watch_attach (TrWatch *w, TrPool *pool);

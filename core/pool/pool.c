@@ -28,7 +28,6 @@ tr_pool_new (TrPlugin *plugin, const TrConfig *config, const TrPoolOptions *opti
 
 /* The bounds of TrPoolOptions (pool.h): the CLI's, so that a library caller gets the
  * same pools a job file can ask for. */
-#define MAX_WORKERS 4096
 #define MAX_BATCH 65536
 #define MAX_SECONDS 1e9 /* about 31 years */
 
@@ -52,11 +51,11 @@ static gboolean
 options_check (const TrPoolOptions *options, TrPoolOptions *out, GError **error)
 {
   *out = *options;
-  if (out->workers > MAX_WORKERS || out->batch > MAX_BATCH) {
-    gboolean w = out->workers > MAX_WORKERS;
+  if (out->workers > TR_WORKERS_MAX || out->batch > MAX_BATCH) {
+    gboolean w = out->workers > TR_WORKERS_MAX;
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_NO_WORKER,
                  "TrPoolOptions.%s is %u: it must be at most %u", w ? "workers" : "batch",
-                 w ? out->workers : out->batch, w ? MAX_WORKERS : MAX_BATCH);
+                 w ? out->workers : out->batch, w ? TR_WORKERS_MAX : MAX_BATCH);
     return FALSE;
   }
   return seconds_ok ("task_timeout", &out->task_timeout, 0, error) &&

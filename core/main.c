@@ -131,24 +131,28 @@ main (int argc, char **argv)
   /* Started by mpirun or srun as several ranks: rank 0 goes on to run the command line,
    * every other rank serves it as a host for one worker (see mpi-backend.h). */
   int mpi_rank = -1, mpi_size = 0;
-  if (tr_mpi_launched (&mpi_rank, &mpi_size) && mpi_size != 1 && tr_mpi_srun_without_pmi ()) {
+  gboolean launched = tr_mpi_launched (&mpi_rank, &mpi_size);
+  if (launched && mpi_size != 1 && tr_mpi_srun_without_pmi ()) {
     if (mpi_rank <= 0)
       g_printerr ("taskrun: srun started %d tasks without an MPI plugin (srun --mpi=none), so "
                   "they cannot form one job: run srun --mpi=pmix (or set MpiDefault=pmix in "
                   "slurm.conf)\n", mpi_size);
     return TR_EXIT_CANNOT_START;
   }
-  if (tr_mpi_launched (&mpi_rank, &mpi_size) && mpi_size != 1) {
+  const TrMpiSession *mpi = NULL;
+  if (launched && mpi_size != 1) {
     g_autoptr (GError) mpi_error = NULL;
-    const TrMpiSession *mpi = tr_mpi_start (&mpi_error);
+    mpi = tr_mpi_start (&mpi_error);
     if (!mpi && mpi_error) {
       if (mpi_rank <= 0)
         g_printerr ("taskrun: started as %d MPI ranks, but %s\n", mpi_size, mpi_error->message);
       return TR_EXIT_CANNOT_START;
     }
-    if (mpi && mpi->rank > 0)
-      return mpi->module->agent_main ();
   }
+  if (launched)
+    tr_mpi_hide_launch ();
+  if (mpi && mpi->rank > 0)
+    return mpi->module->agent_main ();
   return tr_mpi_finish (tr_stdout_close (run_command_line (argc, argv)));
 }
 

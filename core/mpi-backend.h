@@ -56,6 +56,12 @@ gboolean tr_mpi_launched (int *rank, int *size);
  * --mpi=none): the tasks cannot be joined into one MPI job. */
 gboolean tr_mpi_srun_without_pmi (void);
 
+/* Takes out of this process's environment the variables by which the launcher told it
+ * its place in the job (see mpi-launch.c), once MPI has read them or will not: the
+ * environment is what the workers and their tasks inherit, and a task that starts
+ * taskrun or an MPI program of its own must not take that for one more rank of this job. */
+void tr_mpi_hide_launch (void);
+
 /* Loads the module and initialises MPI.  NULL with an error when this taskrun has no
  * MPI support or MPI cannot start; NULL without one when MPI has a single rank (MPI is
  * then finalised, and the job runs on local workers). */

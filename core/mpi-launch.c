@@ -1,5 +1,6 @@
-/* mpi-launch.c — finding out that mpirun or srun started taskrun, and loading the MPI
- * module (see mpi-backend.h) only then.
+/* mpi-launch.c — finding out that mpirun or srun started taskrun, loading the MPI
+ * module (see mpi-backend.h) only then, and keeping the launch's variables from the
+ * tasks once MPI has read them.
  *
  * Launchers announce themselves in the environment: Open MPI's mpirun sets
  * OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK, Slurm's srun SLURM_PROCID and
@@ -11,6 +12,9 @@
 
 #include <dlfcn.h>
 #include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
 
 G_DEFINE_QUARK (taskrun-mpi-error-quark, tr_mpi_error)
 
@@ -69,6 +73,55 @@ tr_mpi_srun_without_pmi (void)
     if (g_getenv (pmi_vars[i]))
       return FALSE;
   return env_int ("SLURM_PROCID") >= 0 && env_int ("SLURM_STEP_NUM_TASKS") > 1;
+}
+
+/* Whether a NAME=VALUE entry is one of the launch's: which rank of which job this
+ * process is, and how to reach the launcher's PMIx or PMI server.  Open MPI's own (its
+ * ess, orte and pmix settings, the world's shape), PMIx's and PMI's all, and Slurm's for
+ * the step's task (with these, Open MPI takes a process for a task of a step and waits
+ * for a PMI plugin).  The allocation's (SLURM_JOB_ID, SLURM_NODELIST, SLURMD_NODENAME)
+ * stay: a task may start steps of its own in it, and the user's MCA settings stay. */
+static gboolean
+names_the_launch (const char *entry)
+{
+  static const char *const prefixes[] = {
+    "OMPI_COMM_WORLD_", "OMPI_MCA_ess", "OMPI_MCA_orte_", "OMPI_MCA_pmix", "PMIX_", "PMI_",
+    "SLURM_PMIX", NULL
+  };
+  static const char *const names[] = {
+    "OMPI_UNIVERSE_SIZE", "OMPI_FIRST_RANKS", "OMPI_APP_CTX_NUM_PROCS", "OMPI_NUM_APP_CTX",
+    "OMPI_FILE_LOCATION", "OMPI_ARGV", "OMPI_COMMAND", "SLURM_PROCID", "SLURM_LOCALID",
+    "SLURM_GTIDS", "SLURM_STEPID", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS", NULL
+  };
+  for (int i = 0; prefixes[i]; i++)
+    if (g_str_has_prefix (entry, prefixes[i]))
+      return TRUE;
+  for (int i = 0; names[i]; i++) {
+    size_t n = strlen (names[i]);
+    if (strncmp (entry, names[i], n) == 0 && entry[n] == '=')
+      return TRUE;
+  }
+  return FALSE;
+}
+
+void
+tr_mpi_hide_launch (void)
+{
+  /* A new array put in place whole, never unsetenv: MPI's threads may be reading the
+   * environment meanwhile, and unsetenv moves its entries under them.  The old array
+   * stays as it was (environ's entries are not this file's to free), and the new one
+   * lives as long as the process, reachable from here. */
+  static char **kept_environ;
+  if (kept_environ)
+    return;
+  guint n = environ ? g_strv_length (environ) : 0;
+  char **kept = g_new0 (char *, n + 1);
+  guint k = 0;
+  for (guint i = 0; i < n; i++)
+    if (!names_the_launch (environ[i]))
+      kept[k++] = environ[i];
+  kept_environ = kept;
+  environ = kept;
 }
 
 #ifdef TR_HAVE_MPI

@@ -41,7 +41,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # checked on the local backend's runs, which go through the same runner and pool
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 cd "$work" || exit 1
-echo "1..11"
+echo "1..12"
 
 # srun with PMIx: rank 0 runs the job, the two other tasks are its workers
 out=$(timeout 120 srun --mpi=pmix -n 3 "$taskrun" -c "$root/conf/compute.ini" 2> srun.err)
@@ -55,6 +55,12 @@ timeout 120 srun --mpi=pmix -n 3 "$taskrun" -c "$root/conf/compute.ini" --trace 
 check /slurm/workers-named-by-slurm-node grep -q '"name":"worker 2 (rank 2 on taskrun-node1)"' t.json
 out=$(timeout 120 srun --mpi=pmix -n 3 "$taskrun" -q -e 'echo {}' ::: a b c 2> exec.err | sort | tr '\n' ' ')
 check /slurm/exec-commands test "$out" = "a b c "
+# a task does not see the step's task variables: a taskrun it starts runs on its own,
+# and it may still start a step of its own in the allocation
+out=$(timeout 120 srun --mpi=pmix -n 3 "$taskrun" -q -s exec.shell=yes -e \
+  "echo task {}; env | grep -c -e ^SLURM_PROCID= -e ^PMIX_RANK=; $taskrun -q -e 'echo inner' ::: x y; echo \$?; srun --overlap -n 1 echo step" \
+  ::: 1 2> nested.err | sort | tr '\n' ' ')
+check /slurm/task-runs-its-own-taskrun test "$out" = "0 0 inner x inner y step task 1 "
 mkdir -p src/d/e
 for i in $(seq 1 30); do head -c $((i * 1500)) /dev/urandom > "src/d/f$i"; done
 ln -s f1 src/d/link
@@ -124,7 +130,7 @@ done_=$(awk -F '\t' '$1 ~ /^[0-9]+$/ && $7 == 0 && $8 == 0 { print $1 }' log.tsv
 check /slurm/scancel-then-resume-runs-the-rest sh -c \
   "[ $before -ge 10 ] && [ $before -lt 120 ] && [ $dups -eq 0 ] && [ $done_ -eq 120 ]"
 if [ $failed -ne 0 ]; then
-  for f in srun.err exec.err copy.err plain.err batch.err salloc.err long.err; do
+  for f in srun.err exec.err nested.err copy.err plain.err batch.err salloc.err long.err; do
     [ -s "$f" ] && sed "s|^|# $f: |" "$f" | head -20
   done
 fi

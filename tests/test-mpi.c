@@ -1,9 +1,10 @@
 /* test-mpi.c — the MPI backend, through `mpirun --oversubscribe -n 3 taskrun ...`: rank 0
  * runs the job, ranks 1 and 2 are its workers.  Exact answers as with local workers, one
  * worker per rank, errors for a pool size or backend that disagrees with the launch, a
- * worker that cannot start on one rank, task crashes and timeouts on a rank, a task's
- * child process when mpirun ends the job, SIGINT to mpirun and to rank 0, and a killed
- * rank, each followed by --resume finishing exactly the rest.  (The copy plugin under MPI is in test-copy.c, against the rsync oracle.)
+ * worker that cannot start on one rank, task crashes and timeouts on a rank, tasks that
+ * do not see the launch, a task's child process when mpirun ends the job, SIGINT to
+ * mpirun and to rank 0, and a killed rank, each followed by --resume finishing exactly
+ * the rest.  (The copy plugin under MPI is in test-copy.c, against the rsync oracle.)
  * Skipped as a whole when the build has no MPI backend. */
 #include "testutil.h"
 
@@ -348,6 +349,25 @@ interrupt_then_resume (StopHow how)
 
 /* When mpirun ends the job, a task's own child process (in its worker's process group)
  * goes too: the agent stops the group on mpirun's SIGTERM. */
+/* A task's commands do not see the launch that started their worker: a taskrun (or any
+ * MPI program) a task starts runs on its own, as it would outside mpirun, rather than
+ * taking itself for a rank of the worker's job (it failed in MPI_Init). */
+static void
+test_tasks_do_not_see_the_launch (void)
+{
+  g_autofree char *command = g_strdup_printf (
+    "env | grep -c -e ^OMPI_COMM_WORLD -e ^OMPI_MCA_orte -e ^OMPI_MCA_ess -e ^PMIX_ ; "
+    "%s -q -e 'echo inner' ::: x y z; echo inner-status $?", TT_TASKRUN);
+  const char *args[] = { "-q", "-s", "exec.shell=yes", "-e", command, ":::", "1", "2", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (run_mpi (args, &out, &err), ==, 0);
+  g_assert_cmpuint (tt_count_lines (out, "0"), ==, 2);
+  g_assert_cmpuint (tt_count_lines (out, "inner "), ==, 6);
+  g_assert_cmpuint (tt_count_lines (out, "inner x"), ==, 2);
+  g_assert_cmpuint (tt_count_lines (out, "inner-status 0"), ==, 2);
+  g_assert_null (strstr (err, "MPI_Init"));
+}
+
 static void
 test_mpirun_stops_task_children (void)
 {
@@ -412,6 +432,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mpi/single-rank-runs-locally", test_single_rank_runs_locally);
   g_test_add_func ("/mpi/cannot-start-on-one-rank", test_cannot_start_on_one_rank);
   g_test_add_func ("/mpi/crash-and-timeout-on-a-rank", test_crash_and_timeout_on_a_rank);
+  g_test_add_func ("/mpi/tasks-do-not-see-the-launch", test_tasks_do_not_see_the_launch);
   g_test_add_func ("/mpi/mpirun-stops-task-children", test_mpirun_stops_task_children);
   g_test_add_func ("/mpi/sigint-to-mpirun-then-resume", test_sigint_to_mpirun);
   g_test_add_func ("/mpi/sigint-to-rank0-then-resume", test_sigint_to_rank0);

@@ -48,6 +48,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static const char *const init_choices[] = { "ok",   "fail", "crash", "hang", "fail-on-rank-2",
@@ -141,6 +142,24 @@ testkit_destroy (gpointer state)
   g_free (t);
 }
 
+/* The MPI rank of the worker's host as mpirun gave it to the worker's parent, its rank's
+ * process, or NULL outside mpirun: taskrun keeps the launch's variables from workers
+ * and tasks (core/mpi-launch.c), and a process's /proc environ stays what it started
+ * with, so this is mpirun's word, not taskrun's. */
+static char *
+launch_rank (void)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/environ", (int) getppid ());
+  g_autofree char *env = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (path, &env, &len, NULL))
+    return NULL;
+  for (gsize at = 0; at < len; at += strlen (env + at) + 1)
+    if (g_str_has_prefix (env + at, "OMPI_COMM_WORLD_RANK="))
+      return g_strdup (env + at + strlen ("OMPI_COMM_WORLD_RANK="));
+  return NULL;
+}
+
 static gboolean
 testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
 {
@@ -152,7 +171,8 @@ testkit_worker_init (const TrConfig *config, gpointer *wstate, GError **error)
   if (g_str_equal (init, "hang"))
     for (;;)
       pause ();
-  if (g_str_equal (init, "fail-on-rank-2") && g_strcmp0 (g_getenv ("OMPI_COMM_WORLD_RANK"), "2") == 0) {
+  g_autofree char *rank = launch_rank ();
+  if (g_str_equal (init, "fail-on-rank-2") && g_strcmp0 (rank, "2") == 0) {
     g_set_error (error, TR_TASK_ERROR, TR_TASK_ERROR_FAILED,
                  "testkit refuses to start on rank 2 (init = fail-on-rank-2)");
     return FALSE;
@@ -237,7 +257,7 @@ testkit_run (gpointer wstate, const guint8 *payload, gsize len, TrOutput *out, G
     g_autofree char *pid = g_strdup_printf ("%d", (int) getpid ());
     tr_output_append (out, pid, strlen (pid));
   } else if (g_str_equal (cmd, "rank-pid")) {
-    const char *rank = g_getenv ("OMPI_COMM_WORLD_RANK");
+    g_autofree char *rank = launch_rank ();
     g_autofree char *text = g_strdup_printf ("%s:%d", rank ? rank : "-", (int) getpid ());
     tr_output_append (out, text, strlen (text));
   } else if (g_str_has_prefix (cmd, "fail:")) {

@@ -56,8 +56,8 @@ tr_backend_workers (gboolean use_mpi, gboolean asked, guint *workers, const char
   if (asked && *workers != ranks - 1) {
     g_set_error (error, TR_CONFIG_ERROR, TR_CONFIG_ERROR_VALUE,
                  "%s: [taskrun] workers = %u, but with backend 'mpi' the workers are the %u ranks "
-                 "after rank 0 (mpirun -n %u); drop workers, or make it %u",
-                 workers_at, *workers, ranks - 1, ranks, ranks - 1);
+                 "after rank 0 (%s -n %u); drop workers, or make it %u",
+                 workers_at, *workers, ranks - 1, tr_mpi_launcher (), ranks, ranks - 1);
     return FALSE;
   }
   *workers = ranks - 1;

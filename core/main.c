@@ -109,6 +109,38 @@ raise_nofile (void)
     g_setenv (TR_NOFILE_ENV, started, TRUE);
 }
 
+/* Whether the command line only asks about taskrun (--version, --help, --list-plugins,
+ * --describe) and runs no job: then each process a launcher started answers for its own
+ * host (srun -N 4 taskrun --version shows whether every node has the same one), with no
+ * MPI job to form.  Read with the option table, so that a value (-e --version) is not
+ * taken for an option; the words after -- or ::: are a job's inputs. */
+static gboolean
+asks_only_about_taskrun (int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp (a, "--") == 0 || strncmp (a, ":::", 3) == 0)
+      return FALSE;
+    if (g_str_has_prefix (a, "--help") || strcmp (a, "-h") == 0 || strcmp (a, "-?") == 0)
+      return TRUE;
+    for (const GOptionEntry *e = entries; e->long_name; e++) {
+      gsize n = strlen (e->long_name);
+      gboolean is_long = a[0] == '-' && a[1] == '-' && strncmp (a + 2, e->long_name, n) == 0 &&
+                         (a[2 + n] == '\0' || a[2 + n] == '=');
+      gboolean is_short = e->short_name && a[0] == '-' && a[1] == e->short_name && a[2] == '\0';
+      if (!is_long && !is_short)
+        continue;
+      if (e->arg_data == &opt_version || e->arg_data == &opt_list_plugins ||
+          e->arg_data == &opt_describe)
+        return TRUE;
+      if (e->arg != G_OPTION_ARG_NONE && !strchr (a, '='))
+        i++; /* its value is the next word */
+      break;
+    }
+  }
+  return FALSE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -131,12 +163,19 @@ main (int argc, char **argv)
   /* Started by mpirun or srun as several ranks: rank 0 goes on to run the command line,
    * every other rank serves it as a host for one worker (see mpi-backend.h). */
   int mpi_rank = -1, mpi_size = 0;
-  gboolean launched = tr_mpi_launched (&mpi_rank, &mpi_size);
-  if (launched && mpi_size != 1 && tr_mpi_srun_without_pmi ()) {
-    if (mpi_rank <= 0)
-      g_printerr ("taskrun: srun started %d tasks without an MPI plugin (srun --mpi=none), so "
-                  "they cannot form one job: run srun --mpi=pmix (or set MpiDefault=pmix in "
-                  "slurm.conf)\n", mpi_size);
+  gboolean launched = tr_mpi_launched (&mpi_rank, &mpi_size) && !asks_only_about_taskrun (argc, argv);
+  const char *srun_plugin = launched && mpi_size != 1 ? tr_mpi_srun_cannot_join () : NULL;
+  if (srun_plugin) {
+    if (mpi_rank <= 0) {
+      if (strcmp (srun_plugin, "none") == 0)
+        g_printerr ("taskrun: srun started %d tasks without an MPI plugin (srun --mpi=none), "
+                    "so they cannot form one job: run srun --mpi=pmix (or set MpiDefault=pmix "
+                    "in slurm.conf)\n", mpi_size);
+      else
+        g_printerr ("taskrun: srun started %d tasks with --mpi=%s, which this taskrun's Open "
+                    "MPI cannot join into one job: run srun --mpi=pmix (or set "
+                    "MpiDefault=pmix in slurm.conf)\n", mpi_size, srun_plugin);
+    }
     return TR_EXIT_CANNOT_START;
   }
   const TrMpiSession *mpi = NULL;

@@ -52,9 +52,12 @@ typedef struct {
 /* Whether the environment says an MPI launcher started this process, as which rank
  * (*rank) of how many (*size; 0 when the launcher does not say). */
 gboolean tr_mpi_launched (int *rank, int *size);
-/* Started by srun as one of several tasks of a step without a PMI plugin (srun
- * --mpi=none): the tasks cannot be joined into one MPI job. */
-gboolean tr_mpi_srun_without_pmi (void);
+/* Started by srun as one of several tasks of a step that this taskrun cannot join into
+ * one MPI job: the step's MPI plugin (SLURM_MPI_TYPE; "none" without one), or NULL when
+ * the step can be joined or srun did not start this process. */
+const char *tr_mpi_srun_cannot_join (void);
+/* "srun" or "mpirun": which launcher tr_mpi_launched found, for messages. */
+const char *tr_mpi_launcher (void);
 
 /* Takes out of this process's environment the variables by which the launcher told it
  * its place in the job (see mpi-launch.c), once MPI has read them or will not: the

@@ -19,6 +19,8 @@ extern char **environ;
 G_DEFINE_QUARK (taskrun-mpi-error-quark, tr_mpi_error)
 
 static TrMpiSession session; /* .module NULL: no session */
+/* What started this process, for messages: read before the launch is hidden. */
+static const char *launcher = "mpirun";
 
 static int
 env_int (const char *name)
@@ -53,6 +55,7 @@ tr_mpi_launched (int *rank, int *size)
   for (int i = 0; size_vars[i] && *size <= 0; i++)
     *size = env_int (size_vars[i]);
   *size = MAX (*size, 0);
+  launcher = g_getenv ("OMPI_COMM_WORLD_SIZE") || env_int ("SLURM_PROCID") < 0 ? "mpirun" : "srun";
   /* srun sets SLURM_PROCID for an ordinary job step too: only a step of several tasks
    * (or an MPI-aware one) counts.  The size is the step's, not SLURM_NTASKS: a batch
    * script has SLURM_PROCID=0 and the allocation's SLURM_NTASKS, and a taskrun started
@@ -60,19 +63,33 @@ tr_mpi_launched (int *rank, int *size)
   return mpi_rank || (*rank >= 0 && *size > 1);
 }
 
-gboolean
-tr_mpi_srun_without_pmi (void)
+const char *
+tr_mpi_srun_cannot_join (void)
 {
-  /* srun's PMI plugins set these (pmix: PMIX_RANK; pmi2: PMI_RANK, PMI_FD); mpirun sets
-   * OMPI_COMM_WORLD_SIZE.  A step of several tasks with none of them was started with
-   * --mpi=none (the default of most sites), and Open MPI cannot join its tasks into one
-   * job: each would be a world of one, and MPI_Init prints a page about building it. */
-  static const char *const pmi_vars[] = { "PMIX_RANK", "PMI_RANK", "PMI_FD", "PMI_SIZE",
-                                          "OMPI_COMM_WORLD_SIZE", NULL };
-  for (int i = 0; pmi_vars[i]; i++)
-    if (g_getenv (pmi_vars[i]))
-      return FALSE;
-  return env_int ("SLURM_PROCID") >= 0 && env_int ("SLURM_STEP_NUM_TASKS") > 1;
+  /* A step of several tasks that no PMIx server and no mpirun started cannot be joined
+   * into one job by this Open MPI: each task would be a world of one, and MPI_Init
+   * prints a page about how Open MPI was built.  srun's pmix plugin sets PMIX_RANK,
+   * mpirun OMPI_COMM_WORLD_SIZE; pmi2's PMI_RANK and PMI_FD serve only an Open MPI with
+   * its s1/s2 components (TR_MPI_JOINS_PMI), and a taskrun without MPI says so itself. */
+  if (env_int ("SLURM_PROCID") < 0 || env_int ("SLURM_STEP_NUM_TASKS") <= 1)
+    return NULL;
+  if (g_getenv ("PMIX_RANK") || g_getenv ("OMPI_COMM_WORLD_SIZE"))
+    return NULL;
+  const char *plugin = g_getenv ("SLURM_MPI_TYPE");
+  gboolean pmi = g_getenv ("PMI_RANK") || g_getenv ("PMI_FD");
+#if defined(TR_HAVE_MPI) && !TR_MPI_JOINS_PMI
+  (void) pmi; /* PMI alone cannot be joined here */
+#else
+  if (pmi)
+    return NULL;
+#endif
+  return plugin && *plugin && strcmp (plugin, "none") != 0 ? plugin : "none";
+}
+
+const char *
+tr_mpi_launcher (void)
+{
+  return launcher;
 }
 
 /* Whether a NAME=VALUE entry is one of the launch's: which rank of which job this

@@ -7,7 +7,7 @@
 # Skipped, saying why, where Slurm cannot be started.  Prints TAP.
 set -u
 taskrun=$1 root=$2 build=$3
-cluster=$build/slurm-test
+cluster=${CHECK_SLURM_DIR:-$build/slurm-test}
 work=$(mktemp -d)
 . "$(dirname "$0")/tap.sh"
 
@@ -41,7 +41,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # checked on the local backend's runs, which go through the same runner and pool
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 cd "$work" || exit 1
-echo "1..12"
+echo "1..15"
 
 # srun with PMIx: rank 0 runs the job, the two other tasks are its workers
 out=$(timeout 120 srun --mpi=pmix -n 3 "$taskrun" -c "$root/conf/compute.ini" 2> srun.err)
@@ -72,10 +72,22 @@ check /slurm/copy-rsync-finds-nothing sh -c \
 # a plain srun (the site's MpiDefault=none): one line from taskrun saying what to add
 timeout 120 srun -n 3 "$taskrun" -c "$root/conf/compute.ini" > plain.out 2> plain.err
 status=$?
-check /slurm/srun-without-pmix-fails test "$status" -ne 0
+check /slurm/srun-without-pmix-exits-2 test "$status" -eq 2
 check /slurm/srun-without-pmix-one-line sh -c \
   "grep -c 'taskrun: srun started 3 tasks without an MPI plugin' plain.err | grep -qx 1 &&
    grep -q 'srun --mpi=pmix' plain.err && ! grep -q -e OPAL -e '^------' plain.err"
+# PMI-2, which this Open MPI cannot use (no s1/s2 components): the same one line
+timeout 120 srun --mpi=pmi2 -n 3 "$taskrun" -c "$root/conf/compute.ini" > pmi2.out 2> pmi2.err
+status=$?
+check /slurm/srun-pmi2-one-line sh -c \
+  "[ $status -eq 2 ] && grep -c 'taskrun: srun started 3 tasks with --mpi=pmi2' pmi2.err | grep -qx 1 &&
+   ! grep -q -e OPAL -e '^------' pmi2.err"
+# a question about taskrun forms no job: each task answers, with or without PMIx
+out=$(timeout 120 srun -n 2 "$taskrun" --version 2> version.err | grep -c '^taskrun ')
+check /slurm/version-on-each-task test "$out" = 2
+# a pool size that disagrees names the launcher the user ran
+timeout 120 srun --mpi=pmix -n 3 "$taskrun" -c "$root/conf/compute.ini" -j 5 > /dev/null 2> j5.err
+check /slurm/pool-size-names-srun grep -q 'the 2 ranks after rank 0 (srun -n 3)' j5.err
 
 # sbatch: the batch script a user copies, taken from the README ("Under Slurm"), on 3
 # tasks, with this build's taskrun and compute's job file
@@ -130,7 +142,7 @@ done_=$(awk -F '\t' '$1 ~ /^[0-9]+$/ && $7 == 0 && $8 == 0 { print $1 }' log.tsv
 check /slurm/scancel-then-resume-runs-the-rest sh -c \
   "[ $before -ge 10 ] && [ $before -lt 120 ] && [ $dups -eq 0 ] && [ $done_ -eq 120 ]"
 if [ $failed -ne 0 ]; then
-  for f in srun.err exec.err nested.err copy.err plain.err batch.err salloc.err long.err; do
+  for f in srun.err exec.err nested.err copy.err plain.err pmi2.err version.err j5.err batch.err salloc.err long.err; do
     [ -s "$f" ] && sed "s|^|# $f: |" "$f" | head -20
   done
 fi

@@ -385,8 +385,9 @@ test_worker_death_in_a_frame_is_said (void)
 }
 
 /* Started by srun as one of several tasks without a PMI plugin (srun --mpi=none, as the
- * environment says): one line saying what to add, exit 2, before MPI is touched; a task
- * of a step of one, or one that PMIx started, is not refused. */
+ * environment says), or with one this Open MPI cannot use: one line saying what to add,
+ * exit 2, before MPI is touched; a task of a step of one, or one that PMIx started, is
+ * not refused, nor a question about taskrun (--version). */
 static void
 test_srun_without_pmi (void)
 {
@@ -406,6 +407,34 @@ test_srun_without_pmi (void)
   g_autofree char *out3 = NULL, *err3 = NULL;
   g_assert_cmpint (tt_run_taskrun (args, NULL, one, &out3, &err3), ==, 0);
   g_assert_cmpstr (out3, ==, "664579\n");
+
+  /* a question about taskrun forms no job: each task answers for its host */
+  const char *version[] = { "--version", NULL };
+  g_autofree char *out4 = NULL, *err4 = NULL;
+  g_assert_cmpint (tt_run_taskrun (version, NULL, plain, &out4, &err4), ==, 0);
+  g_assert_true (g_str_has_prefix (out4, "taskrun "));
+  const char *list[] = { "-q", "--list-plugins", NULL };
+  g_autofree char *out5 = NULL, *err5 = NULL;
+  g_assert_cmpint (tt_run_taskrun (list, NULL, plain, &out5, &err5), ==, 0);
+  g_assert_nonnull (strstr (out5, "compute"));
+  /* ... but a value that reads like one is a job's */
+  const char *value[] = { "-e", "--version", ":::", "a", NULL };
+  g_autofree char *out6 = NULL, *err6 = NULL;
+  g_assert_cmpint (tt_run_taskrun (value, NULL, plain, &out6, &err6), ==, 2);
+  g_assert_nonnull (strstr (err6, "srun started 3 tasks without an MPI plugin"));
+
+  /* srun --mpi=pmi2: PMI-2's variables, which Debian's Open MPI cannot use (no s1/s2
+   * components), get the same one line, naming the plugin */
+  if (tt_have_mpi () && !TT_MPI_JOINS_PMI) {
+    const char *pmi2[] = { "SLURM_PROCID=0", "SLURM_STEP_NUM_TASKS=3", "SLURM_MPI_TYPE=pmi2",
+                           "PMI_RANK=0", "PMI_SIZE=3", "PMI_FD=9", NULL };
+    g_autofree char *out7 = NULL, *err7 = NULL;
+    g_assert_cmpint (tt_run_taskrun (args, NULL, pmi2, &out7, &err7), ==, 2);
+    g_assert_cmpstr (err7, ==, "taskrun: srun started 3 tasks with --mpi=pmi2, which this "
+                               "taskrun's Open MPI cannot join into one job: run srun "
+                               "--mpi=pmix (or set MpiDefault=pmix in slurm.conf)\n");
+    g_assert_cmpstr (out7, ==, "");
+  }
 }
 
 int

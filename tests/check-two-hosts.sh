@@ -17,6 +17,8 @@ cleanup () {
 trap cleanup EXIT
 two () { timeout 120 "$root/tools/two-hosts" mpirun "$name" --host "$name-a:1,$name-b:2" -n 3 "$@"; }
 
+# namespaces of this name are a dead test's of the same pid: no live one has it
+"$root/tools/two-hosts" down "$name"
 reason=$("$root/tools/two-hosts" up "$name" 2>&1)
 case $? in
 0) ;;

@@ -13,9 +13,11 @@ trap 'rm -rf "$work"' EXIT
 . "$here/tap.sh"
 echo "1..2"
 
-# stop_group PID: SIGTERM to the process group PID leads (setsid made it); whether PID
-# ended within 60 s
+# stop_group PID SCRIPT: SIGTERM to the process group PID leads (setsid made it), while
+# PID is still SCRIPT (pids come round again, and an ended test's may be a daemon's
+# now); whether PID ended within 60 s
 stop_group () {
+  tr '\0' ' ' 2> /dev/null < "/proc/$1/cmdline" | grep -qF "$2" || return 0
   kill -s TERM -- "-$1" 2> /dev/null
   i=0
   while kill -0 "$1" 2> /dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
@@ -45,14 +47,15 @@ started "$work/two.tap" has_netns "$pid"
 case $? in
 0)
   sleep 1 # into its first mpirun
+  stop_group "$pid" check-two-hosts.sh
+  ended=$?
   check /cleanup/two-hosts-sigterm-removes-namespaces sh -c \
-    "kill -s TERM -- -$pid; i=0; while kill -0 $pid 2>/dev/null && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
-     ! kill -0 $pid 2>/dev/null && ! ip netns list | grep -q '^trt$pid-'"
+    "[ $ended -eq 0 ] && ! ip netns list | grep -q '^trt$pid-'"
   ;;
 1) ok "/cleanup/two-hosts-sigterm-removes-namespaces # SKIP $(skip_reason "$work/two.tap")" ;;
 *) not_ok /cleanup/two-hosts-sigterm-removes-namespaces; sed 's/^/# /' "$work/two.tap" ;;
 esac
-stop_group "$pid"
+stop_group "$pid" check-two-hosts.sh
 "$root/tools/two-hosts" down "trt$pid"
 
 slurm_up () { [ -s "$cluster/run/slurmctld.pid" ] && grep -q '^1\.\.' "$work/slurm.tap"; }
@@ -65,17 +68,23 @@ case $? in
   daemons=$(cat "$cluster/run/slurmctld.pid" "$cluster/run/slurmd.pid" \
     "$cluster/run/munge/munged.pid" 2> /dev/null)
   sleep 1 # into its first srun
-  stop_group "$pid"
+  stop_group "$pid" check-slurm.sh
+  ended=$?
   left=
+  run=$(readlink "$cluster/run" || echo "$cluster/run")
   for d in $daemons; do
-    # an ended daemon nothing reaps (its parent is init, in a container) is a zombie
-    state=$(ps -o stat= -p "$d" 2> /dev/null) && case $state in Z*) ;; *) left="$left $d" ;; esac
+    # an ended daemon nothing reaps (its parent is init, in a container) is a zombie,
+    # and a pid that came round again is another process's
+    state=$(ps -o stat= -p "$d" 2> /dev/null) || continue
+    case $state in Z*) continue ;; esac
+    tr '\0' ' ' 2> /dev/null < "/proc/$d/cmdline" | grep -qF -e "$cluster/" -e "$run/" &&
+      left="$left $d"
   done
-  check /cleanup/slurm-sigterm-stops-daemons test -z "$left"
+  check /cleanup/slurm-sigterm-stops-daemons sh -c "[ $ended -eq 0 ] && [ -z '$left' ]"
   ;;
 1) ok "/cleanup/slurm-sigterm-stops-daemons # SKIP $(skip_reason "$work/slurm.tap")" ;;
 *) not_ok /cleanup/slurm-sigterm-stops-daemons; sed 's/^/# /' "$work/slurm.tap" ;;
 esac
-stop_group "$pid"
+stop_group "$pid" check-slurm.sh
 "$root/tools/slurm" stop "$cluster" > /dev/null 2>&1
 exit $failed

@@ -75,14 +75,14 @@ tr_mpi_srun_cannot_join (void)
     return NULL;
   if (g_getenv ("PMIX_RANK") || g_getenv ("OMPI_COMM_WORLD_SIZE"))
     return NULL;
-  const char *plugin = g_getenv ("SLURM_MPI_TYPE");
-  gboolean pmi = g_getenv ("PMI_RANK") || g_getenv ("PMI_FD");
 #if defined(TR_HAVE_MPI) && !TR_MPI_JOINS_PMI
-  (void) pmi; /* PMI alone cannot be joined here */
+  const gboolean pmi_joins = FALSE;
 #else
-  if (pmi)
-    return NULL;
+  const gboolean pmi_joins = TRUE;
 #endif
+  if (pmi_joins && (g_getenv ("PMI_RANK") || g_getenv ("PMI_FD")))
+    return NULL;
+  const char *plugin = g_getenv ("SLURM_MPI_TYPE");
   return plugin && *plugin && strcmp (plugin, "none") != 0 ? plugin : "none";
 }
 

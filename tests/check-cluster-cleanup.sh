@@ -80,7 +80,9 @@ case $? in
     tr '\0' ' ' 2> /dev/null < "/proc/$d/cmdline" | grep -qF -e "$cluster/" -e "$run/" &&
       left="$left $d"
   done
-  check /cleanup/slurm-sigterm-stops-daemons sh -c "[ $ended -eq 0 ] && [ -z '$left' ]"
+  # three daemons were seen running, and none is left
+  check /cleanup/slurm-sigterm-stops-daemons sh -c \
+    "[ $(echo $daemons | wc -w) -eq 3 ] && [ $ended -eq 0 ] && [ -z '$left' ]"
   ;;
 1) ok "/cleanup/slurm-sigterm-stops-daemons # SKIP $(skip_reason "$work/slurm.tap")" ;;
 *) not_ok /cleanup/slurm-sigterm-stops-daemons; sed 's/^/# /' "$work/slurm.tap" ;;
